@@ -1,0 +1,142 @@
+//! Samples and dataset folders (DESIGN §2), and the ZoomBench generator (§3).
+//!
+//! A dataset is a folder with `manifest.jsonl` (one [`Sample`] per line) and
+//! the images it names (paths relative to the folder).
+
+mod font;
+pub mod manifest;
+pub mod zoombench;
+
+pub use manifest::{DatasetError, MANIFEST};
+
+use crate::geometry::BBox;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// A ground-truth rationale: the region a correct answer must look at.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Rationale {
+    /// The box, in pixels of the original image (xyxy).
+    pub bbox: BBox,
+    /// What is there ("red placard"); may be empty.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub label: String,
+}
+
+/// One question about one image, with its answer and rationale boxes.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Sample {
+    /// Unique within the dataset.
+    pub id: String,
+    /// Image path relative to the manifest's folder.
+    pub image: String,
+    /// Image width in pixels.
+    pub width: u32,
+    /// Image height in pixels.
+    pub height: u32,
+    /// The question asked.
+    pub question: String,
+    /// The correct answer (for multiple choice: the option text or its letter).
+    pub answer: String,
+    /// Multiple-choice options, if any.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<String>,
+    /// Ground-truth rationale boxes (may be empty: M = 0).
+    pub rationales: Vec<Rationale>,
+    /// Free-form metadata (generator knobs, provenance).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub meta: Option<serde_json::Value>,
+    /// Keys of the manifest line this program does not know, kept so that a
+    /// load + save round trip loses nothing.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Sample {
+    /// The rationale boxes alone, in order.
+    pub fn gt_boxes(&self) -> Vec<BBox> {
+        self.rationales.iter().map(|r| r.bbox).collect()
+    }
+}
+
+/// A dataset folder loaded in memory.
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    root: PathBuf,
+    samples: Vec<Sample>,
+    index: HashMap<String, usize>,
+}
+
+impl Dataset {
+    /// A dataset of `samples` rooted at the folder `root` (nothing is written).
+    pub fn new(root: impl Into<PathBuf>, samples: Vec<Sample>) -> Self {
+        let index = samples
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.clone(), i))
+            .collect();
+        Self {
+            root: root.into(),
+            samples,
+            index,
+        }
+    }
+
+    /// Loads and validates `dir/manifest.jsonl` (or `dir` itself, if it is a
+    /// manifest file). See [`manifest::load`] for what is checked.
+    pub fn load(dir: impl AsRef<Path>) -> Result<Self, DatasetError> {
+        manifest::load(dir.as_ref())
+    }
+
+    /// Writes the manifest atomically (temporary file + rename).
+    pub fn save(&self) -> Result<(), DatasetError> {
+        manifest::save(&self.root, &self.samples)
+    }
+
+    /// The dataset folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The manifest path.
+    pub fn manifest_path(&self) -> PathBuf {
+        self.root.join(MANIFEST)
+    }
+
+    /// All samples, in manifest order.
+    pub fn samples(&self) -> &[Sample] {
+        &self.samples
+    }
+
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    /// Whether there are no samples.
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty()
+    }
+
+    /// The sample with this id.
+    pub fn get(&self, id: &str) -> Option<&Sample> {
+        self.index.get(id).map(|&i| &self.samples[i])
+    }
+
+    /// The full path of a sample's image.
+    pub fn image_path(&self, sample: &Sample) -> PathBuf {
+        self.root.join(&sample.image)
+    }
+
+    /// Decodes a sample's image as RGB.
+    pub fn load_image(&self, sample: &Sample) -> Result<image::RgbImage, DatasetError> {
+        let path = self.image_path(sample);
+        image::open(&path)
+            .map(|i| i.to_rgb8())
+            .map_err(|e| DatasetError::Image {
+                path,
+                message: e.to_string(),
+            })
+    }
+}

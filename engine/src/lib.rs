@@ -1,0 +1,18 @@
+//! # virl-engine
+//!
+//! Everything of ViRL Studio but pixels on screen: box geometry, datasets and
+//! the ZoomBench generator, the ViRL rewards and bi-level credit assignment,
+//! training metrics and failure signatures, and the scoring of rollouts
+//! produced elsewhere. No UI dependency (DESIGN §1).
+//!
+//! The formulas are those of `DESIGN.md` §4–6; each function's doc comment
+//! states the one it implements, and every constant lives in
+//! [`reward::RewardConfig`] or [`metrics::DetectorConfig`].
+
+pub mod credit;
+pub mod dataset;
+pub mod fsutil;
+pub mod geometry;
+// pub mod metrics;
+pub mod reward;
+// pub mod score;
