@@ -1,1 +1,5 @@
-fn main() {}
+//! The `virl` binary: the command line now; the studio joins it later.
+
+fn main() -> std::process::ExitCode {
+    virl_studio::cli::main()
+}

@@ -9,7 +9,7 @@
 //!
 //! The constants (`h_good`, `h_bad`, `α`, `ε`) are in [`RewardConfig`].
 
-use crate::reward::{ActionScore, RewardConfig};
+use crate::reward::RewardConfig;
 
 /// Group-relative advantages `A_i = (R_i − mean R) / (std R + ε)` of one group
 /// of rollouts of the same sample, with the sample standard deviation
@@ -78,14 +78,19 @@ pub struct ActionCredit {
 }
 
 /// Per-action credit of one trajectory with advantage `a_i`: `q_k`, `m_k` and
-/// `Â_k = m_k·A_i` for every zoom action. When the reward mode does not
+/// `Â_k = m_k·A_i` for every zoom action, given each action's `(IoU_k,
+/// redundant_k)` (IoU `None` when M = 0). When the reward mode does not
 /// modulate (`outcome`, `fidelity`), `m_k = 1` and `Â_k = A_i`; `q_k` is still
 /// reported.
-pub fn action_credit(actions: &[ActionScore], a_i: f64, cfg: &RewardConfig) -> Vec<ActionCredit> {
+pub fn action_credit(
+    actions: impl IntoIterator<Item = (Option<f64>, bool)>,
+    a_i: f64,
+    cfg: &RewardConfig,
+) -> Vec<ActionCredit> {
     actions
-        .iter()
-        .map(|a| {
-            let q = quality(a.iou, a.redundant, cfg);
+        .into_iter()
+        .map(|(iou, redundant)| {
+            let q = quality(iou, redundant, cfg);
             let m = if cfg.mode.modulates() {
                 modulator(a_i, q, cfg.alpha)
             } else {
@@ -103,7 +108,7 @@ pub fn action_credit(actions: &[ActionScore], a_i: f64, cfg: &RewardConfig) -> V
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reward::RewardMode;
+    use crate::reward::{ActionScore, RewardMode};
     use proptest::prelude::*;
 
     fn close(a: f64, b: f64) {
@@ -162,26 +167,29 @@ mod tests {
         let c = RewardConfig::default();
         let acts = [action(0.9, false), action(0.0, false), action(0.9, true)];
         // A > 0: good box up (1.5), bad box down (0.5), redundant down (0.5)
-        let up = action_credit(&acts, 2.0, &c);
+        let up = action_credit(acts.iter().map(|a| (a.iou, a.redundant)), 2.0, &c);
         let m: Vec<f64> = up.iter().map(|x| x.modulator).collect();
         assert_eq!(m, vec![1.5, 0.5, 0.5]);
         close(up[0].advantage, 3.0);
         close(up[1].advantage, 1.0);
         // A < 0: good box takes less blame (0.5), bad and redundant more (1.5)
-        let down = action_credit(&acts, -2.0, &c);
+        let down = action_credit(acts.iter().map(|a| (a.iou, a.redundant)), -2.0, &c);
         let m: Vec<f64> = down.iter().map(|x| x.modulator).collect();
         assert_eq!(m, vec![0.5, 1.5, 1.5]);
         close(down[1].advantage, -3.0);
         // A = 0: sign 0 → m = 1, Â = 0
-        let zero = action_credit(&acts, 0.0, &c);
-        assert!(zero.iter().all(|x| x.modulator == 1.0 && x.advantage == 0.0));
+        let zero = action_credit(acts.iter().map(|a| (a.iou, a.redundant)), 0.0, &c);
+        assert!(
+            zero.iter()
+                .all(|x| x.modulator == 1.0 && x.advantage == 0.0)
+        );
     }
 
     #[test]
     fn modulation_off_in_outcome_and_fidelity() {
         for mode in [RewardMode::Outcome, RewardMode::Fidelity] {
             let c = RewardConfig::with_mode(mode);
-            let cr = action_credit(&[action(0.9, false), action(0.0, true)], 1.5, &c);
+            let cr = action_credit([(Some(0.9), false), (Some(0.0), true)], 1.5, &c);
             assert!(cr.iter().all(|x| x.modulator == 1.0 && x.advantage == 1.5));
             assert_eq!(cr[0].quality, 1.0); // still reported
         }
@@ -193,7 +201,7 @@ mod tests {
             a in -5.0..5.0f64, iou in 0.0..1.0f64, redundant: bool, alpha in 0.0..1.0f64
         ) {
             let c = RewardConfig { alpha, ..RewardConfig::default() };
-            let cr = action_credit(&[action(iou, redundant)], a, &c)[0];
+            let cr = action_credit([(Some(iou), redundant)], a, &c)[0];
             prop_assert!(cr.modulator >= 1.0 - alpha - 1e-12 && cr.modulator <= 1.0 + alpha + 1e-12);
             // Â_k has the sign of A_i (or is 0 with it; m ≥ 0 since α ≤ 1)
             prop_assert!(cr.advantage * a >= 0.0);

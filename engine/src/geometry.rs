@@ -193,7 +193,12 @@ impl BBox {
     /// assert_eq!(a.iou(&a), 1.0);
     /// ```
     pub fn iou(&self, other: &Self) -> f64 {
-        if !(self.to_array().iter().chain(other.to_array().iter()).all(|v| v.is_finite())) {
+        if !(self
+            .to_array()
+            .iter()
+            .chain(other.to_array().iter())
+            .all(|v| v.is_finite()))
+        {
             return 0.0;
         }
         let inter = self.intersection_area(other);
@@ -321,7 +326,11 @@ pub fn crop_resize(src: &RgbImage, region: &BBox, out: u32) -> RgbImage {
 /// If `dst.len() != out * out * 3`.
 pub fn downsample_area_into(src: &RgbImage, region: &BBox, out: u32, dst: &mut [u8]) {
     let n = out as usize;
-    assert_eq!(dst.len(), n * n * 3, "downsample_area_into: wrong dst length");
+    assert_eq!(
+        dst.len(),
+        n * n * 3,
+        "downsample_area_into: wrong dst length"
+    );
     let (w, h) = (src.width() as f64, src.height() as f64);
     let raw = src.as_raw();
     let sx = region.width() / out as f64;
@@ -378,7 +387,12 @@ mod tests {
     use proptest::prelude::*;
 
     fn arb_box() -> impl Strategy<Value = BBox> {
-        (-50.0..150.0f64, -50.0..150.0f64, 0.0..100.0f64, 0.0..100.0f64)
+        (
+            -50.0..150.0f64,
+            -50.0..150.0f64,
+            0.0..100.0f64,
+            0.0..100.0f64,
+        )
             .prop_map(|(x, y, w, h)| BBox::from_xywh(x, y, w, h))
     }
 

@@ -13,6 +13,6 @@ pub mod credit;
 pub mod dataset;
 pub mod fsutil;
 pub mod geometry;
-// pub mod metrics;
+pub mod metrics;
 pub mod reward;
-// pub mod score;
+pub mod score;

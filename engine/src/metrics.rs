@@ -1,0 +1,471 @@
+//! Metrics of an iteration or an evaluation, and failure-signature detectors
+//! (DESIGN §6).
+//!
+//! | metric | definition |
+//! |---|---|
+//! | `acc_ans` | fraction of trajectories with `R_ans = 1` |
+//! | `acc_rat` | fraction of zoom actions (on samples with M ≥ 1) whose IoU with some ground-truth box is ≥ `rat_iou` (0.5) |
+//! | `coverage` | fraction of ground-truth boxes (over all trajectories) some zoom of the trajectory hit at IoU ≥ `rat_iou` |
+//! | `zooms` | mean zoom actions per trajectory |
+//! | `max_rounds_frac` | fraction of trajectories cut off at `max_rounds` |
+//! | `answered_frac` | fraction of trajectories that gave an answer |
+//! | `reward_*` | mean reward parts |
+//!
+//! Detectors run over a window of recent iterations (see [`DetectorConfig`]).
+
+use crate::score::ScoredTrajectory;
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+
+/// IoU at which a zoom counts as rationale-accurate for `Acc_rat` and coverage.
+pub const RAT_IOU: f64 = 0.5;
+
+/// The metrics of one iteration (or one evaluation).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IterationMetrics {
+    /// Iteration number (0-based).
+    pub iteration: u64,
+    /// Trajectories scored.
+    pub trajectories: usize,
+    /// Answer accuracy.
+    pub acc_ans: f64,
+    /// Per-invocation rationale accuracy; `None` when no zoom was made on a
+    /// sample with ground truth.
+    pub acc_rat: Option<f64>,
+    /// Rationale coverage at [`RAT_IOU`]; `None` when no sample had ground truth.
+    pub coverage: Option<f64>,
+    /// Mean zoom actions per trajectory.
+    pub zooms: f64,
+    /// Fraction of trajectories that hit `max_rounds`.
+    pub max_rounds_frac: f64,
+    /// Fraction of trajectories that gave an answer.
+    pub answered_frac: f64,
+    /// Mean total reward.
+    pub reward_total: f64,
+    /// Mean `R_ans`.
+    pub reward_ans: f64,
+    /// Mean `R_rat`.
+    pub reward_rat: f64,
+    /// Mean `R_fmt`.
+    pub reward_fmt: f64,
+    /// Mean policy entropy (set by the trainer).
+    pub entropy: Option<f64>,
+    /// Fraction of clipped probability ratios (set by the trainer).
+    pub clip_frac: Option<f64>,
+    /// Approximate KL to the rollout policy (set by the trainer).
+    pub approx_kl: Option<f64>,
+}
+
+/// Computes the metrics of a batch of scored trajectories. `rat_iou` is the
+/// IoU for `Acc_rat` and coverage ([`RAT_IOU`] by default).
+pub fn summarize(iteration: u64, trajs: &[ScoredTrajectory], rat_iou: f64) -> IterationMetrics {
+    let n = trajs.len();
+    let mean = |f: &dyn Fn(&ScoredTrajectory) -> f64| {
+        if n == 0 {
+            0.0
+        } else {
+            trajs.iter().map(f).sum::<f64>() / n as f64
+        }
+    };
+    let ious: Vec<f64> = trajs
+        .iter()
+        .flat_map(|t| t.actions.iter().filter_map(|a| a.iou))
+        .collect();
+    let acc_rat = (!ious.is_empty())
+        .then(|| ious.iter().filter(|&&v| v >= rat_iou).count() as f64 / ious.len() as f64);
+    let gts: Vec<f64> = trajs
+        .iter()
+        .flat_map(|t| t.facts.gt_best_iou.iter().copied())
+        .collect();
+    let coverage = (!gts.is_empty())
+        .then(|| gts.iter().filter(|&&v| v >= rat_iou).count() as f64 / gts.len() as f64);
+    IterationMetrics {
+        iteration,
+        trajectories: n,
+        acc_ans: mean(&|t| t.rewards.ans),
+        acc_rat,
+        coverage,
+        zooms: mean(&|t| t.actions.len() as f64),
+        max_rounds_frac: mean(&|t| f64::from(u8::from(t.facts.hit_max_rounds))),
+        answered_frac: mean(&|t| f64::from(u8::from(t.facts.answered))),
+        reward_total: mean(&|t| t.rewards.total),
+        reward_ans: mean(&|t| t.rewards.ans),
+        reward_rat: mean(&|t| t.rewards.rat),
+        reward_fmt: mean(&|t| t.rewards.fmt),
+        entropy: None,
+        clip_frac: None,
+        approx_kl: None,
+    }
+}
+
+/// Thresholds of the failure-signature detectors.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DetectorConfig {
+    /// Iterations a condition must hold (collapse, superficial) or the span
+    /// compared (explosion). Default 5.
+    pub window: usize,
+    /// Collapse: mean zooms per trajectory below this. Default 0.1.
+    pub collapse_zooms: f64,
+    /// Collapse: while at least this fraction of trajectories still answers. Default 0.5.
+    pub collapse_min_answered: f64,
+    /// Explosion: more than this fraction of trajectories hit `max_rounds`. Default 0.5.
+    pub explosion_max_rounds_frac: f64,
+    /// Explosion: or zooms per trajectory grew by this factor over the window. Default 2.0.
+    pub explosion_growth: f64,
+    /// Explosion: while `Acc_ans` fell by more than this over the window. Default 0.05.
+    pub explosion_acc_drop: f64,
+    /// Superficial grounding: at least this many zooms per trajectory. Default 1.0.
+    pub superficial_min_zooms: f64,
+    /// Superficial grounding: while `Acc_rat` stays below this. Default 0.3.
+    pub superficial_acc_rat: f64,
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        Self {
+            window: 5,
+            collapse_zooms: 0.1,
+            collapse_min_answered: 0.5,
+            explosion_max_rounds_frac: 0.5,
+            explosion_growth: 2.0,
+            explosion_acc_drop: 0.05,
+            superficial_min_zooms: 1.0,
+            superficial_acc_rat: 0.3,
+        }
+    }
+}
+
+/// The failure signatures of DESIGN §6.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// Visual thinking collapse: the policy stopped zooming but keeps answering.
+    Collapse,
+    /// Invocation explosion: zooms surge while answer accuracy drops.
+    Explosion,
+    /// Superficial grounding: zooms are made but miss the rationale.
+    Superficial,
+}
+
+impl FailureKind {
+    /// A short title for banners.
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Collapse => "visual thinking collapse",
+            Self::Explosion => "invocation explosion",
+            Self::Superficial => "superficial grounding",
+        }
+    }
+}
+
+/// A detected failure signature.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FailureSignature {
+    /// Which failure.
+    pub kind: FailureKind,
+    /// The iteration at which the condition began.
+    pub began_at: u64,
+    /// The iteration at which it was confirmed and reported.
+    pub detected_at: u64,
+    /// A sentence with the numbers behind it.
+    pub message: String,
+}
+
+/// Watches the metric series as it grows and reports each failure signature
+/// once when it is confirmed; a signature is reported again only after its
+/// condition has cleared.
+#[derive(Clone, Debug)]
+pub struct FailureMonitor {
+    cfg: DetectorConfig,
+    recent: VecDeque<IterationMetrics>,
+    /// For collapse, explosion, superficial: the first iteration of the
+    /// current run in which the condition held.
+    run_start: [Option<u64>; 3],
+    /// Consecutive iterations the condition held.
+    run_len: [usize; 3],
+    reported: [bool; 3],
+}
+
+impl FailureMonitor {
+    /// A monitor with these thresholds.
+    pub fn new(cfg: DetectorConfig) -> Self {
+        Self {
+            cfg,
+            recent: VecDeque::new(),
+            run_start: [None; 3],
+            run_len: [0; 3],
+            reported: [false; 3],
+        }
+    }
+
+    /// Adds one iteration's metrics; returns the signatures confirmed by it.
+    pub fn push(&mut self, m: &IterationMetrics) -> Vec<FailureSignature> {
+        let c = &self.cfg;
+        let w = c.window.max(1);
+        self.recent.push_back(m.clone());
+        while self.recent.len() > w {
+            self.recent.pop_front();
+        }
+        let first = &self.recent[0];
+        let collapse = m.zooms < c.collapse_zooms && m.answered_frac >= c.collapse_min_answered;
+        let superficial = m.zooms >= c.superficial_min_zooms
+            && m.acc_rat.is_some_and(|a| a < c.superficial_acc_rat);
+        let surging = |x: &IterationMetrics| {
+            x.max_rounds_frac > c.explosion_max_rounds_frac
+                || (first.zooms > 0.0 && x.zooms >= c.explosion_growth * first.zooms)
+        };
+        let explosion = self.recent.len() == w
+            && surging(m)
+            && m.acc_ans < first.acc_ans - c.explosion_acc_drop;
+        let mut out = Vec::new();
+        for (k, (holds, kind)) in [
+            (collapse, FailureKind::Collapse),
+            (explosion, FailureKind::Explosion),
+            (superficial, FailureKind::Superficial),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            if !holds {
+                self.run_start[k] = None;
+                self.run_len[k] = 0;
+                self.reported[k] = false;
+                continue;
+            }
+            self.run_len[k] += 1;
+            let began = match kind {
+                // The surge began where the window first shows it.
+                FailureKind::Explosion => self
+                    .recent
+                    .iter()
+                    .find(|x| surging(x))
+                    .map_or(m.iteration, |x| x.iteration),
+                _ => *self.run_start[k].get_or_insert(m.iteration),
+            };
+            let confirmed = match kind {
+                FailureKind::Explosion => true,
+                _ => self.run_len[k] >= w,
+            };
+            if confirmed && !self.reported[k] {
+                self.reported[k] = true;
+                let message = match kind {
+                    FailureKind::Collapse => format!(
+                        "{:.2} zooms per trajectory (< {}) while {:.0}% of trajectories still answer, for {} iterations",
+                        m.zooms,
+                        c.collapse_zooms,
+                        100.0 * m.answered_frac,
+                        self.run_len[k]
+                    ),
+                    FailureKind::Explosion => format!(
+                        "zooms per trajectory {:.2} → {:.2}, {:.0}% hit max_rounds, while Acc_ans fell {:.2} → {:.2}",
+                        first.zooms,
+                        m.zooms,
+                        100.0 * m.max_rounds_frac,
+                        first.acc_ans,
+                        m.acc_ans
+                    ),
+                    FailureKind::Superficial => format!(
+                        "{:.2} zooms per trajectory but Acc_rat {:.2} (< {}) for {} iterations",
+                        m.zooms,
+                        m.acc_rat.unwrap_or(0.0),
+                        c.superficial_acc_rat,
+                        self.run_len[k]
+                    ),
+                };
+                out.push(FailureSignature {
+                    kind,
+                    began_at: began,
+                    detected_at: m.iteration,
+                    message,
+                });
+            }
+        }
+        out
+    }
+}
+
+/// Runs the detectors over a whole series, as if it arrived live.
+pub fn detect(series: &[IterationMetrics], cfg: &DetectorConfig) -> Vec<FailureSignature> {
+    let mut mon = FailureMonitor::new(cfg.clone());
+    series.iter().flat_map(|m| mon.push(m)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reward::Rewards;
+    use crate::score::{ScoredAction, TrajectoryFacts};
+
+    fn it(
+        i: u64,
+        zooms: f64,
+        acc_ans: f64,
+        acc_rat: Option<f64>,
+        max_rounds: f64,
+    ) -> IterationMetrics {
+        IterationMetrics {
+            iteration: i,
+            trajectories: 64,
+            acc_ans,
+            acc_rat,
+            zooms,
+            max_rounds_frac: max_rounds,
+            answered_frac: 1.0 - max_rounds,
+            ..Default::default()
+        }
+    }
+
+    /// Zooms steady near 1.5, Acc_rat rising from 0.35 to 0.9, Acc_ans rising.
+    fn healthy() -> Vec<IterationMetrics> {
+        (0..40)
+            .map(|i| {
+                let t = i as f64 / 39.0;
+                it(
+                    i,
+                    1.5 + 0.2 * (i as f64).sin(),
+                    0.3 + 0.6 * t,
+                    Some(0.35 + 0.55 * t),
+                    0.02,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn healthy_series_fires_nothing() {
+        assert!(detect(&healthy(), &DetectorConfig::default()).is_empty());
+    }
+
+    #[test]
+    fn collapse_fires_once_with_its_start() {
+        // zooms decay from 1.5 to 0 from iteration 10; answers keep coming.
+        let s: Vec<_> = (0..30)
+            .map(|i| {
+                let z = if i < 10 {
+                    1.5
+                } else {
+                    (1.5 - 0.3 * (i - 10) as f64).max(0.0)
+                };
+                it(i, z, 0.6, if z > 0.0 { Some(0.6) } else { None }, 0.0)
+            })
+            .collect();
+        let f = detect(&s, &DetectorConfig::default());
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].kind, FailureKind::Collapse);
+        // z < 0.1 first at i = 15 (1.5 − 1.5 = 0); confirmed 5 iterations later
+        assert_eq!((f[0].began_at, f[0].detected_at), (15, 19));
+    }
+
+    #[test]
+    fn no_collapse_when_nothing_is_answered_either() {
+        let s: Vec<_> = (0..10).map(|i| it(i, 0.0, 0.0, None, 1.0)).collect();
+        assert!(
+            detect(&s, &DetectorConfig::default())
+                .iter()
+                .all(|f| f.kind != FailureKind::Collapse)
+        );
+    }
+
+    #[test]
+    fn explosion_fires_when_zooms_surge_and_accuracy_drops() {
+        let mut s = healthy()[..20].to_vec();
+        for (k, i) in (20..26).enumerate() {
+            let k = k as f64;
+            s.push(it(
+                i,
+                1.5 + 1.0 * (k + 1.0),
+                0.6 - 0.08 * (k + 1.0),
+                Some(0.5),
+                (0.15 * (k + 1.0)).min(1.0),
+            ));
+        }
+        let f = detect(&s, &DetectorConfig::default());
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].kind, FailureKind::Explosion);
+        assert!(f[0].began_at >= 20 && f[0].began_at <= f[0].detected_at);
+        // zooms surging with accuracy holding is not an explosion
+        let mut s = healthy()[..20].to_vec();
+        for i in 20..26 {
+            s.push(it(i, 4.0, 0.9, Some(0.8), 0.0));
+        }
+        assert!(detect(&s, &DetectorConfig::default()).is_empty());
+    }
+
+    #[test]
+    fn superficial_fires_and_rearms() {
+        let mut s: Vec<_> = (0..8).map(|i| it(i, 2.0, 0.5, Some(0.1), 0.0)).collect();
+        s.extend((8..12).map(|i| it(i, 2.0, 0.5, Some(0.7), 0.0)));
+        s.extend((12..20).map(|i| it(i, 2.0, 0.5, Some(0.1), 0.0)));
+        let f = detect(&s, &DetectorConfig::default());
+        assert_eq!(
+            f.iter()
+                .map(|x| (x.kind, x.began_at, x.detected_at))
+                .collect::<Vec<_>>(),
+            vec![
+                (FailureKind::Superficial, 0, 4),
+                (FailureKind::Superficial, 12, 16)
+            ]
+        );
+    }
+
+    fn traj(ans: f64, ious: &[f64], gt_best: &[f64], max_rounds: bool) -> ScoredTrajectory {
+        ScoredTrajectory {
+            sample: "s".into(),
+            group: "s".into(),
+            rewards: Rewards {
+                ans,
+                rat: 0.0,
+                fmt: 0.0,
+                total: ans,
+            },
+            coverage: None,
+            advantage: 0.0,
+            actions: ious
+                .iter()
+                .map(|&v| ScoredAction {
+                    bbox: None,
+                    iou: Some(v),
+                    gt: Some(0),
+                    sigma: Some(1),
+                    beta: Some(0.0),
+                    redundant: false,
+                    fidelity: 0.0,
+                    quality: 0.0,
+                    modulator: 1.0,
+                    advantage: 0.0,
+                })
+                .collect(),
+            facts: TrajectoryFacts {
+                answered: !max_rounds,
+                hit_max_rounds: max_rounds,
+                gt_best_iou: gt_best.to_vec(),
+            },
+        }
+    }
+
+    #[test]
+    fn summarize_hand_values() {
+        let ts = [
+            traj(1.0, &[0.6, 0.2], &[0.6], false),
+            traj(0.0, &[], &[0.0], false),
+            traj(0.0, &[0.5, 0.1, 0.1, 0.9], &[0.9, 0.2], true),
+        ];
+        let m = summarize(3, &ts, RAT_IOU);
+        assert_eq!(m.iteration, 3);
+        assert!((m.acc_ans - 1.0 / 3.0).abs() < 1e-12);
+        // IoU ≥ 0.5: 0.6, 0.5, 0.9 of 6 actions
+        assert_eq!(m.acc_rat, Some(0.5));
+        // ground-truth boxes hit: 0.6, 0.9 of 4
+        assert_eq!(m.coverage, Some(0.5));
+        assert_eq!(m.zooms, 2.0);
+        assert!((m.max_rounds_frac - 1.0 / 3.0).abs() < 1e-12);
+        assert!((m.answered_frac - 2.0 / 3.0).abs() < 1e-12);
+        let empty = summarize(0, &[], RAT_IOU);
+        assert_eq!(
+            (empty.acc_rat, empty.coverage, empty.zooms),
+            (None, None, 0.0)
+        );
+    }
+}

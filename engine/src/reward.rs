@@ -182,9 +182,16 @@ impl RewardConfig {
                 return Err(format!("{name} must be a finite number, got {v}"));
             }
         }
-        for (name, v) in [("h0", self.h0), ("tau_dup", self.tau_dup), ("h_good", self.h_good), ("h_bad", self.h_bad)] {
+        for (name, v) in [
+            ("h0", self.h0),
+            ("tau_dup", self.tau_dup),
+            ("h_good", self.h_good),
+            ("h_bad", self.h_bad),
+        ] {
             if !(0.0..=1.0).contains(&v) {
-                return Err(format!("{name} is an IoU threshold and must lie in [0, 1], got {v}"));
+                return Err(format!(
+                    "{name} is an IoU threshold and must lie in [0, 1], got {v}"
+                ));
             }
         }
         if self.h_good <= self.h_bad {
@@ -200,7 +207,10 @@ impl RewardConfig {
             ));
         }
         if self.adv_eps < 0.0 {
-            return Err(format!("adv_eps must not be negative, got {}", self.adv_eps));
+            return Err(format!(
+                "adv_eps must not be negative, got {}",
+                self.adv_eps
+            ));
         }
         Ok(())
     }
@@ -261,7 +271,13 @@ pub fn fidelity(sigma: i8, beta: f64, redundant: bool, cfg: &RewardConfig) -> f6
 ///
 /// With no ground truth (`M = 0`): `R_rat = 0`, every `f_k = 0`, IoU, `j_k`, σ,
 /// β and `C` are `None`, and no action is redundant.
-pub fn score_rationale(zooms: &[BBox], gts: &[BBox], width: f64, height: f64, cfg: &RewardConfig) -> RationaleScore {
+pub fn score_rationale(
+    zooms: &[BBox],
+    gts: &[BBox],
+    width: f64,
+    height: f64,
+    cfg: &RewardConfig,
+) -> RationaleScore {
     let clipped: Vec<Option<BBox>> = zooms.iter().map(|b| b.clip(width, height)).collect();
     if gts.is_empty() {
         return RationaleScore {
@@ -286,10 +302,7 @@ pub fn score_rationale(zooms: &[BBox], gts: &[BBox], width: f64, height: f64, cf
     let mut best = vec![0.0f64; m];
     let mut actions = Vec::with_capacity(zooms.len());
     for (k, b) in clipped.iter().enumerate() {
-        let ious: Vec<f64> = gts
-            .iter()
-            .map(|g| b.map_or(0.0, |b| b.iou(g)))
-            .collect();
+        let ious: Vec<f64> = gts.iter().map(|g| b.map_or(0.0, |b| b.iou(g))).collect();
         let (mut jk, mut iou_k) = (0usize, ious[0]);
         for (j, &v) in ious.iter().enumerate().skip(1) {
             if v > iou_k {
@@ -324,7 +337,8 @@ pub fn score_rationale(zooms: &[BBox], gts: &[BBox], width: f64, height: f64, cf
     let r_rat = if actions.is_empty() {
         cfg.r_none
     } else {
-        actions.iter().map(|a| a.fidelity).sum::<f64>() / actions.len() as f64 - cfg.w_c * (1.0 - coverage)
+        actions.iter().map(|a| a.fidelity).sum::<f64>() / actions.len() as f64
+            - cfg.w_c * (1.0 - coverage)
     };
     RationaleScore {
         actions,
@@ -369,7 +383,25 @@ pub fn normalize_answer(s: &str) -> String {
     let lowered = s.trim().to_lowercase();
     let collapsed = lowered.split_whitespace().collect::<Vec<_>>().join(" ");
     collapsed
-        .trim_matches(|c: char| matches!(c, '"' | '\'' | '`' | '.' | ',' | '!' | '?' | ';' | ':' | '(' | ')' | '[' | ']' | '{' | '}'))
+        .trim_matches(|c: char| {
+            matches!(
+                c,
+                '"' | '\''
+                    | '`'
+                    | '.'
+                    | ','
+                    | '!'
+                    | '?'
+                    | ';'
+                    | ':'
+                    | '('
+                    | ')'
+                    | '['
+                    | ']'
+                    | '{'
+                    | '}'
+            )
+        })
         .trim()
         .to_string()
 }
@@ -436,7 +468,18 @@ mod tests {
     fn defaults_match_design() {
         let c = cfg();
         assert_eq!(
-            (c.h0, c.eps_ref, c.tau_dup, c.w_s, c.w_b, c.rho, c.w_c, c.r_none, c.lambda_rat, c.lambda_fmt),
+            (
+                c.h0,
+                c.eps_ref,
+                c.tau_dup,
+                c.w_s,
+                c.w_b,
+                c.rho,
+                c.w_c,
+                c.r_none,
+                c.lambda_rat,
+                c.lambda_fmt
+            ),
             (0.3, 0.05, 0.7, 0.5, 0.5, 0.2, 0.5, -1.0, 0.5, 0.2)
         );
         assert_eq!((c.h_good, c.h_bad, c.alpha), (0.5, 0.1, 0.5));
@@ -452,7 +495,10 @@ mod tests {
         let g = [BBox::new(10.0, 10.0, 20.0, 20.0)];
         let s = score_rationale(&[g[0]], &g, W, H, &cfg());
         let a = &s.actions[0];
-        assert_eq!((a.iou, a.gt, a.sigma, a.beta, a.redundant), (Some(1.0), Some(0), Some(1), Some(1.0), false));
+        assert_eq!(
+            (a.iou, a.gt, a.sigma, a.beta, a.redundant),
+            (Some(1.0), Some(0), Some(1), Some(1.0), false)
+        );
         close(a.fidelity, 1.0);
         assert_eq!(s.coverage, Some(1.0));
         close(s.r_rat, 1.0);
@@ -491,14 +537,26 @@ mod tests {
         // Same correct box looked at twice, but the second slightly shifted so
         // that IoU between zooms < τ_dup... use two disjoint-ish boxes each hitting g at IoU 0.5.
         let g = [BBox::new(0.0, 0.0, 10.0, 10.0)];
-        let zooms = [BBox::new(0.0, 0.0, 10.0, 5.0), BBox::new(0.0, 5.0, 10.0, 10.0)];
+        let zooms = [
+            BBox::new(0.0, 0.0, 10.0, 5.0),
+            BBox::new(0.0, 5.0, 10.0, 10.0),
+        ];
         let s = score_rationale(&zooms, &g, W, H, &cfg());
         // zoom-zoom IoU = 0 (touching), β_2 = max(0, 0.5 − 0.5) = 0 < ε_ref and σ = +1 → redundant
         assert_eq!(s.actions[1].beta, Some(0.0));
         assert!(s.actions[1].redundant);
         close(s.actions[1].fidelity, 0.5 - 0.2);
         // a missed action with β = 0 is *not* redundant by this rule
-        let s2 = score_rationale(&[BBox::new(50.0, 50.0, 60.0, 60.0), BBox::new(70.0, 70.0, 80.0, 80.0)], &g, W, H, &cfg());
+        let s2 = score_rationale(
+            &[
+                BBox::new(50.0, 50.0, 60.0, 60.0),
+                BBox::new(70.0, 70.0, 80.0, 80.0),
+            ],
+            &g,
+            W,
+            H,
+            &cfg(),
+        );
         assert!(!s2.actions[1].redundant);
     }
 
@@ -507,7 +565,10 @@ mod tests {
         // Two near-identical misses: σ = −1 (so the refinement rule does not
         // apply), but IoU between them ≥ τ_dup.
         let g = [BBox::new(0.0, 0.0, 10.0, 10.0)];
-        let zooms = [BBox::new(50.0, 50.0, 60.0, 60.0), BBox::new(50.0, 50.0, 60.0, 61.0)];
+        let zooms = [
+            BBox::new(50.0, 50.0, 60.0, 60.0),
+            BBox::new(50.0, 50.0, 60.0, 61.0),
+        ];
         let s = score_rationale(&zooms, &g, W, H, &cfg());
         assert!(!s.actions[0].redundant);
         assert!(s.actions[1].redundant);
@@ -518,8 +579,14 @@ mod tests {
 
     #[test]
     fn beta_tracks_each_rationale_separately() {
-        let g = [BBox::new(0.0, 0.0, 10.0, 10.0), BBox::new(50.0, 50.0, 60.0, 60.0)];
-        let zooms = [BBox::new(0.0, 0.0, 10.0, 10.0), BBox::new(50.0, 50.0, 60.0, 60.0)];
+        let g = [
+            BBox::new(0.0, 0.0, 10.0, 10.0),
+            BBox::new(50.0, 50.0, 60.0, 60.0),
+        ];
+        let zooms = [
+            BBox::new(0.0, 0.0, 10.0, 10.0),
+            BBox::new(50.0, 50.0, 60.0, 60.0),
+        ];
         let s = score_rationale(&zooms, &g, W, H, &cfg());
         // The second zoom's best rationale is g_2, never seen before: β = 1.
         assert_eq!(s.actions[1].gt, Some(1));
@@ -530,17 +597,26 @@ mod tests {
 
     #[test]
     fn ties_go_to_lowest_index() {
-        let g = [BBox::new(0.0, 0.0, 10.0, 10.0), BBox::new(0.0, 0.0, 10.0, 10.0)];
+        let g = [
+            BBox::new(0.0, 0.0, 10.0, 10.0),
+            BBox::new(0.0, 0.0, 10.0, 10.0),
+        ];
         let s = score_rationale(&[BBox::new(0.0, 0.0, 10.0, 10.0)], &g, W, H, &cfg());
         assert_eq!(s.actions[0].gt, Some(0));
         // a box with no area: IoU 0 for every j → j = 0
         let s = score_rationale(&[BBox::new(200.0, 200.0, 300.0, 300.0)], &g, W, H, &cfg());
-        assert_eq!((s.actions[0].gt, s.actions[0].iou, s.actions[0].bbox), (Some(0), Some(0.0), None));
+        assert_eq!(
+            (s.actions[0].gt, s.actions[0].iou, s.actions[0].bbox),
+            (Some(0), Some(0.0), None)
+        );
     }
 
     #[test]
     fn coverage_partial() {
-        let g = [BBox::new(0.0, 0.0, 10.0, 10.0), BBox::new(50.0, 50.0, 60.0, 60.0)];
+        let g = [
+            BBox::new(0.0, 0.0, 10.0, 10.0),
+            BBox::new(50.0, 50.0, 60.0, 60.0),
+        ];
         let s = score_rationale(&[BBox::new(0.0, 0.0, 10.0, 10.0)], &g, W, H, &cfg());
         assert_eq!(s.coverage, Some(0.5));
         close(s.r_rat, 1.0 - 0.5 * 0.5);
@@ -560,11 +636,23 @@ mod tests {
 
     #[test]
     fn no_ground_truth_scores_nothing() {
-        let s = score_rationale(&[BBox::new(0.0, 0.0, 10.0, 10.0), BBox::new(0.0, 0.0, 10.0, 10.0)], &[], W, H, &cfg());
+        let s = score_rationale(
+            &[
+                BBox::new(0.0, 0.0, 10.0, 10.0),
+                BBox::new(0.0, 0.0, 10.0, 10.0),
+            ],
+            &[],
+            W,
+            H,
+            &cfg(),
+        );
         assert_eq!(s.r_rat, 0.0);
         assert_eq!(s.coverage, None);
         for a in &s.actions {
-            assert_eq!((a.iou, a.gt, a.sigma, a.beta, a.redundant, a.fidelity), (None, None, None, None, false, 0.0));
+            assert_eq!(
+                (a.iou, a.gt, a.sigma, a.beta, a.redundant, a.fidelity),
+                (None, None, None, None, false, 0.0)
+            );
         }
         assert_eq!(score_rationale(&[], &[], W, H, &cfg()).r_rat, 0.0);
     }
@@ -581,7 +669,10 @@ mod tests {
     #[test]
     fn total_by_mode() {
         let c = cfg();
-        close(total_reward(1.0, 0.4, -1.0, &c).total, 1.0 + 0.5 * 0.4 - 0.2);
+        close(
+            total_reward(1.0, 0.4, -1.0, &c).total,
+            1.0 + 0.5 * 0.4 - 0.2,
+        );
         let o = RewardConfig::with_mode(RewardMode::Outcome);
         close(total_reward(1.0, 0.4, -1.0, &o).total, 1.0 - 0.2);
         let f = RewardConfig::with_mode(RewardMode::Fidelity);
@@ -606,14 +697,22 @@ mod tests {
 
     #[test]
     fn validate_rejects_bad_constants() {
-        let bad = RewardConfig { h_good: 0.1, h_bad: 0.5, ..cfg() };
+        let bad = RewardConfig {
+            h_good: 0.1,
+            h_bad: 0.5,
+            ..cfg()
+        };
         assert!(bad.validate().unwrap_err().contains("h_good"));
-        let nan = RewardConfig { rho: f64::NAN, ..cfg() };
+        let nan = RewardConfig {
+            rho: f64::NAN,
+            ..cfg()
+        };
         assert!(nan.validate().unwrap_err().contains("rho"));
     }
 
     fn arb_box() -> impl Strategy<Value = BBox> {
-        (0.0..90.0f64, 0.0..90.0f64, 1.0..40.0f64, 1.0..40.0f64).prop_map(|(x, y, w, h)| BBox::from_xywh(x, y, w, h))
+        (0.0..90.0f64, 0.0..90.0f64, 1.0..40.0f64, 1.0..40.0f64)
+            .prop_map(|(x, y, w, h)| BBox::from_xywh(x, y, w, h))
     }
 
     proptest! {

@@ -134,32 +134,51 @@ fn describe(v: &Value) -> String {
 }
 
 fn req<'v>(obj: &'v Map<String, Value>, key: &str, cx: &Line) -> Result<&'v Value, DatasetError> {
-    obj.get(key)
-        .ok_or_else(|| cx.err(Some(key), "missing (every sample needs id, image, width, height, question, answer)"))
+    obj.get(key).ok_or_else(|| {
+        cx.err(
+            Some(key),
+            "missing (every sample needs id, image, width, height, question, answer)",
+        )
+    })
 }
 
 fn string(v: &Value, field: &str, cx: &Line) -> Result<String, DatasetError> {
-    v.as_str()
-        .map(str::to_string)
-        .ok_or_else(|| cx.err(Some(field), format!("expected a string, found {}", describe(v))))
+    v.as_str().map(str::to_string).ok_or_else(|| {
+        cx.err(
+            Some(field),
+            format!("expected a string, found {}", describe(v)),
+        )
+    })
 }
 
 fn dimension(v: &Value, field: &str, cx: &Line) -> Result<u32, DatasetError> {
     match v.as_u64() {
         Some(n) if n > 0 && n <= u32::MAX as u64 => Ok(n as u32),
-        _ => Err(cx.err(Some(field), format!("expected a positive whole number of pixels, found {}", describe(v)))),
+        _ => Err(cx.err(
+            Some(field),
+            format!(
+                "expected a positive whole number of pixels, found {}",
+                describe(v)
+            ),
+        )),
     }
 }
 
 /// Parses and checks a box `[x1, y1, x2, y2]` that must lie inside a `w × h` image.
 fn bbox(v: &Value, field: &str, w: u32, h: u32, cx: &Line) -> Result<BBox, DatasetError> {
     let arr = v.as_array().ok_or_else(|| {
-        cx.err(Some(field), format!("expected [x1, y1, x2, y2], found {}", describe(v)))
+        cx.err(
+            Some(field),
+            format!("expected [x1, y1, x2, y2], found {}", describe(v)),
+        )
     })?;
     if arr.len() != 4 {
         return Err(cx.err(
             Some(field),
-            format!("expected 4 numbers [x1, y1, x2, y2], found {} values", arr.len()),
+            format!(
+                "expected 4 numbers [x1, y1, x2, y2], found {} values",
+                arr.len()
+            ),
         ));
     }
     let mut c = [0.0f64; 4];
@@ -168,16 +187,35 @@ fn bbox(v: &Value, field: &str, w: u32, h: u32, cx: &Line) -> Result<BBox, Datas
         // (or as strings from some writers): name them.
         c[i] = match x {
             Value::Number(n) => n.as_f64().unwrap_or(f64::NAN),
-            Value::String(s) if matches!(s.to_ascii_lowercase().as_str(), "nan" | "inf" | "-inf" | "infinity" | "-infinity") => {
-                return Err(cx.err(Some(&format!("{field}[{i}]")), format!("coordinate is {s:?}, not a finite number")));
+            Value::String(s)
+                if matches!(
+                    s.to_ascii_lowercase().as_str(),
+                    "nan" | "inf" | "-inf" | "infinity" | "-infinity"
+                ) =>
+            {
+                return Err(cx.err(
+                    Some(&format!("{field}[{i}]")),
+                    format!("coordinate is {s:?}, not a finite number"),
+                ));
             }
             Value::Null => {
-                return Err(cx.err(Some(&format!("{field}[{i}]")), "coordinate is null (NaN or infinity written as null?), not a finite number"));
+                return Err(cx.err(
+                    Some(&format!("{field}[{i}]")),
+                    "coordinate is null (NaN or infinity written as null?), not a finite number",
+                ));
             }
-            other => return Err(cx.err(Some(&format!("{field}[{i}]")), format!("expected a number, found {}", describe(other)))),
+            other => {
+                return Err(cx.err(
+                    Some(&format!("{field}[{i}]")),
+                    format!("expected a number, found {}", describe(other)),
+                ));
+            }
         };
         if !c[i].is_finite() {
-            return Err(cx.err(Some(&format!("{field}[{i}]")), "coordinate is not a finite number"));
+            return Err(cx.err(
+                Some(&format!("{field}[{i}]")),
+                "coordinate is not a finite number",
+            ));
         }
     }
     let b = BBox::from(c);
@@ -204,7 +242,10 @@ fn bbox(v: &Value, field: &str, w: u32, h: u32, cx: &Line) -> Result<BBox, Datas
 /// field. Does not touch the file system (see [`check_image`]).
 fn parse_sample(v: Value, cx: &Line) -> Result<Sample, DatasetError> {
     let Value::Object(mut obj) = v else {
-        return Err(cx.err(None, format!("expected a JSON object, found {}", describe(&v))));
+        return Err(cx.err(
+            None,
+            format!("expected a JSON object, found {}", describe(&v)),
+        ));
     };
     let id = string(req(&obj, "id", cx)?, "id", cx)?;
     if id.trim().is_empty() {
@@ -225,7 +266,12 @@ fn parse_sample(v: Value, cx: &Line) -> Result<Sample, DatasetError> {
             .enumerate()
             .map(|(i, o)| string(o, &format!("options[{i}]"), cx))
             .collect::<Result<_, _>>()?,
-        Some(other) => return Err(cx.err(Some("options"), format!("expected an array of strings, found {}", describe(other)))),
+        Some(other) => {
+            return Err(cx.err(
+                Some("options"),
+                format!("expected an array of strings, found {}", describe(other)),
+            ));
+        }
     };
     let rationales = match obj.get("rationales") {
         None | Some(Value::Null) => Vec::new(),
@@ -234,9 +280,17 @@ fn parse_sample(v: Value, cx: &Line) -> Result<Sample, DatasetError> {
             for (i, r) in a.iter().enumerate() {
                 let f = format!("rationales[{i}]");
                 let Value::Object(r) = r else {
-                    return Err(cx.err(Some(&f), format!("expected {{\"bbox\": [x1, y1, x2, y2], \"label\": ...}}, found {}", describe(r))));
+                    return Err(cx.err(
+                        Some(&f),
+                        format!(
+                            "expected {{\"bbox\": [x1, y1, x2, y2], \"label\": ...}}, found {}",
+                            describe(r)
+                        ),
+                    ));
                 };
-                let bv = r.get("bbox").ok_or_else(|| cx.err(Some(&format!("{f}.bbox")), "missing"))?;
+                let bv = r
+                    .get("bbox")
+                    .ok_or_else(|| cx.err(Some(&format!("{f}.bbox")), "missing"))?;
                 let bb = bbox(bv, &format!("{f}.bbox"), width, height, cx)?;
                 let label = match r.get("label") {
                     None | Some(Value::Null) => String::new(),
@@ -246,10 +300,24 @@ fn parse_sample(v: Value, cx: &Line) -> Result<Sample, DatasetError> {
             }
             out
         }
-        Some(other) => return Err(cx.err(Some("rationales"), format!("expected an array, found {}", describe(other)))),
+        Some(other) => {
+            return Err(cx.err(
+                Some("rationales"),
+                format!("expected an array, found {}", describe(other)),
+            ));
+        }
     };
     let meta = obj.remove("meta").filter(|m| !m.is_null());
-    for k in ["id", "image", "width", "height", "question", "answer", "options", "rationales"] {
+    for k in [
+        "id",
+        "image",
+        "width",
+        "height",
+        "question",
+        "answer",
+        "options",
+        "rationales",
+    ] {
         obj.remove(k);
     }
     Ok(Sample {
@@ -271,7 +339,10 @@ fn parse_sample(v: Value, cx: &Line) -> Result<Sample, DatasetError> {
 fn check_image(root: &Path, s: &Sample, cx: &Line) -> Result<(), DatasetError> {
     let p = root.join(&s.image);
     if !p.is_file() {
-        return Err(cx.err(Some("image"), format!("image file not found: {}", p.display())));
+        return Err(cx.err(
+            Some("image"),
+            format!("image file not found: {}", p.display()),
+        ));
     }
     let (w, h) = image::image_dimensions(&p).map_err(|e| DatasetError::Image {
         path: p.clone(),
@@ -280,7 +351,12 @@ fn check_image(root: &Path, s: &Sample, cx: &Line) -> Result<(), DatasetError> {
     if (w, h) != (s.width, s.height) {
         return Err(cx.err(
             Some("width"),
-            format!("the manifest says {}×{} but {} is {w}×{h}", s.width, s.height, p.display()),
+            format!(
+                "the manifest says {}×{} but {} is {w}×{h}",
+                s.width,
+                s.height,
+                p.display()
+            ),
         ));
     }
     Ok(())
@@ -303,7 +379,9 @@ pub fn load(path: &Path) -> Result<Dataset, DatasetError> {
         (path.to_path_buf(), path.join(MANIFEST))
     } else {
         (
-            path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(".")),
+            path.parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from(".")),
             path.to_path_buf(),
         )
     };
@@ -327,14 +405,23 @@ pub fn load(path: &Path) -> Result<Dataset, DatasetError> {
         let text = std::str::from_utf8(raw).map_err(|e| {
             file_err(
                 Some(lineno),
-                format!("not valid UTF-8 (bad byte at column {})", e.valid_up_to() + 1),
+                format!(
+                    "not valid UTF-8 (bad byte at column {})",
+                    e.valid_up_to() + 1
+                ),
             )
         })?;
         if text.trim().is_empty() {
             continue;
         }
-        let cx = Line { path: &file, line: lineno };
-        let v: Value = serde_json::from_str(text).map_err(|e| {
+        let cx = Line {
+            path: &file,
+            line: lineno,
+        };
+        // Python's json module writes NaN and Infinity as bare words, which are
+        // not JSON; read them as strings so the error can name the field.
+        let sanitized = quote_non_finite(text);
+        let v: Value = serde_json::from_str(sanitized.as_deref().unwrap_or(text)).map_err(|e| {
             if e.is_eof() && is_last {
                 file_err(
                     Some(lineno),
@@ -348,16 +435,61 @@ pub fn load(path: &Path) -> Result<Dataset, DatasetError> {
         })?;
         let s = parse_sample(v, &cx)?;
         if let Some(first) = seen.get(&s.id) {
-            return Err(cx.err(Some("id"), format!("duplicate id {:?} (first used on line {first})", s.id)));
+            return Err(cx.err(
+                Some("id"),
+                format!("duplicate id {:?} (first used on line {first})", s.id),
+            ));
         }
         check_image(&root, &s, &cx)?;
         seen.insert(s.id.clone(), lineno);
         samples.push(s);
     }
     if samples.is_empty() {
-        return Err(file_err(None, "the manifest holds no samples (the file is empty)".into()));
+        return Err(file_err(
+            None,
+            "the manifest holds no samples (the file is empty)".into(),
+        ));
     }
     Ok(Dataset::new(root, samples))
+}
+
+/// If `text` holds bare `NaN`, `Infinity` or `-Infinity` tokens outside
+/// strings, a copy with them quoted (`"NaN"`); otherwise `None`.
+fn quote_non_finite(text: &str) -> Option<String> {
+    const WORDS: [&str; 3] = ["-Infinity", "Infinity", "NaN"];
+    if !WORDS.iter().any(|w| text.contains(w)) {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    let (mut in_str, mut escaped, mut changed) = (false, false, false);
+    let mut i = 0;
+    let bytes = text.as_bytes();
+    while i < bytes.len() {
+        let c = bytes[i];
+        if in_str {
+            if escaped {
+                escaped = false;
+            } else if c == b'\\' {
+                escaped = true;
+            } else if c == b'"' {
+                in_str = false;
+            }
+        } else if c == b'"' {
+            in_str = true;
+        } else if let Some(w) = WORDS.iter().find(|w| text[i..].starts_with(**w)) {
+            out.push('"');
+            out.push_str(w);
+            out.push('"');
+            i += w.len();
+            changed = true;
+            continue;
+        }
+        // Copy whole UTF-8 characters.
+        let ch_len = text[i..].chars().next().map_or(1, char::len_utf8);
+        out.push_str(&text[i..i + ch_len]);
+        i += ch_len;
+    }
+    changed.then_some(out)
 }
 
 /// Serialises samples as manifest lines (one JSON object per line).

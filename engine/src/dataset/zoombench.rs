@@ -70,14 +70,23 @@ impl std::str::FromStr for QuestionMix {
         };
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (k, v) = match part.split_once('=') {
-                Some((k, v)) => (k.trim(), v.trim().parse::<f64>().map_err(|e| format!("weight of `{k}`: {e}"))?),
+                Some((k, v)) => (
+                    k.trim(),
+                    v.trim()
+                        .parse::<f64>()
+                        .map_err(|e| format!("weight of `{k}`: {e}"))?,
+                ),
                 None => (part, 1.0),
             };
             match k {
                 "digit" => m.digit = v,
                 "compare" => m.compare = v,
                 "sum" => m.sum = v,
-                _ => return Err(format!("unknown question kind `{k}` (expected digit, compare or sum)")),
+                _ => {
+                    return Err(format!(
+                        "unknown question kind `{k}` (expected digit, compare or sum)"
+                    ));
+                }
             }
         }
         Ok(m)
@@ -153,7 +162,9 @@ impl ZoomBenchConfig {
             if (0.0..=1.0).contains(&v) {
                 Ok(())
             } else {
-                Err(format!("{name} is a probability and must lie in [0, 1], got {v}"))
+                Err(format!(
+                    "{name} is a probability and must lie in [0, 1], got {v}"
+                ))
             }
         };
         p("shortcut_bias", self.shortcut_bias)?;
@@ -182,10 +193,16 @@ impl ZoomBenchConfig {
         }
         let need = if m.compare > 0.0 || m.sum > 0.0 { 2 } else { 1 };
         if self.placards_min < need {
-            return Err(format!("compare and sum questions need at least 2 placards; placards_min is {}", self.placards_min));
+            return Err(format!(
+                "compare and sum questions need at least 2 placards; placards_min is {}",
+                self.placards_min
+            ));
         }
         if self.global_view == 0 || self.global_view > self.canvas {
-            return Err(format!("global_view must lie in 1..=canvas ({}), got {}", self.canvas, self.global_view));
+            return Err(format!(
+                "global_view must lie in 1..=canvas ({}), got {}",
+                self.canvas, self.global_view
+            ));
         }
         if self.canvas < 4 * self.placard_max.max(self.large_side()) {
             return Err(format!(
@@ -218,10 +235,12 @@ impl SplitMix64 {
     }
 
     /// A generator for item `index` of stream `seed`.
+    /// Both the seed and the index pass through the full SplitMix64 mixer
+    /// before they are combined, so neighbouring indices give unrelated streams.
     pub fn for_item(seed: u64, index: u64) -> Self {
-        let mut g = Self(seed ^ 0x5EED_0F2B_A5E0_0001_u64.rotate_left(17));
-        let a = g.next_u64();
-        Self(a ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        let a = Self(seed).next_u64();
+        let b = Self(index ^ 0x5EED_0F2B_A5E0_0001).next_u64();
+        Self(Self(a ^ b).next_u64())
     }
 
     /// The next 64 random bits.
@@ -289,9 +308,26 @@ impl Placard {
 /// A clutter shape.
 #[derive(Clone, Debug, PartialEq)]
 enum Clutter {
-    Line { x0: i32, y0: i32, x1: i32, y1: i32, thick: i32, rgb: [u8; 3] },
-    Blob { cx: i32, cy: i32, r: i32, rgb: [u8; 3] },
-    Square { x: i32, y: i32, side: i32, rgb: [u8; 3] },
+    Line {
+        x0: i32,
+        y0: i32,
+        x1: i32,
+        y1: i32,
+        thick: i32,
+        rgb: [u8; 3],
+    },
+    Blob {
+        cx: i32,
+        cy: i32,
+        r: i32,
+        rgb: [u8; 3],
+    },
+    Square {
+        x: i32,
+        y: i32,
+        side: i32,
+        rgb: [u8; 3],
+    },
 }
 
 /// Everything that determines one image, before rendering. Tests change a
@@ -310,7 +346,11 @@ pub struct Layout {
 /// A muted colour: low saturation, mid value.
 fn muted(rng: &mut SplitMix64) -> [u8; 3] {
     let v = rng.range(70, 180) as i32;
-    let tint = [rng.range(0, 30) as i32, rng.range(0, 30) as i32, rng.range(0, 30) as i32];
+    let tint = [
+        rng.range(0, 30) as i32,
+        rng.range(0, 30) as i32,
+        rng.range(0, 30) as i32,
+    ];
     [
         (v - 15 + tint[0]).clamp(0, 255) as u8,
         (v - 15 + tint[1]).clamp(0, 255) as u8,
@@ -356,17 +396,35 @@ impl ZoomBench {
         let gap = 4u32;
         for &colour in colours.iter().take(n) {
             let large = rng.chance(c.large_fraction);
-            let side = if large { c.large_side() } else { rng.range(c.placard_min, c.placard_max) };
-            let digit = if rng.chance(c.shortcut_bias) { SHORTCUT_DIGITS[colour] } else { rng.range(0, 9) as u8 };
+            let side = if large {
+                c.large_side()
+            } else {
+                rng.range(c.placard_min, c.placard_max)
+            };
+            let digit = if rng.chance(c.shortcut_bias) {
+                SHORTCUT_DIGITS[colour]
+            } else {
+                rng.range(0, 9) as u8
+            };
             // Rejection-sample a position away from the border and the other placards.
             for _ in 0..2000 {
                 let x = rng.range(gap, c.canvas - side - gap);
                 let y = rng.range(gap, c.canvas - side - gap);
                 let free = placards.iter().all(|p| {
-                    x + side + gap <= p.x || p.x + p.side + gap <= x || y + side + gap <= p.y || p.y + p.side + gap <= y
+                    x + side + gap <= p.x
+                        || p.x + p.side + gap <= x
+                        || y + side + gap <= p.y
+                        || p.y + p.side + gap <= y
                 });
                 if free {
-                    placards.push(Placard { colour, digit, x, y, side, large });
+                    placards.push(Placard {
+                        colour,
+                        digit,
+                        x,
+                        y,
+                        side,
+                        large,
+                    });
                     break;
                 }
             }
@@ -430,7 +488,14 @@ impl ZoomBench {
         };
         for c in &l.clutter {
             match *c {
-                Clutter::Line { x0, y0, x1, y1, thick, rgb } => {
+                Clutter::Line {
+                    x0,
+                    y0,
+                    x1,
+                    y1,
+                    thick,
+                    rgb,
+                } => {
                     let steps = (x1 - x0).abs().max((y1 - y0).abs()).max(1);
                     for s in 0..=steps {
                         let x = x0 + (x1 - x0) * s / steps;
@@ -453,7 +518,10 @@ impl ZoomBench {
                 Clutter::Square { x, y, side, rgb } => {
                     for yy in y..y + side {
                         for xx in x..x + side {
-                            let edge = xx < x + 2 || yy < y + 2 || xx >= x + side - 2 || yy >= y + side - 2;
+                            let edge = xx < x + 2
+                                || yy < y + 2
+                                || xx >= x + side - 2
+                                || yy >= y + side - 2;
                             if edge {
                                 put(&mut img, xx, yy, rgb);
                             }
@@ -582,7 +650,9 @@ impl ZoomBench {
             return Err(DatasetError::Invalid {
                 path: manifest,
                 location: Default::default(),
-                message: "a dataset already exists here; choose another --out folder or delete it first".into(),
+                message:
+                    "a dataset already exists here; choose another --out folder or delete it first"
+                        .into(),
             });
         }
         let images = dir.join("images");
@@ -646,7 +716,10 @@ fn draw_placard(img: &mut RgbImage, p: &Placard) {
     ];
     for y in p.y..p.y + p.side {
         for x in p.x..p.x + p.side {
-            let edge = x < p.x + BORDER || y < p.y + BORDER || x >= p.x + p.side - BORDER || y >= p.y + p.side - BORDER;
+            let edge = x < p.x + BORDER
+                || y < p.y + BORDER
+                || x >= p.x + p.side - BORDER
+                || y >= p.y + p.side - BORDER;
             img.put_pixel(x, y, Rgb(if edge { rgb } else { tint }));
         }
     }
@@ -660,7 +733,11 @@ fn draw_placard(img: &mut RgbImage, p: &Placard) {
             if font::ink(p.digit, fx, fy) {
                 for sy in 0..scale {
                     for sx in 0..scale {
-                        img.put_pixel(ox + fx * scale + sx, oy + fy * scale + sy, Rgb([20, 20, 20]));
+                        img.put_pixel(
+                            ox + fx * scale + sx,
+                            oy + fy * scale + sy,
+                            Rgb([20, 20, 20]),
+                        );
                     }
                 }
             }
@@ -747,7 +824,10 @@ mod tests {
 
     #[test]
     fn shortcut_bias_ties_digit_to_colour() {
-        let zb = bench(ZoomBenchConfig { shortcut_bias: 1.0, ..Default::default() });
+        let zb = bench(ZoomBenchConfig {
+            shortcut_bias: 1.0,
+            ..Default::default()
+        });
         for i in 0..20 {
             for p in zb.layout(3, i).placards {
                 assert_eq!(p.digit, SHORTCUT_DIGITS[p.colour]);
@@ -768,7 +848,10 @@ mod tests {
 
     #[test]
     fn label_noise_moves_boxes_and_keeps_truth() {
-        let zb = bench(ZoomBenchConfig { label_noise: 0.5, ..Default::default() });
+        let zb = bench(ZoomBenchConfig {
+            label_noise: 0.5,
+            ..Default::default()
+        });
         let mut noisy = 0;
         for i in 0..100 {
             let (s, _) = zb.generate(5, i);
@@ -776,7 +859,12 @@ mod tests {
             if meta["label_noise"].as_bool().expect("flag") {
                 noisy += 1;
                 let t = &meta["true_rationales"][0]["bbox"];
-                let truth = BBox::new(t[0].as_f64().expect("x1"), t[1].as_f64().expect("y1"), t[2].as_f64().expect("x2"), t[3].as_f64().expect("y2"));
+                let truth = BBox::new(
+                    t[0].as_f64().expect("x1"),
+                    t[1].as_f64().expect("y1"),
+                    t[2].as_f64().expect("x2"),
+                    t[3].as_f64().expect("y2"),
+                );
                 assert!(s.rationales[0].bbox.iou(&truth) <= 0.05);
                 assert!(s.rationales[0].bbox.is_inside(768.0, 768.0));
             }
@@ -788,12 +876,21 @@ mod tests {
     fn differing(a: &RgbImage, b: &RgbImage, thr: u8) -> usize {
         a.pixels()
             .zip(b.pixels())
-            .filter(|(p, q)| p.0.iter().zip(q.0.iter()).any(|(x, y)| x.abs_diff(*y) > thr))
+            .filter(|(p, q)| {
+                p.0.iter()
+                    .zip(q.0.iter())
+                    .any(|(x, y)| x.abs_diff(*y) > thr)
+            })
             .count()
     }
 
     fn max_diff(a: &RgbImage, b: &RgbImage) -> u8 {
-        a.as_raw().iter().zip(b.as_raw()).map(|(x, y)| x.abs_diff(*y)).max().unwrap_or(0)
+        a.as_raw()
+            .iter()
+            .zip(b.as_raw())
+            .map(|(x, y)| x.abs_diff(*y))
+            .max()
+            .unwrap_or(0)
     }
 
     /// The claim ZoomBench rests on, checked numerically for every pair of
@@ -804,11 +901,20 @@ mod tests {
     #[test]
     fn digits_readable_in_crop_not_in_global_view() {
         for side in [14u32, 28] {
-            let zb = bench(ZoomBenchConfig { placard_min: side, placard_max: side, ..Default::default() });
+            let zb = bench(ZoomBenchConfig {
+                placard_min: side,
+                placard_max: side,
+                ..Default::default()
+            });
             let base = zb.layout(11, 0);
             let target = base.placards[0].bbox();
             let (cx, cy) = target.center();
-            let crop_box = BBox::new(cx - 1.5 * side as f64, cy - 1.5 * side as f64, cx + 1.5 * side as f64, cy + 1.5 * side as f64);
+            let crop_box = BBox::new(
+                cx - 1.5 * side as f64,
+                cy - 1.5 * side as f64,
+                cx + 1.5 * side as f64,
+                cy + 1.5 * side as f64,
+            );
             let mut worst_global = 0usize;
             let mut worst_global_level = 0u8;
             let mut least_crop = usize::MAX;
@@ -822,25 +928,45 @@ mod tests {
                     let (ga, gb) = (global_view(&ia, 64), global_view(&ib, 64));
                     worst_global = worst_global.max(differing(&ga, &gb, 2));
                     worst_global_level = worst_global_level.max(max_diff(&ga, &gb));
-                    let (ca, cb) = (crop_resize(&ia, &crop_box, 64), crop_resize(&ib, &crop_box, 64));
+                    let (ca, cb) = (
+                        crop_resize(&ia, &crop_box, 64),
+                        crop_resize(&ib, &crop_box, 64),
+                    );
                     least_crop = least_crop.min(differing(&ca, &cb, 64));
                 }
             }
             // At 12 canvas pixels per global-view pixel, a 28 px placard's glyph
             // (15×21 px) straddles at most a 3×3 patch: fewer pixels than the
             // glyph's 5×7 cells, so its shape is gone.
-            assert!(worst_global <= 9, "side {side}: digits differ in {worst_global} global-view pixels");
-            assert!(worst_global_level <= 64, "side {side}: global-view difference up to {worst_global_level}/255");
+            assert!(
+                worst_global <= 9,
+                "side {side}: digits differ in {worst_global} global-view pixels"
+            );
+            assert!(
+                worst_global_level <= 64,
+                "side {side}: global-view difference up to {worst_global_level}/255"
+            );
             // Every pair differs in at least 3 font pixels; a crop of three placard
             // widths shows each font pixel as at least one full-contrast pixel.
-            assert!(least_crop >= 10, "side {side}: digits differ in only {least_crop} crop pixels");
-            assert!(least_crop >= 2 * worst_global, "side {side}: crop {least_crop} vs global {worst_global}");
+            assert!(
+                least_crop >= 10,
+                "side {side}: digits differ in only {least_crop} crop pixels"
+            );
+            assert!(
+                least_crop >= 2 * worst_global,
+                "side {side}: crop {least_crop} vs global {worst_global}"
+            );
         }
     }
 
     #[test]
     fn large_placards_are_readable_in_global_view() {
-        let zb = bench(ZoomBenchConfig { large_fraction: 1.0, placards_min: 1, placards_max: 1, ..Default::default() });
+        let zb = bench(ZoomBenchConfig {
+            large_fraction: 1.0,
+            placards_min: 1,
+            placards_max: 1,
+            ..Default::default()
+        });
         let base = zb.layout(2, 0);
         assert!(base.placards[0].large);
         let mut least = usize::MAX;
@@ -850,20 +976,59 @@ mod tests {
                 la.placards[0].digit = a;
                 let mut lb = base.clone();
                 lb.placards[0].digit = b;
-                least = least.min(differing(&global_view(&zb.render(&la), 64), &global_view(&zb.render(&lb), 64), 64));
+                least = least.min(differing(
+                    &global_view(&zb.render(&la), 64),
+                    &global_view(&zb.render(&lb), 64),
+                    64,
+                ));
             }
         }
-        assert!(least >= 2, "large digits differ in only {least} global-view pixels");
+        assert!(
+            least >= 2,
+            "large digits differ in only {least} global-view pixels"
+        );
     }
 
     #[test]
     fn bad_knobs_are_rejected() {
-        assert!(ZoomBench::new(ZoomBenchConfig { shortcut_bias: 1.5, ..Default::default() }).is_err());
-        assert!(ZoomBench::new(ZoomBenchConfig { placards_max: 11, ..Default::default() }).is_err());
-        assert!(ZoomBench::new(ZoomBenchConfig { placard_min: 30, placard_max: 20, ..Default::default() }).is_err());
-        assert!(ZoomBench::new(ZoomBenchConfig { canvas: 64, ..Default::default() }).is_err());
+        assert!(
+            ZoomBench::new(ZoomBenchConfig {
+                shortcut_bias: 1.5,
+                ..Default::default()
+            })
+            .is_err()
+        );
+        assert!(
+            ZoomBench::new(ZoomBenchConfig {
+                placards_max: 11,
+                ..Default::default()
+            })
+            .is_err()
+        );
+        assert!(
+            ZoomBench::new(ZoomBenchConfig {
+                placard_min: 30,
+                placard_max: 20,
+                ..Default::default()
+            })
+            .is_err()
+        );
+        assert!(
+            ZoomBench::new(ZoomBenchConfig {
+                canvas: 64,
+                ..Default::default()
+            })
+            .is_err()
+        );
         let mix: QuestionMix = "sum".parse().expect("mix");
-        assert!(ZoomBench::new(ZoomBenchConfig { question_mix: mix, placards_min: 1, ..Default::default() }).is_err());
+        assert!(
+            ZoomBench::new(ZoomBenchConfig {
+                question_mix: mix,
+                placards_min: 1,
+                ..Default::default()
+            })
+            .is_err()
+        );
         assert!("digit=x".parse::<QuestionMix>().is_err());
         assert!("colour".parse::<QuestionMix>().is_err());
     }

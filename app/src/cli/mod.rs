@@ -1,0 +1,68 @@
+//! The `virl` command line (DESIGN §10).
+
+mod bench;
+mod reward_args;
+mod score;
+mod synth;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+pub use reward_args::RewardArgs;
+
+/// ViRL Studio: train and inspect vision-language policies that think with images.
+#[derive(Debug, Parser)]
+#[command(name = "virl", version, about, long_about = None, arg_required_else_help = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+// Parsed once per process: the size difference between variants does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write a ZoomBench split as an ordinary dataset folder (PNG images + manifest.jsonl).
+    Synth(synth::SynthArgs),
+    /// Score rollouts produced elsewhere (our JSONL, DeepEyes text, verl dumps) with the ViRL rewards and credit.
+    Score(score::ScoreArgs),
+    /// Measure the speed of parts of the engine.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+/// Runs the command line with the process's arguments; errors are printed
+/// on stderr with their causes, and give exit code 1 (2 for usage errors).
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs one parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Synth(a) => synth::run(a),
+        Command::Score(a) => score::run(a),
+        Command::Bench(b) => bench::run(b),
+    }
+}
+
+/// A progress bar on stderr (hidden when stderr is not a terminal).
+pub(crate) fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
+    let pb = indicatif::ProgressBar::new(len);
+    let style = indicatif::ProgressStyle::with_template(&format!(
+        "{what} {{bar:30}} {{pos}}/{{len}} [{{elapsed_precise}}, ETA {{eta}}]"
+    ))
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    pb.set_style(style);
+    pb
+}
