@@ -309,3 +309,28 @@ fn corrupt_image_is_named() {
     assert!(err.to_string().contains("a.png"), "{err}");
     assert!(err.to_string().contains("line 1"), "{err}");
 }
+
+#[test]
+fn all_problems_are_reported_together() {
+    let bad_box = GOOD.replace("[1, 2, 11, 12]", "[1, 2, 11, 99]");
+    let bad_type = GOOD_B.replace("\"width\": 40", "\"width\": \"wide\"");
+    let err = expect_error(
+        &lines(&[&bad_box, GOOD_B, &bad_type, GOOD_B]),
+        Some(1),
+        Some("rationales[0].bbox"),
+        "3 problems",
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("line 1, field `rationales[0].bbox`: box"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("line 3, field `width`: expected a positive whole number"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("line 4, field `id`: duplicate id \"b\" (first used on line 2)"),
+        "{msg}"
+    );
+}

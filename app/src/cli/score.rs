@@ -37,7 +37,7 @@ pub struct ScoreArgs {
 
 pub fn run(a: ScoreArgs) -> anyhow::Result<()> {
     let cfg = a.reward.to_config()?;
-    let ds = Dataset::load(&a.dataset).context("loading the dataset")?;
+    let ds = Dataset::load(&a.dataset)?;
     let bytes = std::fs::read(&a.rollouts)
         .with_context(|| format!("cannot read rollouts {}", a.rollouts.display()))?;
     let report = score_rollouts(&bytes, a.format, a.id_key.as_deref(), &ds, &cfg);

@@ -66,6 +66,16 @@ pub enum DatasetError {
         /// What is wrong, in words.
         message: String,
     },
+    /// Several lines are wrong: the first [`MAX_REPORTED`] problems, in file order.
+    #[error("{total} problems{}:\n  {}\nin {}", if *total > errors.len() { format!(" (the first {} shown)", errors.len()) } else { String::new() }, errors.iter().map(DatasetError::brief).collect::<Vec<_>>().join("\n  "), path.display())]
+    Several {
+        /// The manifest.
+        path: PathBuf,
+        /// Number of problems found.
+        total: usize,
+        /// The first problems.
+        errors: Vec<DatasetError>,
+    },
     /// An image could not be decoded.
     #[error("cannot decode image: {message}, in {}", path.display())]
     Image {
@@ -76,27 +86,46 @@ pub enum DatasetError {
     },
 }
 
+/// How many problems of one manifest are listed in [`DatasetError::Several`].
+pub const MAX_REPORTED: usize = 20;
+
 impl DatasetError {
     /// The file the error is about.
     pub fn path(&self) -> &Path {
         match self {
-            Self::Io { path, .. } | Self::Invalid { path, .. } | Self::Image { path, .. } => path,
+            Self::Io { path, .. }
+            | Self::Invalid { path, .. }
+            | Self::Image { path, .. }
+            | Self::Several { path, .. } => path,
         }
     }
 
-    /// The 1-based line, for errors inside a manifest line.
+    /// The 1-based line, for errors inside a manifest line (the first one, for several).
     pub fn line(&self) -> Option<usize> {
         match self {
             Self::Invalid { location, .. } => location.line,
+            Self::Several { errors, .. } => errors.first().and_then(Self::line),
             _ => None,
         }
     }
 
-    /// The field path, for errors about one field.
+    /// The field path, for errors about one field (the first one, for several).
     pub fn field(&self) -> Option<&str> {
         match self {
             Self::Invalid { location, .. } => location.field.as_deref(),
+            Self::Several { errors, .. } => errors.first().and_then(Self::field),
             _ => None,
+        }
+    }
+
+    /// The message without the file path (for lists of problems in one file).
+    fn brief(&self) -> String {
+        match self {
+            Self::Invalid {
+                location, message, ..
+            } => format!("{location}{message}"),
+            Self::Image { path, message } => format!("{}: {message}", path.display()),
+            other => other.to_string(),
         }
     }
 }
@@ -372,9 +401,18 @@ fn check_image(root: &Path, s: &Sample, cx: &Line) -> Result<(), DatasetError> {
 ///   numbers forming a non-degenerate box inside the image;
 /// - each image exists and has the declared size.
 ///
-/// The first problem is returned as an error naming the file, line and
-/// field. Loading only reads: nothing on disk is changed, whatever happens.
+/// Every line is checked; the problems are returned together (up to
+/// [`MAX_REPORTED`] of them), each naming its line and field, with the file. Loading only reads: nothing on disk is changed, whatever happens.
 pub fn load(path: &Path) -> Result<Dataset, DatasetError> {
+    if !path.exists() {
+        return Err(DatasetError::Invalid {
+            path: path.to_path_buf(),
+            location: Location::default(),
+            message: format!(
+                "no dataset here (expected a folder holding {MANIFEST}, or a manifest file)"
+            ),
+        });
+    }
     let (root, file) = if path.is_dir() {
         (path.to_path_buf(), path.join(MANIFEST))
     } else {
@@ -398,51 +436,76 @@ pub fn load(path: &Path) -> Result<Dataset, DatasetError> {
     let mut samples: Vec<Sample> = Vec::new();
     let mut seen: HashMap<String, usize> = HashMap::new();
     let n_lines = bytes.split(|&b| b == b'\n').count();
+    let mut errors: Vec<DatasetError> = Vec::new();
+    let mut n_errors = 0usize;
     for (i, raw) in bytes.split(|&b| b == b'\n').enumerate() {
         let lineno = i + 1;
         let is_last = lineno == n_lines;
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-        let text = std::str::from_utf8(raw).map_err(|e| {
-            file_err(
-                Some(lineno),
-                format!(
-                    "not valid UTF-8 (bad byte at column {})",
-                    e.valid_up_to() + 1
-                ),
-            )
-        })?;
-        if text.trim().is_empty() {
-            continue;
-        }
-        let cx = Line {
-            path: &file,
-            line: lineno,
-        };
-        // Python's json module writes NaN and Infinity as bare words, which are
-        // not JSON; read them as strings so the error can name the field.
-        let sanitized = quote_non_finite(text);
-        let v: Value = serde_json::from_str(sanitized.as_deref().unwrap_or(text)).map_err(|e| {
-            if e.is_eof() && is_last {
+        let result = (|| {
+            let text = std::str::from_utf8(raw).map_err(|e| {
                 file_err(
                     Some(lineno),
-                    "truncated: the file ends in the middle of a JSON object (was a write interrupted?)".into(),
+                    format!(
+                        "not valid UTF-8 (bad byte at column {})",
+                        e.valid_up_to() + 1
+                    ),
                 )
-            } else if e.is_eof() {
-                file_err(Some(lineno), format!("incomplete JSON object ({e})"))
-            } else {
-                file_err(Some(lineno), format!("not valid JSON ({e})"))
+            })?;
+            if text.trim().is_empty() {
+                return Ok(None);
             }
-        })?;
-        let s = parse_sample(v, &cx)?;
-        if let Some(first) = seen.get(&s.id) {
-            return Err(cx.err(
-                Some("id"),
-                format!("duplicate id {:?} (first used on line {first})", s.id),
-            ));
+            let cx = Line {
+                path: &file,
+                line: lineno,
+            };
+            // Python's json module writes NaN and Infinity as bare words, which are
+            // not JSON; read them as strings so the error can name the field.
+            let sanitized = quote_non_finite(text);
+            let v: Value = serde_json::from_str(sanitized.as_deref().unwrap_or(text)).map_err(|e| {
+                if e.is_eof() && is_last {
+                    file_err(
+                        Some(lineno),
+                        "truncated: the file ends in the middle of a JSON object (was a write interrupted?)".into(),
+                    )
+                } else if e.is_eof() {
+                    file_err(Some(lineno), format!("incomplete JSON object ({e})"))
+                } else {
+                    file_err(Some(lineno), format!("not valid JSON ({e})"))
+                }
+            })?;
+            let s = parse_sample(v, &cx)?;
+            if let Some(first) = seen.get(&s.id) {
+                return Err(cx.err(
+                    Some("id"),
+                    format!("duplicate id {:?} (first used on line {first})", s.id),
+                ));
+            }
+            seen.insert(s.id.clone(), lineno);
+            check_image(&root, &s, &cx)?;
+            Ok(Some(s))
+        })();
+        match result {
+            Ok(Some(s)) => samples.push(s),
+            Ok(None) => {}
+            Err(e) => {
+                n_errors += 1;
+                if errors.len() < MAX_REPORTED {
+                    errors.push(e);
+                }
+            }
         }
-        check_image(&root, &s, &cx)?;
-        seen.insert(s.id.clone(), lineno);
-        samples.push(s);
+    }
+    match errors.len() {
+        0 => {}
+        1 => return Err(errors.remove(0)),
+        _ => {
+            return Err(DatasetError::Several {
+                path: file,
+                total: n_errors,
+                errors,
+            });
+        }
     }
     if samples.is_empty() {
         return Err(file_err(
