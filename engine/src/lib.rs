@@ -9,6 +9,8 @@
 //! states the one it implements, and every constant lives in
 //! [`reward::RewardConfig`] or [`metrics::DetectorConfig`].
 
+#![warn(missing_docs)]
+
 pub mod credit;
 pub mod dataset;
 pub mod fsutil;
