@@ -13,6 +13,7 @@
 
 pub mod credit;
 pub mod dataset;
+pub mod env;
 pub mod fsutil;
 pub mod geometry;
 pub mod metrics;

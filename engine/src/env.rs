@@ -1,0 +1,439 @@
+//! The zoom environment (DESIGN §3, §7): batched episodes over dataset
+//! samples.
+//!
+//! An episode shows the policy
+//! - the **global view**: the whole image area-averaged to `view × view`;
+//! - the **current crop**: the last executed zoom's region of the original
+//!   image, resized to `view × view` (all zeros before the first zoom);
+//! - the question (as text; the policy encodes it), the step index and the
+//!   boxes so far.
+//!
+//! Actions are [`Action::Zoom`] (a box in original-image pixels) or
+//! [`Action::Answer`]. The episode ends at the answer, or after `max_rounds`
+//! zooms (cut off, `R_ans = 0`). A proposed box is recorded as proposed (that
+//! is what the rewards score, clipped as DESIGN §4 says); the box actually
+//! cropped is the proposal clipped to the image and grown to at least
+//! `min_zoom_side` pixels around its centre.
+//!
+//! Observations live in flat `u8` buffers owned by [`EpisodeBatch`] and are
+//! overwritten in place: no per-step or per-pixel allocation.
+
+use crate::dataset::zoombench::ZoomBench;
+use crate::dataset::{Dataset, DatasetError, Sample};
+use crate::geometry::{BBox, crop_resize_into, downsample_area_into};
+use image::RgbImage;
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+/// Episode rules.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EnvConfig {
+    /// Most zooms before the episode is cut off. Default 6.
+    pub max_rounds: usize,
+    /// Side of the global view and of crops, in pixels. Default 64.
+    pub view: u32,
+    /// Smallest side of an executed zoom box, in original-image pixels. Default 8.
+    pub min_zoom_side: f64,
+}
+
+impl Default for EnvConfig {
+    fn default() -> Self {
+        Self {
+            max_rounds: 6,
+            view: 64,
+            min_zoom_side: 8.0,
+        }
+    }
+}
+
+impl EnvConfig {
+    /// Checks the rules are usable.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_rounds == 0 {
+            return Err("max_rounds must be at least 1 (an episode needs room for one zoom)".into());
+        }
+        if !(8..=512).contains(&self.view) {
+            return Err(format!("view must lie in 8..=512 pixels, got {}", self.view));
+        }
+        if !(self.min_zoom_side.is_finite() && self.min_zoom_side >= 1.0) {
+            return Err(format!("min_zoom_side must be at least 1 pixel, got {}", self.min_zoom_side));
+        }
+        Ok(())
+    }
+}
+
+/// An action of the policy.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Look at this box (original-image pixels).
+    Zoom(BBox),
+    /// Give this answer and end the episode.
+    Answer(String),
+}
+
+/// Where the images come from: decoded from a dataset folder, or rendered
+/// again by the ZoomBench generator (deterministic, so no disk is needed).
+#[derive(Clone, Debug)]
+pub enum ImageSource {
+    /// Decode `dataset.image_path(sample)`.
+    Folder,
+    /// Render sample `index` of stream `seed`; the sample's `meta.index` and
+    /// `meta.seed` say which.
+    ZoomBench(ZoomBench),
+}
+
+/// Decoded images with a bounded cache, and every sample's global view
+/// (small, kept for good). Shared between threads.
+pub struct ImageStore {
+    dataset: Arc<Dataset>,
+    source: ImageSource,
+    view: u32,
+    capacity: usize,
+    cache: Mutex<(HashMap<usize, Arc<RgbImage>>, VecDeque<usize>)>,
+    globals: Mutex<HashMap<usize, Arc<Vec<u8>>>>,
+}
+
+impl ImageStore {
+    /// A store over `dataset` keeping at most `capacity` decoded images.
+    pub fn new(dataset: Arc<Dataset>, source: ImageSource, view: u32, capacity: usize) -> Self {
+        Self {
+            dataset,
+            source,
+            view,
+            capacity: capacity.max(1),
+            cache: Mutex::new((HashMap::new(), VecDeque::new())),
+            globals: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The dataset.
+    pub fn dataset(&self) -> &Arc<Dataset> {
+        &self.dataset
+    }
+
+    /// The full-resolution image of sample `idx`.
+    pub fn image(&self, idx: usize) -> Result<Arc<RgbImage>, DatasetError> {
+        if let Ok(c) = self.cache.lock()
+            && let Some(img) = c.0.get(&idx)
+        {
+            return Ok(img.clone());
+        }
+        let sample = &self.dataset.samples()[idx];
+        let img = Arc::new(match &self.source {
+            ImageSource::Folder => self.dataset.load_image(sample)?,
+            ImageSource::ZoomBench(zb) => {
+                let meta = sample.meta.as_ref();
+                let get = |k: &str| meta.and_then(|m| m[k].as_u64());
+                match (get("seed"), get("index")) {
+                    (Some(seed), Some(index)) => zb.generate(seed, index).1,
+                    _ => self.dataset.load_image(sample)?,
+                }
+            }
+        });
+        if (img.width(), img.height()) != (sample.width, sample.height) {
+            return Err(DatasetError::Image {
+                path: self.dataset.image_path(sample),
+                message: format!(
+                    "decoded {}×{} but the manifest says {}×{}",
+                    img.width(),
+                    img.height(),
+                    sample.width,
+                    sample.height
+                ),
+            });
+        }
+        if let Ok(mut c) = self.cache.lock() {
+            let (map, order) = &mut *c;
+            if map.insert(idx, img.clone()).is_none() {
+                order.push_back(idx);
+            }
+            while order.len() > self.capacity {
+                if let Some(old) = order.pop_front() {
+                    map.remove(&old);
+                }
+            }
+        }
+        Ok(img)
+    }
+
+    /// The `view × view × 3` global view of sample `idx` (computed once).
+    pub fn global_view(&self, idx: usize) -> Result<Arc<Vec<u8>>, DatasetError> {
+        if let Ok(g) = self.globals.lock()
+            && let Some(v) = g.get(&idx)
+        {
+            return Ok(v.clone());
+        }
+        let img = self.image(idx)?;
+        let n = self.view as usize;
+        let mut buf = vec![0u8; n * n * 3];
+        let whole = BBox::new(0.0, 0.0, img.width() as f64, img.height() as f64);
+        downsample_area_into(&img, &whole, self.view, &mut buf);
+        let v = Arc::new(buf);
+        if let Ok(mut g) = self.globals.lock() {
+            g.insert(idx, v.clone());
+        }
+        Ok(v)
+    }
+}
+
+/// One episode's record.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Episode {
+    /// Index of the sample in the dataset.
+    pub sample: usize,
+    /// Zoom boxes as the policy proposed them.
+    pub proposed: Vec<BBox>,
+    /// Zoom boxes as executed (clipped, grown to the minimum side).
+    pub executed: Vec<BBox>,
+    /// The answer, once given.
+    pub answer: Option<String>,
+    /// Whether the episode was cut off at `max_rounds`.
+    pub hit_max_rounds: bool,
+}
+
+impl Episode {
+    /// Whether the episode has ended.
+    pub fn done(&self) -> bool {
+        self.answer.is_some() || self.hit_max_rounds
+    }
+
+    /// The step index (actions taken so far).
+    pub fn step(&self) -> usize {
+        self.proposed.len()
+    }
+}
+
+/// A batch of episodes and their current observations.
+pub struct EpisodeBatch {
+    /// The episodes.
+    pub episodes: Vec<Episode>,
+    /// Global views, `len × view × view × 3`, row-major RGB.
+    pub global: Vec<u8>,
+    /// Current crops, same layout; zeros before an episode's first zoom.
+    pub crop: Vec<u8>,
+    /// The crop before the current one (zeros before the second zoom): the
+    /// policy's memory for questions about two regions.
+    pub prev_crop: Vec<u8>,
+    /// View side.
+    pub view: u32,
+}
+
+impl EpisodeBatch {
+    /// Number of episodes.
+    pub fn len(&self) -> usize {
+        self.episodes.len()
+    }
+
+    /// Whether the batch is empty.
+    pub fn is_empty(&self) -> bool {
+        self.episodes.is_empty()
+    }
+
+    /// Indices of the episodes still running.
+    pub fn active(&self) -> Vec<usize> {
+        (0..self.len()).filter(|&i| !self.episodes[i].done()).collect()
+    }
+
+    /// Episode `i`'s crop buffer.
+    pub fn crop_of(&self, i: usize) -> &[u8] {
+        let n = (self.view * self.view * 3) as usize;
+        &self.crop[i * n..(i + 1) * n]
+    }
+
+    /// Episode `i`'s previous crop buffer.
+    pub fn prev_crop_of(&self, i: usize) -> &[u8] {
+        let n = (self.view * self.view * 3) as usize;
+        &self.prev_crop[i * n..(i + 1) * n]
+    }
+
+    /// Episode `i`'s global view buffer.
+    pub fn global_of(&self, i: usize) -> &[u8] {
+        let n = (self.view * self.view * 3) as usize;
+        &self.global[i * n..(i + 1) * n]
+    }
+}
+
+/// The environment: rules plus images.
+pub struct ZoomEnv {
+    cfg: EnvConfig,
+    store: Arc<ImageStore>,
+}
+
+impl ZoomEnv {
+    /// An environment over an image store (whose view size must match).
+    pub fn new(cfg: EnvConfig, store: Arc<ImageStore>) -> Result<Self, String> {
+        cfg.validate()?;
+        if store.view != cfg.view {
+            return Err(format!("image store view {} ≠ env view {}", store.view, cfg.view));
+        }
+        Ok(Self { cfg, store })
+    }
+
+    /// The rules.
+    pub fn config(&self) -> &EnvConfig {
+        &self.cfg
+    }
+
+    /// The images.
+    pub fn store(&self) -> &Arc<ImageStore> {
+        &self.store
+    }
+
+    /// The sample of an episode.
+    pub fn sample(&self, e: &Episode) -> &Sample {
+        &self.store.dataset.samples()[e.sample]
+    }
+
+    /// Starts one episode per entry of `samples` (dataset indices).
+    pub fn reset(&self, samples: &[usize]) -> Result<EpisodeBatch, DatasetError> {
+        let n = (self.cfg.view * self.cfg.view * 3) as usize;
+        let mut global = vec![0u8; samples.len() * n];
+        for (i, &s) in samples.iter().enumerate() {
+            global[i * n..(i + 1) * n].copy_from_slice(&self.store.global_view(s)?);
+        }
+        Ok(EpisodeBatch {
+            episodes: samples
+                .iter()
+                .map(|&s| Episode {
+                    sample: s,
+                    ..Default::default()
+                })
+                .collect(),
+            global,
+            crop: vec![0u8; samples.len() * n],
+            prev_crop: vec![0u8; samples.len() * n],
+            view: self.cfg.view,
+        })
+    }
+
+    /// The box actually cropped for a proposal on a `w × h` image: clipped,
+    /// grown to `min_zoom_side` around its centre; a proposal entirely
+    /// outside the image (or not finite) becomes a minimum box at the
+    /// nearest point inside.
+    pub fn executed_box(&self, proposed: &BBox, w: f64, h: f64) -> BBox {
+        let min = self.cfg.min_zoom_side.min(w).min(h);
+        match proposed.clip(w, h) {
+            Some(b) => b.ensure_min_side(min, w, h),
+            None => {
+                let (cx, cy) = proposed.center();
+                let cx = if cx.is_finite() { cx.clamp(0.0, w) } else { w / 2.0 };
+                let cy = if cy.is_finite() { cy.clamp(0.0, h) } else { h / 2.0 };
+                BBox::new(cx, cy, cx, cy).ensure_min_side(min, w, h)
+            }
+        }
+    }
+
+    /// Applies one action to each listed episode (`(episode index, action)`),
+    /// updating its record and its crop in place. Actions for finished
+    /// episodes are ignored.
+    pub fn step(&self, batch: &mut EpisodeBatch, actions: &[(usize, Action)]) -> Result<(), DatasetError> {
+        let n = (self.cfg.view * self.cfg.view * 3) as usize;
+        for (i, action) in actions {
+            let i = *i;
+            if batch.episodes[i].done() {
+                continue;
+            }
+            match action {
+                Action::Answer(a) => batch.episodes[i].answer = Some(a.clone()),
+                Action::Zoom(b) => {
+                    let idx = batch.episodes[i].sample;
+                    let img = self.store.image(idx)?;
+                    let exec = self.executed_box(b, img.width() as f64, img.height() as f64);
+                    let (cur, prev) = (&batch.crop[i * n..(i + 1) * n], &mut batch.prev_crop[i * n..(i + 1) * n]);
+                    prev.copy_from_slice(cur);
+                    crop_resize_into(&img, &exec, self.cfg.view, &mut batch.crop[i * n..(i + 1) * n]);
+                    let e = &mut batch.episodes[i];
+                    e.proposed.push(*b);
+                    e.executed.push(exec);
+                    if e.proposed.len() >= self.cfg.max_rounds {
+                        e.hit_max_rounds = true;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataset::zoombench::ZoomBenchConfig;
+    use crate::geometry::crop_resize;
+
+    fn env(n: u64, max_rounds: usize) -> ZoomEnv {
+        let zb = ZoomBench::new(ZoomBenchConfig::default()).expect("zb");
+        let samples = (0..n).map(|i| zb.generate(1, i).0).collect();
+        let ds = Arc::new(Dataset::new("/nowhere", samples));
+        let store = Arc::new(ImageStore::new(ds, ImageSource::ZoomBench(zb), 64, 2));
+        ZoomEnv::new(EnvConfig { max_rounds, ..Default::default() }, store).expect("env")
+    }
+
+    #[test]
+    fn crops_are_the_executed_region_and_blank_before() {
+        let env = env(3, 6);
+        let mut b = env.reset(&[0, 1, 2]).expect("reset");
+        assert!(b.crop.iter().all(|&v| v == 0));
+        let g = env.sample(&b.episodes[1]).rationales[0].bbox;
+        env.step(&mut b, &[(1, Action::Zoom(g))]).expect("step");
+        let img = env.store().image(1).expect("image");
+        assert_eq!(b.crop_of(1), crop_resize(&img, &g, 64).as_raw().as_slice());
+        assert!(b.crop_of(0).iter().all(|&v| v == 0));
+        // the global view is the area-averaged whole image
+        assert_eq!(b.global_of(2), crate::geometry::global_view(&env.store().image(2).expect("img"), 64).as_raw().as_slice());
+        assert!(b.prev_crop_of(1).iter().all(|&v| v == 0));
+        let first = b.crop_of(1).to_vec();
+        env.step(&mut b, &[(1, Action::Zoom(BBox::new(0.0, 0.0, 64.0, 64.0)))]).expect("step");
+        assert_eq!(b.prev_crop_of(1), first.as_slice());
+        assert_eq!(b.episodes[1].proposed[0], g);
+        assert_eq!(b.episodes[1].executed[0], g);
+    }
+
+    #[test]
+    fn boxes_are_clipped_and_grown() {
+        let env = env(1, 6);
+        let mut b = env.reset(&[0]).expect("reset");
+        let tiny = BBox::new(100.0, 100.0, 101.0, 102.0);
+        let outside = BBox::new(-50.0, 760.0, -10.0, 900.0);
+        env.step(&mut b, &[(0, Action::Zoom(tiny))]).expect("step");
+        env.step(&mut b, &[(0, Action::Zoom(outside))]).expect("step");
+        let e = &b.episodes[0];
+        assert_eq!(e.proposed, vec![tiny, outside]);
+        assert_eq!(e.executed[0], BBox::new(96.5, 97.0, 104.5, 105.0));
+        assert_eq!(e.executed[1], BBox::new(0.0, 760.0, 8.0, 768.0));
+    }
+
+    #[test]
+    fn episodes_end_at_answer_or_max_rounds() {
+        let env = env(2, 2);
+        let mut b = env.reset(&[0, 1]).expect("reset");
+        let z = Action::Zoom(BBox::new(0.0, 0.0, 50.0, 50.0));
+        env.step(&mut b, &[(0, z.clone()), (1, Action::Answer("3".into()))]).expect("step");
+        assert_eq!(b.active(), vec![0]);
+        env.step(&mut b, &[(0, z.clone()), (1, z.clone())]).expect("step");
+        assert!(b.episodes[0].hit_max_rounds && b.episodes[0].answer.is_none());
+        assert_eq!(b.episodes[1].proposed.len(), 0, "a finished episode ignores actions");
+        assert!(b.active().is_empty());
+    }
+
+    #[test]
+    fn deterministic_and_cache_bounded() {
+        let (a, b) = (env(4, 6), env(4, 6));
+        let z = [(0, Action::Zoom(BBox::new(10.0, 20.0, 90.0, 70.0))), (3, Action::Zoom(BBox::new(300.0, 300.0, 340.0, 330.0)))];
+        let mut ba = a.reset(&[0, 1, 2, 3]).expect("reset");
+        let mut bb = b.reset(&[0, 1, 2, 3]).expect("reset");
+        a.step(&mut ba, &z).expect("step");
+        b.step(&mut bb, &z).expect("step");
+        assert_eq!(ba.crop, bb.crop);
+        assert_eq!(ba.global, bb.global);
+        assert!(a.store().cache.lock().expect("lock").0.len() <= 2);
+    }
+
+    #[test]
+    fn bad_rules_are_refused() {
+        assert!(EnvConfig { max_rounds: 0, ..Default::default() }.validate().unwrap_err().contains("max_rounds"));
+        assert!(EnvConfig { view: 2, ..Default::default() }.validate().is_err());
+    }
+}
