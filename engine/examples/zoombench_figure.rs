@@ -29,15 +29,32 @@ fn outline(img: &mut RgbImage, b: &BBox, rgb: [u8; 3], t: u32) {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let out = std::env::args().nth(1).unwrap_or_else(|| "zoombench-sample.png".into());
+    let out = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "zoombench-sample.png".into());
     let zb = ZoomBench::new(ZoomBenchConfig::default())?;
     let (sample, img) = zb.generate(0, 0);
     let g = sample.rationales[0].bbox;
     let (cx, cy) = g.center();
     let side = 3.0 * g.width();
-    let zoom = BBox::new(cx - side / 2.0, cy - side / 2.0, cx + side / 2.0, cy + side / 2.0);
-    let global = imageops::resize(&global_view(&img, 64), 384, 384, imageops::FilterType::Nearest);
-    let crop = imageops::resize(&crop_resize(&img, &zoom, 64), 384, 384, imageops::FilterType::Nearest);
+    let zoom = BBox::new(
+        cx - side / 2.0,
+        cy - side / 2.0,
+        cx + side / 2.0,
+        cy + side / 2.0,
+    );
+    let global = imageops::resize(
+        &global_view(&img, 64),
+        384,
+        384,
+        imageops::FilterType::Nearest,
+    );
+    let crop = imageops::resize(
+        &crop_resize(&img, &zoom, 64),
+        384,
+        384,
+        imageops::FilterType::Nearest,
+    );
     let mut full = img.clone();
     outline(&mut full, &zoom, [255, 255, 0], 2);
     outline(&mut full, &g, [0, 255, 0], 1);
@@ -46,6 +63,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     imageops::replace(&mut canvas, &global, 768 + 16, 0);
     imageops::replace(&mut canvas, &crop, 768 + 16, 384);
     canvas.save(&out)?;
-    println!("{}: {:?} answer {} — left: 768×768 image (green: ground truth, yellow: zoom); top right: 64×64 global view; bottom right: 64×64 zoom", out, sample.question, sample.answer);
+    println!(
+        "{}: {:?} answer {} — left: 768×768 image (green: ground truth, yellow: zoom); top right: 64×64 global view; bottom right: 64×64 zoom",
+        out, sample.question, sample.answer
+    );
     Ok(())
 }

@@ -52,13 +52,21 @@ impl EnvConfig {
     /// Checks the rules are usable.
     pub fn validate(&self) -> Result<(), String> {
         if self.max_rounds == 0 {
-            return Err("max_rounds must be at least 1 (an episode needs room for one zoom)".into());
+            return Err(
+                "max_rounds must be at least 1 (an episode needs room for one zoom)".into(),
+            );
         }
         if !(8..=512).contains(&self.view) {
-            return Err(format!("view must lie in 8..=512 pixels, got {}", self.view));
+            return Err(format!(
+                "view must lie in 8..=512 pixels, got {}",
+                self.view
+            ));
         }
         if !(self.min_zoom_side.is_finite() && self.min_zoom_side >= 1.0) {
-            return Err(format!("min_zoom_side must be at least 1 pixel, got {}", self.min_zoom_side));
+            return Err(format!(
+                "min_zoom_side must be at least 1 pixel, got {}",
+                self.min_zoom_side
+            ));
         }
         Ok(())
     }
@@ -233,7 +241,9 @@ impl EpisodeBatch {
 
     /// Indices of the episodes still running.
     pub fn active(&self) -> Vec<usize> {
-        (0..self.len()).filter(|&i| !self.episodes[i].done()).collect()
+        (0..self.len())
+            .filter(|&i| !self.episodes[i].done())
+            .collect()
     }
 
     /// Episode `i`'s crop buffer.
@@ -266,7 +276,10 @@ impl ZoomEnv {
     pub fn new(cfg: EnvConfig, store: Arc<ImageStore>) -> Result<Self, String> {
         cfg.validate()?;
         if store.view != cfg.view {
-            return Err(format!("image store view {} ≠ env view {}", store.view, cfg.view));
+            return Err(format!(
+                "image store view {} ≠ env view {}",
+                store.view, cfg.view
+            ));
         }
         Ok(Self { cfg, store })
     }
@@ -318,8 +331,16 @@ impl ZoomEnv {
             Some(b) => b.ensure_min_side(min, w, h),
             None => {
                 let (cx, cy) = proposed.center();
-                let cx = if cx.is_finite() { cx.clamp(0.0, w) } else { w / 2.0 };
-                let cy = if cy.is_finite() { cy.clamp(0.0, h) } else { h / 2.0 };
+                let cx = if cx.is_finite() {
+                    cx.clamp(0.0, w)
+                } else {
+                    w / 2.0
+                };
+                let cy = if cy.is_finite() {
+                    cy.clamp(0.0, h)
+                } else {
+                    h / 2.0
+                };
                 BBox::new(cx, cy, cx, cy).ensure_min_side(min, w, h)
             }
         }
@@ -328,7 +349,11 @@ impl ZoomEnv {
     /// Applies one action to each listed episode (`(episode index, action)`),
     /// updating its record and its crop in place. Actions for finished
     /// episodes are ignored.
-    pub fn step(&self, batch: &mut EpisodeBatch, actions: &[(usize, Action)]) -> Result<(), DatasetError> {
+    pub fn step(
+        &self,
+        batch: &mut EpisodeBatch,
+        actions: &[(usize, Action)],
+    ) -> Result<(), DatasetError> {
         let n = (self.cfg.view * self.cfg.view * 3) as usize;
         for (i, action) in actions {
             let i = *i;
@@ -341,9 +366,17 @@ impl ZoomEnv {
                     let idx = batch.episodes[i].sample;
                     let img = self.store.image(idx)?;
                     let exec = self.executed_box(b, img.width() as f64, img.height() as f64);
-                    let (cur, prev) = (&batch.crop[i * n..(i + 1) * n], &mut batch.prev_crop[i * n..(i + 1) * n]);
+                    let (cur, prev) = (
+                        &batch.crop[i * n..(i + 1) * n],
+                        &mut batch.prev_crop[i * n..(i + 1) * n],
+                    );
                     prev.copy_from_slice(cur);
-                    crop_resize_into(&img, &exec, self.cfg.view, &mut batch.crop[i * n..(i + 1) * n]);
+                    crop_resize_into(
+                        &img,
+                        &exec,
+                        self.cfg.view,
+                        &mut batch.crop[i * n..(i + 1) * n],
+                    );
                     let e = &mut batch.episodes[i];
                     e.proposed.push(*b);
                     e.executed.push(exec);
@@ -368,7 +401,14 @@ mod tests {
         let samples = (0..n).map(|i| zb.generate(1, i).0).collect();
         let ds = Arc::new(Dataset::new("/nowhere", samples));
         let store = Arc::new(ImageStore::new(ds, ImageSource::ZoomBench(zb), 64, 2));
-        ZoomEnv::new(EnvConfig { max_rounds, ..Default::default() }, store).expect("env")
+        ZoomEnv::new(
+            EnvConfig {
+                max_rounds,
+                ..Default::default()
+            },
+            store,
+        )
+        .expect("env")
     }
 
     #[test]
@@ -382,10 +422,19 @@ mod tests {
         assert_eq!(b.crop_of(1), crop_resize(&img, &g, 64).as_raw().as_slice());
         assert!(b.crop_of(0).iter().all(|&v| v == 0));
         // the global view is the area-averaged whole image
-        assert_eq!(b.global_of(2), crate::geometry::global_view(&env.store().image(2).expect("img"), 64).as_raw().as_slice());
+        assert_eq!(
+            b.global_of(2),
+            crate::geometry::global_view(&env.store().image(2).expect("img"), 64)
+                .as_raw()
+                .as_slice()
+        );
         assert!(b.prev_crop_of(1).iter().all(|&v| v == 0));
         let first = b.crop_of(1).to_vec();
-        env.step(&mut b, &[(1, Action::Zoom(BBox::new(0.0, 0.0, 64.0, 64.0)))]).expect("step");
+        env.step(
+            &mut b,
+            &[(1, Action::Zoom(BBox::new(0.0, 0.0, 64.0, 64.0)))],
+        )
+        .expect("step");
         assert_eq!(b.prev_crop_of(1), first.as_slice());
         assert_eq!(b.episodes[1].proposed[0], g);
         assert_eq!(b.episodes[1].executed[0], g);
@@ -398,7 +447,8 @@ mod tests {
         let tiny = BBox::new(100.0, 100.0, 101.0, 102.0);
         let outside = BBox::new(-50.0, 760.0, -10.0, 900.0);
         env.step(&mut b, &[(0, Action::Zoom(tiny))]).expect("step");
-        env.step(&mut b, &[(0, Action::Zoom(outside))]).expect("step");
+        env.step(&mut b, &[(0, Action::Zoom(outside))])
+            .expect("step");
         let e = &b.episodes[0];
         assert_eq!(e.proposed, vec![tiny, outside]);
         assert_eq!(e.executed[0], BBox::new(96.5, 97.0, 104.5, 105.0));
@@ -410,18 +460,27 @@ mod tests {
         let env = env(2, 2);
         let mut b = env.reset(&[0, 1]).expect("reset");
         let z = Action::Zoom(BBox::new(0.0, 0.0, 50.0, 50.0));
-        env.step(&mut b, &[(0, z.clone()), (1, Action::Answer("3".into()))]).expect("step");
+        env.step(&mut b, &[(0, z.clone()), (1, Action::Answer("3".into()))])
+            .expect("step");
         assert_eq!(b.active(), vec![0]);
-        env.step(&mut b, &[(0, z.clone()), (1, z.clone())]).expect("step");
+        env.step(&mut b, &[(0, z.clone()), (1, z.clone())])
+            .expect("step");
         assert!(b.episodes[0].hit_max_rounds && b.episodes[0].answer.is_none());
-        assert_eq!(b.episodes[1].proposed.len(), 0, "a finished episode ignores actions");
+        assert_eq!(
+            b.episodes[1].proposed.len(),
+            0,
+            "a finished episode ignores actions"
+        );
         assert!(b.active().is_empty());
     }
 
     #[test]
     fn deterministic_and_cache_bounded() {
         let (a, b) = (env(4, 6), env(4, 6));
-        let z = [(0, Action::Zoom(BBox::new(10.0, 20.0, 90.0, 70.0))), (3, Action::Zoom(BBox::new(300.0, 300.0, 340.0, 330.0)))];
+        let z = [
+            (0, Action::Zoom(BBox::new(10.0, 20.0, 90.0, 70.0))),
+            (3, Action::Zoom(BBox::new(300.0, 300.0, 340.0, 330.0))),
+        ];
         let mut ba = a.reset(&[0, 1, 2, 3]).expect("reset");
         let mut bb = b.reset(&[0, 1, 2, 3]).expect("reset");
         a.step(&mut ba, &z).expect("step");
@@ -433,7 +492,22 @@ mod tests {
 
     #[test]
     fn bad_rules_are_refused() {
-        assert!(EnvConfig { max_rounds: 0, ..Default::default() }.validate().unwrap_err().contains("max_rounds"));
-        assert!(EnvConfig { view: 2, ..Default::default() }.validate().is_err());
+        assert!(
+            EnvConfig {
+                max_rounds: 0,
+                ..Default::default()
+            }
+            .validate()
+            .unwrap_err()
+            .contains("max_rounds")
+        );
+        assert!(
+            EnvConfig {
+                view: 2,
+                ..Default::default()
+            }
+            .validate()
+            .is_err()
+        );
     }
 }

@@ -17,5 +17,7 @@ pub mod env;
 pub mod fsutil;
 pub mod geometry;
 pub mod metrics;
+pub mod optim;
+pub mod policy;
 pub mod reward;
 pub mod score;

@@ -1,0 +1,721 @@
+//! ZoomNet: the built-in candle policy (DESIGN §7), built from matmuls only.
+//!
+//! - **Global encoder**, once per episode: every global-view pixel with its
+//!   3×3 neighbourhood (27 values, unfolded by padding and slicing) goes
+//!   through a two-layer per-pixel MLP → keys `[N = view², P]`.
+//! - **Crop encoder**: 8×8 patches by reshape/permute, a shared linear
+//!   patch embedding, then a linear layer over all patches → `[H]`; the same
+//!   weights encode the previous crop (the memory for two-region questions).
+//! - **Trunk**: question (hashed bag of words), current and previous crop,
+//!   step one-hot and flags → two layers → `[H]`.
+//! - **Heads**: action kind (zoom / answer); answer (a class per answer in
+//!   the training set); zoom **cell** over the view² grid by attention of a
+//!   trunk query on the keys; then, given the chosen cell's key, a 3×3
+//!   sub-cell **offset** and a **size** among geometric sides from 1/64 to
+//!   1/2 of the image's short side (ratio ≈ 1.19 between neighbours, so a
+//!   square placard of any size is matched within IoU ≈ 0.84 by size alone).
+//!
+//! A zoom's log-probability is `log p(kind) + log p(cell) + log p(offset |
+//! cell) + log p(size | cell)`; an answer's `log p(kind) + log p(answer)`.
+//! Sampling is Gumbel-max on the device with noise drawn from a seeded host
+//! RNG, so runs on the CPU are deterministic and only indices and log-probs
+//! come back from the device.
+
+use super::{DeviceKind, device};
+use crate::dataset::zoombench::SplitMix64;
+use crate::env::{Action, EpisodeBatch};
+use crate::geometry::BBox;
+use candle_core::{D, DType, Device, Result, Tensor, Var};
+use candle_nn::{Linear, Module, VarBuilder, VarMap, linear};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// ZoomNet's shape.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ZoomNetConfig {
+    /// Trunk width. Default 64.
+    pub hidden: usize,
+    /// Per-pixel key width of the global encoder. Default 16.
+    pub pixel_dim: usize,
+    /// Crop patch side in pixels (must divide the view). Default 8.
+    pub crop_patch: usize,
+    /// Patch embedding width. Default 16.
+    pub crop_dim: usize,
+    /// Question encoding size. Default 128.
+    pub question_dim: usize,
+    /// Number of zoom sizes. Default 21.
+    pub sizes: usize,
+}
+
+impl Default for ZoomNetConfig {
+    fn default() -> Self {
+        Self {
+            hidden: 64,
+            pixel_dim: 16,
+            crop_patch: 8,
+            crop_dim: 16,
+            question_dim: 128,
+            sizes: 21,
+        }
+    }
+}
+
+/// One discrete decision of ZoomNet.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Choice {
+    /// 0 = zoom, 1 = answer.
+    pub kind: u32,
+    /// Answer class (meaningful when answering).
+    pub answer: u32,
+    /// Zoom cell, `row · view + col` (meaningful when zooming).
+    pub cell: u32,
+    /// Sub-cell offset, `3 · dy + dx` with `dx, dy ∈ {0, 1, 2}` ↦ `{−⅓, 0, +⅓}` cell.
+    pub offset: u32,
+    /// Size class.
+    pub size: u32,
+}
+
+/// Number of sub-cell offsets.
+const OFFSETS: usize = 9;
+
+/// What the update needs of one action.
+#[derive(Clone, Debug)]
+pub struct StepObs<'a> {
+    /// Index of the episode's global view in the `globals` of [`ZoomNet::evaluate`].
+    pub episode: usize,
+    /// Step index within the episode.
+    pub step: usize,
+    /// Question encoding.
+    pub question: &'a [f32],
+    /// The crop shown at this step (`view² · 3` bytes).
+    pub crop: &'a [u8],
+    /// The crop before it.
+    pub prev_crop: &'a [u8],
+    /// The action taken.
+    pub choice: Choice,
+}
+
+/// The built-in policy.
+pub struct ZoomNet {
+    cfg: ZoomNetConfig,
+    view: usize,
+    max_rounds: usize,
+    answers: Vec<String>,
+    answer_index: HashMap<String, usize>,
+    device: Device,
+    varmap: VarMap,
+    q_embed: Linear,
+    pix1: Linear,
+    pix2: Linear,
+    crop_embed: Linear,
+    crop_fc: Linear,
+    trunk1: Linear,
+    trunk2: Linear,
+    kind: Linear,
+    answer: Linear,
+    loc_q: Linear,
+    fine: Linear,
+    offset: Linear,
+    size: Linear,
+}
+
+fn u8_to_f32(bytes: &[u8]) -> Vec<f32> {
+    bytes.iter().map(|&b| b as f32 / 255.0 - 0.5).collect()
+}
+
+impl ZoomNet {
+    /// A new ZoomNet with weights drawn from `seed` (deterministic on every
+    /// device): uniform `±1/√fan_in` weights, zero biases.
+    pub fn new(
+        cfg: ZoomNetConfig,
+        view: usize,
+        max_rounds: usize,
+        answers: Vec<String>,
+        dev: DeviceKind,
+        seed: u64,
+    ) -> std::result::Result<Self, String> {
+        if cfg.crop_patch == 0 || view % cfg.crop_patch != 0 {
+            return Err(format!(
+                "crop_patch {} must divide the view {}",
+                cfg.crop_patch, view
+            ));
+        }
+        if answers.is_empty() {
+            return Err("ZoomNet needs at least one answer class".into());
+        }
+        if [
+            cfg.hidden,
+            cfg.pixel_dim,
+            cfg.crop_dim,
+            cfg.question_dim,
+            cfg.sizes,
+        ]
+        .contains(&0)
+        {
+            return Err("ZoomNet sizes must be positive".into());
+        }
+        let device = device(dev)?;
+        let net = Self::build(cfg, view, max_rounds, answers, device)
+            .map_err(|e| format!("building ZoomNet: {e}"))?;
+        net.init_weights(seed)
+            .map_err(|e| format!("initialising ZoomNet: {e}"))?;
+        Ok(net)
+    }
+
+    fn build(
+        cfg: ZoomNetConfig,
+        view: usize,
+        max_rounds: usize,
+        answers: Vec<String>,
+        device: Device,
+    ) -> Result<Self> {
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &device);
+        let (h, p) = (cfg.hidden, cfg.pixel_dim);
+        let patches = (view / cfg.crop_patch).pow(2);
+        let patch_in = cfg.crop_patch * cfg.crop_patch * 3;
+        let trunk_in = h + 2 * h + (max_rounds + 1) + 2;
+        let answer_index = answers
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.clone(), i))
+            .collect();
+        Ok(Self {
+            q_embed: linear(cfg.question_dim, h, vb.pp("question"))?,
+            pix1: linear(27, p, vb.pp("global.pix1"))?,
+            pix2: linear(p, p, vb.pp("global.pix2"))?,
+            crop_embed: linear(patch_in, cfg.crop_dim, vb.pp("crop.patch"))?,
+            crop_fc: linear(patches * cfg.crop_dim, h, vb.pp("crop.fc"))?,
+            trunk1: linear(trunk_in, h, vb.pp("trunk.l1"))?,
+            trunk2: linear(h, h, vb.pp("trunk.l2"))?,
+            kind: linear(h, 2, vb.pp("head.kind"))?,
+            answer: linear(h, answers.len(), vb.pp("head.answer"))?,
+            loc_q: linear(h, p, vb.pp("head.loc_query"))?,
+            fine: linear(p + h, h, vb.pp("head.fine"))?,
+            offset: linear(h, OFFSETS, vb.pp("head.offset"))?,
+            size: linear(h, cfg.sizes, vb.pp("head.size"))?,
+            cfg,
+            view,
+            max_rounds,
+            answers,
+            answer_index,
+            device,
+            varmap,
+        })
+    }
+
+    fn init_weights(&self, seed: u64) -> Result<()> {
+        let mut rng = SplitMix64::new(seed);
+        for (name, var) in self.named_vars() {
+            let dims = var.dims().to_vec();
+            let n: usize = dims.iter().product();
+            let values: Vec<f32> = if name.ends_with(".bias") {
+                vec![0.0; n]
+            } else {
+                let bound = 1.0 / (dims[dims.len() - 1] as f64).sqrt();
+                (0..n)
+                    .map(|_| ((rng.f64() * 2.0 - 1.0) * bound) as f32)
+                    .collect()
+            };
+            var.set(&Tensor::from_vec(values, dims, &self.device)?)?;
+        }
+        Ok(())
+    }
+
+    /// Every parameter with its name (`trunk.l1.weight`, …), sorted by name.
+    pub fn named_vars(&self) -> Vec<(String, Var)> {
+        let mut v: Vec<(String, Var)> = match self.varmap.data().lock() {
+            Ok(d) => d.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            Err(_) => Vec::new(),
+        };
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// The parameters as named tensors (for checkpoints).
+    pub fn tensors(&self) -> Result<HashMap<String, Tensor>> {
+        self.named_vars()
+            .into_iter()
+            .map(|(k, v)| Ok((k, v.as_tensor().copy()?)))
+            .collect()
+    }
+
+    /// Loads parameters written by [`ZoomNet::tensors`]; every parameter must
+    /// be present with its shape.
+    pub fn load_tensors(&self, t: &HashMap<String, Tensor>) -> Result<()> {
+        for (k, v) in self.named_vars() {
+            let src = t.get(&k).ok_or_else(|| {
+                candle_core::Error::Msg(format!("checkpoint lacks parameter {k}"))
+            })?;
+            if src.dims() != v.dims() {
+                return Err(candle_core::Error::Msg(format!(
+                    "parameter {k} has shape {:?} in the checkpoint but {:?} in this ZoomNet",
+                    src.dims(),
+                    v.dims()
+                )));
+            }
+            v.set(&src.to_device(&self.device)?)?;
+        }
+        Ok(())
+    }
+
+    /// The answer classes.
+    pub fn answers(&self) -> &[String] {
+        &self.answers
+    }
+
+    /// The answer class of a text, if it is one.
+    pub fn answer_class(&self, a: &str) -> Option<usize> {
+        self.answer_index.get(a).copied()
+    }
+
+    /// The device.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The shape config.
+    pub fn config(&self) -> &ZoomNetConfig {
+        &self.cfg
+    }
+
+    /// Keys of the global views `[n, view², P]` from `n · view² · 3` bytes.
+    pub fn encode_globals(&self, globals: &[u8], n: usize) -> Result<Tensor> {
+        let v = self.view;
+        let g = Tensor::from_vec(u8_to_f32(globals), (n, v, v, 3), &self.device)?;
+        let padded = g.pad_with_zeros(1, 1, 1)?.pad_with_zeros(2, 1, 1)?;
+        let mut parts = Vec::with_capacity(9);
+        for dy in 0..3 {
+            for dx in 0..3 {
+                parts.push(padded.narrow(1, dy, v)?.narrow(2, dx, v)?);
+            }
+        }
+        let unfolded = Tensor::cat(&parts, 3)?.reshape((n, v * v, 27))?;
+        let h = self.pix1.forward(&unfolded)?.relu()?;
+        self.pix2.forward(&h)
+    }
+
+    fn encode_crops(&self, crops: &Tensor) -> Result<Tensor> {
+        let (n, v, ps) = (crops.dim(0)?, self.view, self.cfg.crop_patch);
+        let g = v / ps;
+        let patches = crops
+            .reshape((n, g, ps, g, ps, 3))?
+            .permute((0, 1, 3, 2, 4, 5))?
+            .contiguous()?
+            .reshape((n, g * g, ps * ps * 3))?;
+        let e = self.crop_embed.forward(&patches)?.relu()?;
+        self.crop_fc
+            .forward(&e.reshape((n, g * g * self.cfg.crop_dim))?)?
+            .relu()
+    }
+
+    /// The trunk state `[n, H]`.
+    fn trunk(
+        &self,
+        questions: &[f32],
+        crops: &[u8],
+        prevs: &[u8],
+        steps: &[usize],
+    ) -> Result<Tensor> {
+        let n = steps.len();
+        let v = self.view;
+        let q = Tensor::from_slice(questions, (n, self.cfg.question_dim), &self.device)?;
+        let q = self.q_embed.forward(&q)?.relu()?;
+        let c = self.encode_crops(&Tensor::from_vec(
+            u8_to_f32(crops),
+            (n, v, v, 3),
+            &self.device,
+        )?)?;
+        let p = self.encode_crops(&Tensor::from_vec(
+            u8_to_f32(prevs),
+            (n, v, v, 3),
+            &self.device,
+        )?)?;
+        let r = self.max_rounds + 1;
+        let mut extra = vec![0f32; n * (r + 2)];
+        for (i, &s) in steps.iter().enumerate() {
+            extra[i * (r + 2) + s.min(self.max_rounds)] = 1.0;
+            extra[i * (r + 2) + r] = f32::from(u8::from(s >= 1));
+            extra[i * (r + 2) + r + 1] = f32::from(u8::from(s >= 2));
+        }
+        let extra = Tensor::from_vec(extra, (n, r + 2), &self.device)?;
+        let x = Tensor::cat(&[&q, &c, &p, &extra], 1)?;
+        let h = self.trunk1.forward(&x)?.relu()?;
+        (self.trunk2.forward(&h)?.relu()? + h)?.contiguous()
+    }
+
+    fn loc_logits(&self, keys: &Tensor, t: &Tensor) -> Result<Tensor> {
+        let q = self.loc_q.forward(t)?.unsqueeze(2)?;
+        let scale = 1.0 / (self.cfg.pixel_dim as f64).sqrt();
+        keys.matmul(&q)?.squeeze(2)?.affine(scale, 0.0)
+    }
+
+    fn fine_state(&self, keys: &Tensor, cells: &Tensor, t: &Tensor) -> Result<Tensor> {
+        let (n, p) = (t.dim(0)?, self.cfg.pixel_dim);
+        let idx = cells
+            .reshape((n, 1, 1))?
+            .broadcast_as((n, 1, p))?
+            .contiguous()?;
+        let k = keys.gather(&idx, 1)?.squeeze(1)?;
+        self.fine.forward(&Tensor::cat(&[&k, t], 1)?)?.relu()
+    }
+
+    /// Chooses one action for each listed episode of `batch`. `keys` are the
+    /// batch's global keys from [`ZoomNet::encode_globals`] (computed once per
+    /// episode); `questions` the question encodings of all episodes. With
+    /// `rng`, actions are sampled; without, the most likely action is taken.
+    /// Returns the actions, the choices and their log-probabilities.
+    pub fn act(
+        &self,
+        batch: &EpisodeBatch,
+        keys: &Tensor,
+        questions: &[Vec<f32>],
+        sizes: &[(f64, f64)],
+        active: &[usize],
+        mut rng: Option<&mut SplitMix64>,
+    ) -> Result<Vec<(Action, Choice, f32)>> {
+        let n = active.len();
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let qd = self.cfg.question_dim;
+        let mut q = Vec::with_capacity(n * qd);
+        let mut crops = Vec::with_capacity(n * batch.crop_of(0).len());
+        let mut prevs = Vec::with_capacity(crops.capacity());
+        let mut steps = Vec::with_capacity(n);
+        for &i in active {
+            q.extend_from_slice(&questions[i]);
+            crops.extend_from_slice(batch.crop_of(i));
+            prevs.extend_from_slice(batch.prev_crop_of(i));
+            steps.push(batch.episodes[i].step());
+        }
+        let idx = Tensor::from_vec(
+            active.iter().map(|&i| i as u32).collect::<Vec<_>>(),
+            n,
+            &self.device,
+        )?;
+        let keys = keys.index_select(&idx, 0)?;
+        let t = self.trunk(&q, &crops, &prevs, &steps)?;
+        let mut pick = |logits: &Tensor| -> Result<Tensor> {
+            match rng.as_deref_mut() {
+                Some(r) => {
+                    let (rows, cols) = logits.dims2()?;
+                    let g: Vec<f32> = (0..rows * cols)
+                        .map(|_| {
+                            let u = r.f64().clamp(1e-12, 1.0 - 1e-12);
+                            -(-(u.ln())).ln() as f32
+                        })
+                        .collect();
+                    (logits + Tensor::from_vec(g, (rows, cols), &self.device)?)?.argmax(1)
+                }
+                None => logits.argmax(1),
+            }
+        };
+        let kind_l = self.kind.forward(&t)?;
+        let ans_l = self.answer.forward(&t)?;
+        let loc_l = self.loc_logits(&keys, &t)?;
+        let kind = pick(&kind_l)?;
+        let ans = pick(&ans_l)?;
+        let cell = pick(&loc_l)?;
+        let f = self.fine_state(&keys, &cell, &t)?;
+        let off_l = self.offset.forward(&f)?;
+        let size_l = self.size.forward(&f)?;
+        let off = pick(&off_l)?;
+        let size = pick(&size_l)?;
+        let lp = self.joint_logp(
+            &kind_l, &ans_l, &loc_l, &off_l, &size_l, &kind, &ans, &cell, &off, &size,
+        )?;
+        // The only device → host copies: the chosen indices and their log-probs.
+        let (kind, ans, cell, off, size) = (
+            kind.to_vec1::<u32>()?,
+            ans.to_vec1::<u32>()?,
+            cell.to_vec1::<u32>()?,
+            off.to_vec1::<u32>()?,
+            size.to_vec1::<u32>()?,
+        );
+        let lp = lp.to_vec1::<f32>()?;
+        Ok((0..n)
+            .map(|j| {
+                let choice = Choice {
+                    kind: kind[j],
+                    answer: ans[j],
+                    cell: cell[j],
+                    offset: off[j],
+                    size: size[j],
+                };
+                let (w, h) = sizes[batch.episodes[active[j]].sample];
+                (self.decode(&choice, w, h), choice, lp[j])
+            })
+            .collect())
+    }
+
+    /// The action a choice stands for on a `w × h` image.
+    pub fn decode(&self, c: &Choice, w: f64, h: f64) -> Action {
+        if c.kind == 1 {
+            return Action::Answer(
+                self.answers
+                    .get(c.answer as usize)
+                    .cloned()
+                    .unwrap_or_default(),
+            );
+        }
+        Action::Zoom(self.zoom_box(c, w, h))
+    }
+
+    /// The zoom box of a choice on a `w × h` image.
+    pub fn zoom_box(&self, c: &Choice, w: f64, h: f64) -> BBox {
+        let v = self.view as f64;
+        let (row, col) = (
+            (c.cell as usize / self.view) as f64,
+            (c.cell as usize % self.view) as f64,
+        );
+        let (dx, dy) = ((c.offset % 3) as f64 - 1.0, (c.offset / 3) as f64 - 1.0);
+        let cx = (col + 0.5 + dx / 3.0) * w / v;
+        let cy = (row + 0.5 + dy / 3.0) * h / v;
+        let side = self.size_side(c.size as usize, w, h);
+        BBox::new(
+            cx - side / 2.0,
+            cy - side / 2.0,
+            cx + side / 2.0,
+            cy + side / 2.0,
+        )
+    }
+
+    /// Side of size class `k` on a `w × h` image: geometric from 1/64 to 1/2
+    /// of the short side.
+    pub fn size_side(&self, k: usize, w: f64, h: f64) -> f64 {
+        let s = w.min(h);
+        let n = self.cfg.sizes.max(2) - 1;
+        let (lo, hi) = (s / 64.0, s / 2.0);
+        lo * (hi / lo).powf(k.min(n) as f64 / n as f64)
+    }
+
+    /// The choice that best approximates a box (nearest cell, offset, size): used to
+    /// score a ground-truth zoom as the policy would express it.
+    pub fn encode_box(&self, b: &BBox, w: f64, h: f64) -> Choice {
+        let v = self.view as f64;
+        let (cx, cy) = b.center();
+        // In thirds of a cell: u − ½ = col + d/3 with d ∈ {−1, 0, 1}.
+        let thirds = |c: f64, len: f64| ((c / len * v - 0.5) * 3.0).round();
+        let split = |t: f64| {
+            let cell = (t / 3.0).round().clamp(0.0, v - 1.0);
+            let d = (t - 3.0 * cell).clamp(-1.0, 1.0) + 1.0;
+            (cell, d)
+        };
+        let (col, dx) = split(thirds(cx, w));
+        let (row, dy) = split(thirds(cy, h));
+        let side = b.width().max(b.height());
+        let size = (0..self.cfg.sizes)
+            .min_by(|&a, &c| {
+                let da = (self.size_side(a, w, h) / side).ln().abs();
+                let dc = (self.size_side(c, w, h) / side).ln().abs();
+                da.total_cmp(&dc)
+            })
+            .unwrap_or(0);
+        Choice {
+            kind: 0,
+            answer: 0,
+            cell: (row as u32) * self.view as u32 + col as u32,
+            offset: (dy as u32) * 3 + dx as u32,
+            size: size as u32,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn joint_logp(
+        &self,
+        kind_l: &Tensor,
+        ans_l: &Tensor,
+        loc_l: &Tensor,
+        off_l: &Tensor,
+        size_l: &Tensor,
+        kind: &Tensor,
+        ans: &Tensor,
+        cell: &Tensor,
+        off: &Tensor,
+        size: &Tensor,
+    ) -> Result<Tensor> {
+        let g = |l: &Tensor, i: &Tensor| -> Result<Tensor> {
+            candle_nn::ops::log_softmax(l, D::Minus1)?
+                .gather(&i.unsqueeze(1)?, 1)?
+                .squeeze(1)
+        };
+        let is_ans = kind.to_dtype(DType::F32)?;
+        let is_zoom = is_ans.affine(-1.0, 1.0)?;
+        let zoom = ((g(loc_l, cell)? + g(off_l, off)?)? + g(size_l, size)?)?;
+        g(kind_l, kind)? + (is_ans * g(ans_l, ans)?)? + (is_zoom * zoom)?
+    }
+
+    /// Log-probabilities `[S]` and entropies `[S]` of the given actions, with
+    /// gradients. `globals` holds the global views of the episodes the steps
+    /// refer to (`episodes · view² · 3` bytes).
+    pub fn evaluate(
+        &self,
+        globals: &[u8],
+        episodes: usize,
+        steps: &[StepObs],
+    ) -> Result<(Tensor, Tensor)> {
+        let n = steps.len();
+        let keys_e = self.encode_globals(globals, episodes)?;
+        let ep = Tensor::from_vec(
+            steps.iter().map(|s| s.episode as u32).collect::<Vec<_>>(),
+            n,
+            &self.device,
+        )?;
+        let keys = keys_e.index_select(&ep, 0)?;
+        let mut q = Vec::with_capacity(n * self.cfg.question_dim);
+        let mut crops = Vec::new();
+        let mut prevs = Vec::new();
+        let mut st = Vec::with_capacity(n);
+        for s in steps {
+            q.extend_from_slice(s.question);
+            crops.extend_from_slice(s.crop);
+            prevs.extend_from_slice(s.prev_crop);
+            st.push(s.step);
+        }
+        let t = self.trunk(&q, &crops, &prevs, &st)?;
+        let u = |f: fn(&Choice) -> u32| {
+            Tensor::from_vec(
+                steps.iter().map(|s| f(&s.choice)).collect::<Vec<u32>>(),
+                n,
+                &self.device,
+            )
+        };
+        let (kind, ans, cell, off, size) = (
+            u(|c| c.kind)?,
+            u(|c| c.answer)?,
+            u(|c| c.cell)?,
+            u(|c| c.offset)?,
+            u(|c| c.size)?,
+        );
+        let kind_l = self.kind.forward(&t)?;
+        let ans_l = self.answer.forward(&t)?;
+        let loc_l = self.loc_logits(&keys, &t)?;
+        let f = self.fine_state(&keys, &cell, &t)?;
+        let off_l = self.offset.forward(&f)?;
+        let size_l = self.size.forward(&f)?;
+        let lp = self.joint_logp(
+            &kind_l, &ans_l, &loc_l, &off_l, &size_l, &kind, &ans, &cell, &off, &size,
+        )?;
+        let ent = |l: &Tensor| -> Result<Tensor> {
+            let ls = candle_nn::ops::log_softmax(l, D::Minus1)?;
+            (ls.exp()? * &ls)?.sum(1)?.neg()
+        };
+        let pk = candle_nn::ops::softmax(&kind_l, D::Minus1)?;
+        let (p_zoom, p_ans) = (
+            pk.narrow(1, 0, 1)?.squeeze(1)?,
+            pk.narrow(1, 1, 1)?.squeeze(1)?,
+        );
+        let h_zoom = ((ent(&loc_l)? + ent(&off_l)?)? + ent(&size_l)?)?;
+        let entropy = ((ent(&kind_l)? + (p_ans * ent(&ans_l)?)?)? + (p_zoom * h_zoom)?)?;
+        Ok((lp, entropy))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataset::Dataset;
+    use crate::dataset::zoombench::{ZoomBench, ZoomBenchConfig};
+    use crate::env::{EnvConfig, ImageSource, ImageStore, ZoomEnv};
+    use crate::policy::encode_question;
+    use std::sync::Arc;
+
+    fn setup(n: u64) -> (ZoomEnv, ZoomNet) {
+        let zb = ZoomBench::new(ZoomBenchConfig::default()).expect("zb");
+        let samples = (0..n).map(|i| zb.generate(4, i).0).collect();
+        let ds = Arc::new(Dataset::new("/nowhere", samples));
+        let store = Arc::new(ImageStore::new(ds, ImageSource::ZoomBench(zb), 64, 64));
+        let env = ZoomEnv::new(EnvConfig::default(), store).expect("env");
+        let answers = (0..10).map(|d| d.to_string()).collect();
+        let net = ZoomNet::new(ZoomNetConfig::default(), 64, 6, answers, DeviceKind::Cpu, 1)
+            .expect("net");
+        (env, net)
+    }
+
+    #[test]
+    fn sampled_logp_equals_evaluated_logp() {
+        let (env, net) = setup(6);
+        let idx: Vec<usize> = (0..6).collect();
+        let mut batch = env.reset(&idx).expect("reset");
+        let questions: Vec<Vec<f32>> = idx
+            .iter()
+            .map(|&i| encode_question(&env.store().dataset().samples()[i].question, 128))
+            .collect();
+        let sizes: Vec<(f64, f64)> = env
+            .store()
+            .dataset()
+            .samples()
+            .iter()
+            .map(|s| (s.width as f64, s.height as f64))
+            .collect();
+        let keys = net.encode_globals(&batch.global, 6).expect("keys");
+        let mut rng = SplitMix64::new(9);
+        let mut records = Vec::new();
+        for _ in 0..3 {
+            let active = batch.active();
+            let acts = net
+                .act(&batch, &keys, &questions, &sizes, &active, Some(&mut rng))
+                .expect("act");
+            let mut step_actions = Vec::new();
+            for (&i, (a, c, lp)) in active.iter().zip(acts) {
+                records.push((
+                    i,
+                    batch.episodes[i].step(),
+                    batch.crop_of(i).to_vec(),
+                    batch.prev_crop_of(i).to_vec(),
+                    c,
+                    lp,
+                ));
+                step_actions.push((i, a));
+            }
+            env.step(&mut batch, &step_actions).expect("step");
+        }
+        assert!(records.len() >= 6);
+        let steps: Vec<StepObs> = records
+            .iter()
+            .map(|(i, s, c, p, ch, _)| StepObs {
+                episode: *i,
+                step: *s,
+                question: &questions[*i],
+                crop: c,
+                prev_crop: p,
+                choice: *ch,
+            })
+            .collect();
+        let (lp, ent) = net.evaluate(&batch.global, 6, &steps).expect("evaluate");
+        let lp = lp.to_vec1::<f32>().expect("lp");
+        for (r, l) in records.iter().zip(&lp) {
+            assert!((r.5 - l).abs() < 1e-4, "sampled {} vs evaluated {}", r.5, l);
+        }
+        assert!(ent.to_vec1::<f32>().expect("ent").iter().all(|&h| h > 0.0));
+    }
+
+    #[test]
+    fn same_seed_same_weights_and_round_trip() {
+        let (_, a) = setup(1);
+        let (_, b) = setup(1);
+        let (ta, tb) = (a.tensors().expect("a"), b.tensors().expect("b"));
+        for (k, v) in &ta {
+            assert_eq!(
+                v.flatten_all().expect("f").to_vec1::<f32>().expect("v"),
+                tb[k].flatten_all().expect("f").to_vec1::<f32>().expect("v"),
+                "{k}"
+            );
+        }
+        assert!(ta.contains_key("trunk.l1.weight") && ta.contains_key("global.pix1.weight"));
+    }
+
+    #[test]
+    fn box_encoding_reaches_placards() {
+        let (env, net) = setup(20);
+        for s in env.store().dataset().samples() {
+            let g = s.rationales[0].bbox;
+            let c = net.encode_box(&g, s.width as f64, s.height as f64);
+            let b = net.zoom_box(&c, s.width as f64, s.height as f64);
+            // The action space can express every placard at IoU ≥ 0.7.
+            assert!(b.iou(&g) >= 0.7, "{:?} vs {:?}: {}", b, g, b.iou(&g));
+        }
+    }
+}
