@@ -11,6 +11,7 @@
 
 #![warn(missing_docs)]
 
+pub mod config;
 pub mod credit;
 pub mod dataset;
 pub mod env;
@@ -21,3 +22,5 @@ pub mod optim;
 pub mod policy;
 pub mod reward;
 pub mod score;
+pub mod session;
+pub mod trainer;

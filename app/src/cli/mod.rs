@@ -4,6 +4,7 @@ mod bench;
 mod reward_args;
 mod score;
 mod synth;
+mod train;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -26,6 +27,10 @@ enum Command {
     Synth(synth::SynthArgs),
     /// Score rollouts produced elsewhere (our JSONL, DeepEyes text, verl dumps) with the ViRL rewards and credit.
     Score(score::ScoreArgs),
+    /// Train ZoomNet with GRPO/PPO and ViRL credit, headless, into a session folder.
+    Train(train::TrainArgs),
+    /// Evaluate a session's checkpoint greedily.
+    Eval(train::EvalArgs),
     /// Measure the speed of parts of the engine.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -60,6 +65,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Synth(a) => synth::run(a),
         Command::Score(a) => score::run(a),
         Command::Bench(b) => bench::run(b),
+        Command::Train(a) => train::run(a),
+        Command::Eval(a) => train::eval(a),
     }
 }
 

@@ -243,6 +243,12 @@ impl SplitMix64 {
         Self(Self(a ^ b).next_u64())
     }
 
+    /// The current state (a generator made with `SplitMix64::new(state)`
+    /// continues the same stream).
+    pub fn state(&self) -> u64 {
+        self.0
+    }
+
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -534,6 +540,12 @@ impl ZoomBench {
             draw_placard(&mut img, p);
         }
         img
+    }
+
+    /// Sample `index` of stream `seed` without rendering its image (cheap:
+    /// the layout alone decides the sample).
+    pub fn sample(&self, seed: u64, index: u64) -> Sample {
+        self.question(seed, index, &self.layout(seed, index))
     }
 
     /// Sample `index` of stream `seed`, with its image. The sample's `image`

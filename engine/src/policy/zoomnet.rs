@@ -345,31 +345,70 @@ impl ZoomNet {
         (self.trunk2.forward(&h)?.relu()? + h)?.contiguous()
     }
 
-    fn loc_logits(&self, keys: &Tensor, t: &Tensor) -> Result<Tensor> {
-        let q = self.loc_q.forward(t)?.unsqueeze(2)?;
-        let scale = 1.0 / (self.cfg.pixel_dim as f64).sqrt();
-        keys.matmul(&q)?.squeeze(2)?.affine(scale, 0.0)
+    /// Cell logits `[rows, N]`: row `r` attends over the keys of sample
+    /// `group[r]` (`keys` is `[U, N, P]`, one entry per distinct sample). Rows
+    /// are processed per sample so that no `[rows, N, P]` copy of the keys is made.
+    fn loc_logits(&self, keys: &Tensor, group: &[usize], t: &Tensor) -> Result<Tensor> {
+        let q = self
+            .loc_q
+            .forward(t)?
+            .affine(1.0 / (self.cfg.pixel_dim as f64).sqrt(), 0.0)?;
+        let u_count = keys.dim(0)?;
+        let mut rows_of: Vec<Vec<u32>> = vec![Vec::new(); u_count];
+        for (r, &u) in group.iter().enumerate() {
+            rows_of[u].push(r as u32);
+        }
+        let mut parts = Vec::new();
+        let mut order = Vec::with_capacity(group.len());
+        for (u, rows) in rows_of.iter().enumerate() {
+            if rows.is_empty() {
+                continue;
+            }
+            let idx = Tensor::from_slice(rows, rows.len(), &self.device)?;
+            let qu = q.index_select(&idx, 0)?;
+            parts.push(qu.matmul(&keys.get(u)?.t()?)?);
+            order.extend_from_slice(rows);
+        }
+        let grouped = Tensor::cat(&parts, 0)?;
+        // Back to row order: inverse permutation.
+        let mut inv = vec![0u32; order.len()];
+        for (pos, &r) in order.iter().enumerate() {
+            inv[r as usize] = pos as u32;
+        }
+        grouped.index_select(&Tensor::from_vec(inv, order.len(), &self.device)?, 0)
     }
 
-    fn fine_state(&self, keys: &Tensor, cells: &Tensor, t: &Tensor) -> Result<Tensor> {
-        let (n, p) = (t.dim(0)?, self.cfg.pixel_dim);
-        let idx = cells
-            .reshape((n, 1, 1))?
-            .broadcast_as((n, 1, p))?
-            .contiguous()?;
-        let k = keys.gather(&idx, 1)?.squeeze(1)?;
+    /// The key of each row's chosen cell, `[rows, P]`.
+    fn fine_state(
+        &self,
+        keys: &Tensor,
+        group: &[usize],
+        cells: &Tensor,
+        t: &Tensor,
+    ) -> Result<Tensor> {
+        let (u_count, n, p) = keys.dims3()?;
+        let flat = keys.reshape((u_count * n, p))?;
+        let base = Tensor::from_vec(
+            group.iter().map(|&u| (u * n) as u32).collect::<Vec<_>>(),
+            group.len(),
+            &self.device,
+        )?;
+        let k = flat.index_select(&(base + cells)?, 0)?;
         self.fine.forward(&Tensor::cat(&[&k, t], 1)?)?.relu()
     }
 
     /// Chooses one action for each listed episode of `batch`. `keys` are the
-    /// batch's global keys from [`ZoomNet::encode_globals`] (computed once per
-    /// episode); `questions` the question encodings of all episodes. With
+    /// global keys of the batch's distinct samples from
+    /// [`ZoomNet::encode_globals`] (computed once per rollout), `of_episode`
+    /// maps each episode to its row there; `questions` are the question
+    /// encodings of all episodes. With
     /// `rng`, actions are sampled; without, the most likely action is taken.
     /// Returns the actions, the choices and their log-probabilities.
     pub fn act(
         &self,
         batch: &EpisodeBatch,
         keys: &Tensor,
+        of_episode: &[usize],
         questions: &[Vec<f32>],
         sizes: &[(f64, f64)],
         active: &[usize],
@@ -390,12 +429,7 @@ impl ZoomNet {
             prevs.extend_from_slice(batch.prev_crop_of(i));
             steps.push(batch.episodes[i].step());
         }
-        let idx = Tensor::from_vec(
-            active.iter().map(|&i| i as u32).collect::<Vec<_>>(),
-            n,
-            &self.device,
-        )?;
-        let keys = keys.index_select(&idx, 0)?;
+        let group: Vec<usize> = active.iter().map(|&i| of_episode[i]).collect();
         let t = self.trunk(&q, &crops, &prevs, &steps)?;
         let mut pick = |logits: &Tensor| -> Result<Tensor> {
             match rng.as_deref_mut() {
@@ -414,11 +448,11 @@ impl ZoomNet {
         };
         let kind_l = self.kind.forward(&t)?;
         let ans_l = self.answer.forward(&t)?;
-        let loc_l = self.loc_logits(&keys, &t)?;
+        let loc_l = self.loc_logits(keys, &group, &t)?;
         let kind = pick(&kind_l)?;
         let ans = pick(&ans_l)?;
         let cell = pick(&loc_l)?;
-        let f = self.fine_state(&keys, &cell, &t)?;
+        let f = self.fine_state(keys, &group, &cell, &t)?;
         let off_l = self.offset.forward(&f)?;
         let size_l = self.size.forward(&f)?;
         let off = pick(&off_l)?;
@@ -557,13 +591,8 @@ impl ZoomNet {
         steps: &[StepObs],
     ) -> Result<(Tensor, Tensor)> {
         let n = steps.len();
-        let keys_e = self.encode_globals(globals, episodes)?;
-        let ep = Tensor::from_vec(
-            steps.iter().map(|s| s.episode as u32).collect::<Vec<_>>(),
-            n,
-            &self.device,
-        )?;
-        let keys = keys_e.index_select(&ep, 0)?;
+        let keys = self.encode_globals(globals, episodes)?;
+        let group: Vec<usize> = steps.iter().map(|s| s.episode).collect();
         let mut q = Vec::with_capacity(n * self.cfg.question_dim);
         let mut crops = Vec::new();
         let mut prevs = Vec::new();
@@ -591,8 +620,8 @@ impl ZoomNet {
         );
         let kind_l = self.kind.forward(&t)?;
         let ans_l = self.answer.forward(&t)?;
-        let loc_l = self.loc_logits(&keys, &t)?;
-        let f = self.fine_state(&keys, &cell, &t)?;
+        let loc_l = self.loc_logits(&keys, &group, &t)?;
+        let f = self.fine_state(&keys, &group, &cell, &t)?;
         let off_l = self.offset.forward(&f)?;
         let size_l = self.size.forward(&f)?;
         let lp = self.joint_logp(
@@ -651,6 +680,7 @@ mod tests {
             .map(|s| (s.width as f64, s.height as f64))
             .collect();
         let keys = net.encode_globals(&batch.global, 6).expect("keys");
+        let of_episode: Vec<usize> = (0..6).collect();
         let mut rng = SplitMix64::new(9);
         let mut records = Vec::new();
         for _ in 0..3 {

@@ -1,0 +1,249 @@
+//! `virl train` and `virl eval`: headless training and greedy evaluation.
+
+use super::RewardArgs;
+use anyhow::Context;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+use virl_engine::config::SessionConfig;
+use virl_engine::metrics::IterationMetrics;
+use virl_engine::policy::DeviceKind;
+use virl_engine::reward::RewardMode;
+use virl_engine::session::Session;
+use virl_engine::trainer::{Event, EventSink, Trainer};
+
+/// Flags of `virl train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// A session.toml to start from (every key optional; defaults fill the rest).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Session folder to create (default: sessions/<mode>-<timestamp>).
+    #[arg(long, conflicts_with = "resume")]
+    session: Option<PathBuf>,
+    /// Continue a session from its newest checkpoint.
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// Iterations in all (overrides trainer.iterations).
+    #[arg(long)]
+    iters: Option<u64>,
+    /// Device.
+    #[arg(long)]
+    device: Option<DeviceKind>,
+    /// Reward mode (overrides reward.mode).
+    #[arg(long)]
+    mode: Option<RewardMode>,
+    /// Seed (overrides seed).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Print one line per iteration instead of a progress bar.
+    #[arg(long)]
+    log: bool,
+}
+
+/// The headless sink: an indicatif progress line (or plain lines).
+pub struct ProgressSink {
+    bar: ProgressBar,
+    log: bool,
+    last: Option<IterationMetrics>,
+    eval: Option<IterationMetrics>,
+    start: Instant,
+    first_iteration: u64,
+}
+
+impl ProgressSink {
+    /// A progress line for a run that ends at iteration `total`.
+    pub fn new(total: u64, start_at: u64, log: bool) -> Self {
+        let bar = if log {
+            ProgressBar::hidden()
+        } else {
+            ProgressBar::new(total)
+        };
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{prefix:>8} {bar:24} {pos}/{len} [{elapsed_precise} ETA {eta}] {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.set_position(start_at);
+        Self {
+            bar,
+            log,
+            last: None,
+            eval: None,
+            start: Instant::now(),
+            first_iteration: start_at,
+        }
+    }
+
+    fn summary(m: &IterationMetrics) -> String {
+        format!(
+            "R {:+.3}  Acc_ans {:.2}  Acc_rat {}  zooms {:.2}",
+            m.reward_total,
+            m.acc_ans,
+            m.acc_rat.map_or("  - ".into(), |v| format!("{v:.2}")),
+            m.zooms
+        )
+    }
+}
+
+impl EventSink for ProgressSink {
+    fn emit(&mut self, e: Event) {
+        match e {
+            Event::Progress {
+                phase, done, total, ..
+            } => {
+                self.bar.set_prefix(format!("{}", phase.as_str()));
+                let _ = (done, total);
+            }
+            Event::IterationDone {
+                metrics, seconds, ..
+            } => {
+                self.bar.set_position(metrics.iteration + 1);
+                self.bar.set_message(Self::summary(&metrics));
+                if self.log {
+                    eprintln!(
+                        "iter {:>5}  {}  H {:.2}  clip {:.3}  kl {:.4}  {:.2}s",
+                        metrics.iteration,
+                        Self::summary(&metrics),
+                        metrics.entropy.unwrap_or(0.0),
+                        metrics.clip_frac.unwrap_or(0.0),
+                        metrics.approx_kl.unwrap_or(0.0),
+                        seconds
+                    );
+                }
+                self.last = Some(metrics);
+            }
+            Event::EvalDone { metrics } => {
+                let line = format!(
+                    "eval after {} iterations: Acc_ans {:.3}  Acc_rat {}  coverage {}  zooms {:.2}",
+                    metrics.iteration + 1,
+                    metrics.acc_ans,
+                    metrics.acc_rat.map_or("n/a".into(), |v| format!("{v:.3}")),
+                    metrics.coverage.map_or("n/a".into(), |v| format!("{v:.3}")),
+                    metrics.zooms
+                );
+                self.bar.println(line);
+                self.eval = Some(metrics);
+            }
+            Event::Failure(f) => self.bar.println(format!(
+                "warning: {} since iteration {}: {}",
+                f.kind.title(),
+                f.began_at,
+                f.message
+            )),
+            Event::Error(e) => self.bar.println(format!("error: {e}")),
+            Event::CheckpointSaved { .. } => {}
+            Event::Finished { iterations } => {
+                self.bar.finish_and_clear();
+                let secs = self.start.elapsed().as_secs_f64();
+                eprintln!(
+                    "finished {} iterations ({} in this run, {:.1} s)",
+                    iterations,
+                    iterations.saturating_sub(self.first_iteration),
+                    secs
+                );
+                if let Some(m) = &self.last {
+                    eprintln!("  last iteration: {}", Self::summary(m));
+                }
+            }
+        }
+    }
+}
+
+pub fn run(a: TrainArgs) -> anyhow::Result<()> {
+    let mut trainer = if let Some(dir) = &a.resume {
+        let mut t = Trainer::resume(dir).map_err(anyhow::Error::msg)?;
+        if let Some(n) = a.iters {
+            let mut tc = t.config().trainer.clone();
+            tc.iterations = n;
+            t.set_trainer_config(tc).map_err(anyhow::Error::msg)?;
+        }
+        eprintln!("resuming {} at iteration {}", dir.display(), t.iteration());
+        t
+    } else {
+        let mut cfg = match &a.config {
+            Some(p) => SessionConfig::load(p).map_err(anyhow::Error::msg)?,
+            None => SessionConfig::default(),
+        };
+        if let Some(n) = a.iters {
+            cfg.trainer.iterations = n;
+        }
+        if let Some(d) = a.device {
+            cfg.device = d;
+        }
+        if let Some(m) = a.mode {
+            cfg.reward.mode = m;
+        }
+        if let Some(s) = a.seed {
+            cfg.seed = s;
+        }
+        cfg.validate().map_err(anyhow::Error::msg)?;
+        let dir = a.session.clone().unwrap_or_else(|| {
+            let ts = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            PathBuf::from("sessions").join(format!("{}-{ts}", cfg.reward.mode))
+        });
+        let session = Session::create(&dir, &cfg)?;
+        eprintln!(
+            "training into {} ({} iterations, mode {}, device {})",
+            dir.display(),
+            cfg.trainer.iterations,
+            cfg.reward.mode,
+            cfg.device
+        );
+        Trainer::new(cfg, Some(session)).map_err(anyhow::Error::msg)?
+    };
+    let total = trainer.config().trainer.iterations;
+    let mut sink = ProgressSink::new(total, trainer.iteration(), a.log);
+    let stop = AtomicBool::new(false);
+    trainer.run(&mut sink, &stop).map_err(anyhow::Error::msg)?;
+    Ok(())
+}
+
+/// Flags of `virl eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Session folder.
+    #[arg(long)]
+    session: PathBuf,
+    /// Checkpoint name (`ckpt-000120`; default: the newest).
+    #[arg(long)]
+    checkpoint: Option<String>,
+    /// Evaluation samples.
+    #[arg(long, default_value_t = 128)]
+    n: usize,
+    #[command(flatten)]
+    reward: Option<RewardArgs>,
+}
+
+pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
+    let (session, cfg) = Session::open(&a.session)?;
+    let mut t = Trainer::new(cfg, None).map_err(anyhow::Error::msg)?;
+    let loaded = match &a.checkpoint {
+        Some(c) => Some(session.load_checkpoint(c, t.policy().device())?),
+        None => session.latest_checkpoint(t.policy().device())?,
+    };
+    let (tensors, state) =
+        loaded.with_context(|| format!("{} has no checkpoint yet", a.session.display()))?;
+    let it = state.iteration;
+    t.load(&tensors, state).map_err(anyhow::Error::msg)?;
+    let (m, _) = t
+        .evaluate(a.n, &mut virl_engine::trainer::NullSink)
+        .map_err(anyhow::Error::msg)?;
+    println!(
+        "eval of {} after {it} iterations on {} samples (greedy): Acc_ans {:.3}  Acc_rat {}  coverage {}  zooms {:.2}  max_rounds {:.2}",
+        a.session.display(),
+        m.trajectories,
+        m.acc_ans,
+        m.acc_rat.map_or("n/a".into(), |v| format!("{v:.3}")),
+        m.coverage.map_or("n/a".into(), |v| format!("{v:.3}")),
+        m.zooms,
+        m.max_rounds_frac
+    );
+    Ok(())
+}

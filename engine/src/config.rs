@@ -1,0 +1,276 @@
+//! The whole configuration of a training run, as written to `session.toml`.
+//!
+//! ```toml
+//! seed = 0
+//! device = "cpu"
+//!
+//! [data]        # where samples come from
+//! [env]         # episode rules (max_rounds, view, min_zoom_side)
+//! [policy]      # ZoomNet's shape
+//! [reward]      # every constant of DESIGN §4–5 and the mode
+//! [trainer]     # GRPO/PPO knobs
+//! [detectors]   # failure-signature thresholds
+//! ```
+//!
+//! Every section and key has a default; unknown keys are refused with the
+//! key's name, so a typo never silently falls back to a default.
+
+use crate::dataset::zoombench::ZoomBenchConfig;
+use crate::env::EnvConfig;
+use crate::metrics::DetectorConfig;
+use crate::policy::DeviceKind;
+use crate::policy::zoomnet::ZoomNetConfig;
+use crate::reward::RewardConfig;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Where training and evaluation samples come from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataConfig {
+    /// A dataset folder to train on; when absent, ZoomBench is generated in memory.
+    pub dataset: Option<PathBuf>,
+    /// A dataset folder to evaluate on (default: the ZoomBench eval split, or the training folder).
+    pub eval_dataset: Option<PathBuf>,
+    /// ZoomBench training samples. Default 512.
+    pub train_n: u64,
+    /// ZoomBench evaluation samples (a different seed). Default 128.
+    pub eval_n: u64,
+    /// Seed of the ZoomBench training split. Default 0.
+    pub train_seed: u64,
+    /// Seed of the ZoomBench evaluation split. Default 1 000 001.
+    pub eval_seed: u64,
+    /// ZoomBench knobs.
+    pub zoombench: ZoomBenchConfig,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            dataset: None,
+            eval_dataset: None,
+            train_n: 512,
+            eval_n: 128,
+            train_seed: 0,
+            eval_seed: 1_000_001,
+            zoombench: ZoomBenchConfig::default(),
+        }
+    }
+}
+
+/// GRPO/PPO knobs (DESIGN §7).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainerConfig {
+    /// Iterations to run. Default 300.
+    pub iterations: u64,
+    /// Samples per iteration. Default 16.
+    pub samples_per_iter: usize,
+    /// Rollouts per sample (the GRPO group size G). Default 8.
+    pub group: usize,
+    /// PPO epochs over each iteration's actions. Default 2.
+    pub epochs: usize,
+    /// Actions per minibatch. Default 256.
+    pub minibatch: usize,
+    /// AdamW learning rate. Default 1e-3.
+    pub lr: f64,
+    /// AdamW weight decay. Default 0.
+    pub weight_decay: f64,
+    /// Global gradient-norm clip. Default 1.0.
+    pub max_grad_norm: f64,
+    /// PPO ratio clip ε. Default 0.2.
+    pub clip: f64,
+    /// Entropy bonus coefficient. Default 0.01.
+    pub entropy_coef: f64,
+    /// Evaluate (greedy, on the eval split) every this many iterations (0: never). Default 10.
+    pub eval_every: u64,
+    /// Evaluation samples (at most the eval split). Default 128.
+    pub eval_n: usize,
+    /// Write a checkpoint every this many iterations. Default 1 (so a crash loses at most one iteration).
+    pub checkpoint_every: u64,
+    /// Checkpoints kept (the newest). Default 3.
+    pub keep_checkpoints: usize,
+    /// Fraction of each iteration's trajectories stored in `rollouts/` (0–1). Default 1.
+    pub save_rollouts: f64,
+}
+
+impl Default for TrainerConfig {
+    fn default() -> Self {
+        Self {
+            iterations: 300,
+            samples_per_iter: 16,
+            group: 8,
+            epochs: 2,
+            minibatch: 256,
+            lr: 1e-3,
+            weight_decay: 0.0,
+            max_grad_norm: 1.0,
+            clip: 0.2,
+            entropy_coef: 0.01,
+            eval_every: 10,
+            eval_n: 128,
+            checkpoint_every: 1,
+            keep_checkpoints: 3,
+            save_rollouts: 1.0,
+        }
+    }
+}
+
+impl TrainerConfig {
+    /// Checks every knob.
+    pub fn validate(&self) -> Result<(), String> {
+        let pos = |name: &str, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(format!("trainer.{name} must be a positive number, got {v}"))
+            }
+        };
+        pos("lr", self.lr)?;
+        pos("clip", self.clip)?;
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return Err(format!(
+                "trainer.weight_decay must be ≥ 0, got {}",
+                self.weight_decay
+            ));
+        }
+        if !(self.entropy_coef.is_finite() && self.entropy_coef >= 0.0) {
+            return Err(format!(
+                "trainer.entropy_coef must be ≥ 0, got {}",
+                self.entropy_coef
+            ));
+        }
+        if !self.max_grad_norm.is_finite() {
+            return Err("trainer.max_grad_norm must be finite (≤ 0 turns clipping off)".into());
+        }
+        for (name, v) in [
+            ("samples_per_iter", self.samples_per_iter),
+            ("group", self.group),
+            ("epochs", self.epochs),
+            ("minibatch", self.minibatch),
+            ("keep_checkpoints", self.keep_checkpoints),
+        ] {
+            if v == 0 {
+                return Err(format!("trainer.{name} must be at least 1"));
+            }
+        }
+        if self.checkpoint_every == 0 {
+            return Err("trainer.checkpoint_every must be at least 1".into());
+        }
+        if !(0.0..=1.0).contains(&self.save_rollouts) {
+            return Err(format!(
+                "trainer.save_rollouts is a fraction in [0, 1], got {}",
+                self.save_rollouts
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Everything that defines a run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionConfig {
+    /// Seed of weights, sampling and batch order.
+    pub seed: u64,
+    /// Device.
+    pub device: DeviceKind,
+    /// Data.
+    pub data: DataConfig,
+    /// Episode rules.
+    pub env: EnvConfig,
+    /// ZoomNet's shape.
+    pub policy: ZoomNetConfig,
+    /// Rewards and credit.
+    pub reward: RewardConfig,
+    /// GRPO/PPO.
+    pub trainer: TrainerConfig,
+    /// Failure-signature thresholds.
+    pub detectors: DetectorConfig,
+}
+
+impl SessionConfig {
+    /// Parses and checks TOML text; `origin` names the file in errors.
+    pub fn from_toml(text: &str, origin: &Path) -> Result<Self, String> {
+        let cfg: Self = toml::from_str(text)
+            .map_err(|e| format!("{} in {}", e.to_string().trim_end(), origin.display()))?;
+        cfg.validate()
+            .map_err(|e| format!("{e}, in {}", origin.display()))?;
+        Ok(cfg)
+    }
+
+    /// Reads and checks a TOML file.
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        Self::from_toml(&text, path)
+    }
+
+    /// The TOML text (every key, defaults included, so the file documents the run).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Checks every section.
+    pub fn validate(&self) -> Result<(), String> {
+        self.reward
+            .validate()
+            .map_err(|e| format!("[reward] {e}"))?;
+        self.env.validate().map_err(|e| format!("[env] {e}"))?;
+        self.trainer.validate()?;
+        if self.data.dataset.is_none() {
+            self.data
+                .zoombench
+                .validate()
+                .map_err(|e| format!("[data.zoombench] {e}"))?;
+            if self.data.train_n == 0 {
+                return Err("data.train_n must be at least 1".into());
+            }
+        }
+        if self.detectors.window == 0 {
+            return Err("detectors.window must be at least 1".into());
+        }
+        if self.env.view as usize % self.policy.crop_patch.max(1) != 0 {
+            return Err(format!(
+                "policy.crop_patch ({}) must divide env.view ({})",
+                self.policy.crop_patch, self.env.view
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(toml: &str) -> String {
+        SessionConfig::from_toml(toml, Path::new("session.toml")).unwrap_err()
+    }
+
+    #[test]
+    fn defaults_round_trip() {
+        let c = SessionConfig::default();
+        let back = SessionConfig::from_toml(&c.to_toml(), Path::new("x")).expect("parse");
+        assert_eq!(c, back);
+        assert!(c.to_toml().contains("[reward]") && c.to_toml().contains("h0 = 0.3"));
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_their_names() {
+        assert!(
+            err("[trainer]\nlr = -0.1").contains("trainer.lr must be a positive number, got -0.1")
+        );
+        assert!(
+            err("[reward]\nh_good = 0.1\nh_bad = 0.2")
+                .contains("h_good (0.1) must be greater than h_bad (0.2)")
+        );
+        assert!(err("[env]\nmax_rounds = 0").contains("max_rounds must be at least 1"));
+        let e = err("[trainer]\nlearning_rate = 0.1");
+        assert!(e.contains("unknown field `learning_rate`"), "{e}");
+        assert!(e.contains("session.toml"), "{e}");
+        assert!(err("sede = 1").contains("unknown field `sede`"));
+        assert!(err("device = \"tpu\"").contains("unknown variant"));
+        assert!(err("[reward]\nmode = \"vrl\"").contains("unknown variant"));
+    }
+}

@@ -1,0 +1,804 @@
+//! GRPO-style PPO with ViRL credit (DESIGN §7).
+//!
+//! One iteration:
+//! 1. **rollout**: `samples_per_iter` samples, each rolled out `group` times
+//!    with the current policy (sampling), every action's log-probability kept;
+//! 2. **score**: rewards and per-action advantages with
+//!    [`score_trajectory`] and [`assign_credit`] — the same code as `virl score`;
+//! 3. **update**: `epochs` passes of clipped-ratio policy gradient over
+//!    shuffled minibatches of actions, each action weighted by its own
+//!    advantage (`Â_k` for zooms, `A_i` for the answer), plus an entropy
+//!    bonus; AdamW;
+//! 4. metrics, failure signatures, the session files, and events to the sink.
+//!
+//! Deterministic on the CPU for a seed: weights, sampling noise and batch
+//! order all come from seeded SplitMix64 streams.
+
+use crate::config::{SessionConfig, TrainerConfig};
+use crate::dataset::zoombench::{SplitMix64, ZoomBench};
+use crate::dataset::{Dataset, Sample};
+use crate::env::{EpisodeBatch, ImageSource, ImageStore, ZoomEnv};
+use crate::metrics::{FailureMonitor, FailureSignature, IterationMetrics, RAT_IOU, summarize};
+use crate::optim::{AdamW, AdamWParams};
+use crate::policy::zoomnet::{Choice, StepObs, ZoomNet};
+use crate::policy::{UpdateStats, encode_question};
+use crate::reward::RewardConfig;
+use crate::score::{ScoredTrajectory, TrajectoryInput, assign_credit, score_trajectory};
+use crate::session::{Session, SessionEvent, TrainState, TrajectoryRecord};
+use candle_core::{DType, Tensor};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// The phases of an iteration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Sampling trajectories.
+    Rollout,
+    /// Computing rewards and advantages.
+    Score,
+    /// Policy-gradient epochs.
+    Update,
+    /// Greedy evaluation.
+    Eval,
+}
+
+impl Phase {
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rollout => "rollout",
+            Self::Score => "score",
+            Self::Update => "update",
+            Self::Eval => "eval",
+        }
+    }
+}
+
+/// What the trainer reports.
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// Progress within a phase (`done` of `total` units: steps, trajectories, minibatches).
+    Progress {
+        /// Iteration.
+        iteration: u64,
+        /// Phase.
+        phase: Phase,
+        /// Units done.
+        done: usize,
+        /// Units in all.
+        total: usize,
+    },
+    /// An iteration ended: its metrics and trajectories (shared, not copied).
+    IterationDone {
+        /// Metrics.
+        metrics: IterationMetrics,
+        /// The iteration's trajectories.
+        trajectories: Arc<Vec<TrajectoryRecord>>,
+        /// Wall time of the iteration in seconds.
+        seconds: f64,
+    },
+    /// An evaluation ended.
+    EvalDone {
+        /// Metrics (greedy).
+        metrics: IterationMetrics,
+    },
+    /// A failure signature was detected.
+    Failure(FailureSignature),
+    /// A checkpoint was written.
+    CheckpointSaved {
+        /// Iterations completed.
+        iteration: u64,
+        /// The file.
+        path: PathBuf,
+    },
+    /// Something went wrong; training stopped.
+    Error(String),
+    /// Training ended (all iterations done, or stopped).
+    Finished {
+        /// Iterations completed.
+        iterations: u64,
+    },
+}
+
+/// Where events go: the GUI's channel, the headless progress line, a test's
+/// vector. One trait, so live view and headless runs share one code path.
+pub trait EventSink {
+    /// Receives one event.
+    fn emit(&mut self, e: Event);
+}
+
+impl EventSink for Vec<Event> {
+    fn emit(&mut self, e: Event) {
+        self.push(e);
+    }
+}
+
+/// A sink that drops everything.
+pub struct NullSink;
+
+impl EventSink for NullSink {
+    fn emit(&mut self, _: Event) {}
+}
+
+/// A trainer error, in words (naming the file where there is one).
+pub type TrainError = String;
+
+fn ce(e: candle_core::Error) -> TrainError {
+    format!("tensor error: {e}")
+}
+
+/// A split: dataset, images, environment, question encodings, image sizes.
+struct Split {
+    env: ZoomEnv,
+    questions: Vec<Vec<f32>>,
+    sizes: Vec<(f64, f64)>,
+}
+
+impl Split {
+    fn new(
+        ds: Dataset,
+        source: ImageSource,
+        cfg: &SessionConfig,
+        qdim: usize,
+    ) -> Result<Self, TrainError> {
+        let questions = ds
+            .samples()
+            .iter()
+            .map(|s| encode_question(&s.question, qdim))
+            .collect();
+        let sizes = ds
+            .samples()
+            .iter()
+            .map(|s| (s.width as f64, s.height as f64))
+            .collect();
+        let store = Arc::new(ImageStore::new(Arc::new(ds), source, cfg.env.view, 192));
+        Ok(Self {
+            env: ZoomEnv::new(cfg.env.clone(), store)?,
+            questions,
+            sizes,
+        })
+    }
+
+    fn samples(&self) -> &[Sample] {
+        self.env.store().dataset().samples()
+    }
+}
+
+/// One action of a rollout, as the update needs it.
+struct StepRec {
+    episode: usize,
+    step: usize,
+    crop: Vec<u8>,
+    prev: Vec<u8>,
+    choice: Choice,
+    logp: f32,
+}
+
+/// The result of rolling out a batch.
+struct Rollout {
+    batch: EpisodeBatch,
+    steps: Vec<StepRec>,
+}
+
+/// The trainer.
+pub struct Trainer {
+    cfg: SessionConfig,
+    train: Split,
+    eval: Split,
+    net: ZoomNet,
+    opt: AdamW,
+    rng: SplitMix64,
+    iteration: u64,
+    monitor: FailureMonitor,
+    session: Option<Session>,
+    history: Vec<IterationMetrics>,
+}
+
+fn load_splits(
+    cfg: &SessionConfig,
+) -> Result<(Dataset, ImageSource, Dataset, ImageSource), TrainError> {
+    let zb =
+        || ZoomBench::new(cfg.data.zoombench.clone()).map_err(|e| format!("[data.zoombench] {e}"));
+    let zoombench = |seed: u64, n: u64| -> Result<(Dataset, ImageSource), TrainError> {
+        let g = zb()?;
+        let samples = (0..n).map(|i| g.sample(seed, i)).collect();
+        Ok((
+            Dataset::new(format!("zoombench:seed={seed}"), samples),
+            ImageSource::ZoomBench(g),
+        ))
+    };
+    let (train, ts) = match &cfg.data.dataset {
+        Some(p) => (
+            Dataset::load(p).map_err(|e| e.to_string())?,
+            ImageSource::Folder,
+        ),
+        None => zoombench(cfg.data.train_seed, cfg.data.train_n)?,
+    };
+    let (eval, es) = match (&cfg.data.eval_dataset, &cfg.data.dataset) {
+        (Some(p), _) => (
+            Dataset::load(p).map_err(|e| e.to_string())?,
+            ImageSource::Folder,
+        ),
+        (None, Some(_)) => (train.clone(), ImageSource::Folder),
+        (None, None) => zoombench(cfg.data.eval_seed, cfg.data.eval_n.max(1))?,
+    };
+    Ok((train, ts, eval, es))
+}
+
+/// The answer classes: every answer of both splits, numbers first in numeric order.
+fn answer_classes(a: &Dataset, b: &Dataset) -> Vec<String> {
+    let mut v: Vec<String> = a
+        .samples()
+        .iter()
+        .chain(b.samples())
+        .map(|s| s.answer.clone())
+        .collect();
+    v.sort_by(|x, y| match (x.parse::<f64>(), y.parse::<f64>()) {
+        (Ok(p), Ok(q)) => p.total_cmp(&q),
+        (Ok(_), Err(_)) => std::cmp::Ordering::Less,
+        (Err(_), Ok(_)) => std::cmp::Ordering::Greater,
+        _ => x.cmp(y),
+    });
+    v.dedup();
+    v
+}
+
+impl Trainer {
+    /// A fresh trainer (new weights from `cfg.seed`), writing to `session` if given.
+    pub fn new(cfg: SessionConfig, session: Option<Session>) -> Result<Self, TrainError> {
+        cfg.validate()?;
+        let (train, ts, eval, es) = load_splits(&cfg)?;
+        let answers = answer_classes(&train, &eval);
+        let net = ZoomNet::new(
+            cfg.policy.clone(),
+            cfg.env.view as usize,
+            cfg.env.max_rounds,
+            answers,
+            cfg.device,
+            cfg.seed,
+        )?;
+        let opt = AdamW::new(net.named_vars(), adam_params(&cfg.trainer)).map_err(ce)?;
+        let qdim = cfg.policy.question_dim;
+        Ok(Self {
+            train: Split::new(train, ts, &cfg, qdim)?,
+            eval: Split::new(eval, es, &cfg, qdim)?,
+            net,
+            opt,
+            rng: SplitMix64::new(cfg.seed ^ 0x7261_696E_0000_0001),
+            iteration: 0,
+            monitor: FailureMonitor::new(cfg.detectors.clone()),
+            session,
+            history: Vec::new(),
+            cfg,
+        })
+    }
+
+    /// Resumes a session from its newest checkpoint (or starts it, if it has
+    /// none); forgets metrics and rollouts written after that checkpoint.
+    pub fn resume(dir: &std::path::Path) -> Result<Self, TrainError> {
+        let (session, cfg) = Session::open(dir).map_err(|e| e.to_string())?;
+        let mut t = Self::new(cfg, Some(session.clone()))?;
+        if let Some((tensors, state)) = session
+            .latest_checkpoint(t.net.device())
+            .map_err(|e| e.to_string())?
+        {
+            t.load(&tensors, state)?;
+        }
+        session
+            .truncate_after(t.iteration)
+            .map_err(|e| e.to_string())?;
+        t.history = session.read_metrics().map_err(|e| e.to_string())?;
+        for m in t.history.clone() {
+            t.monitor.push(&m);
+        }
+        Ok(t)
+    }
+
+    /// Loads a checkpoint's tensors and state.
+    pub fn load(
+        &mut self,
+        tensors: &HashMap<String, Tensor>,
+        state: TrainState,
+    ) -> Result<(), TrainError> {
+        self.net.load_tensors(tensors).map_err(ce)?;
+        self.opt.load_state(tensors).map_err(ce)?;
+        self.opt.params = adam_params(&state.trainer);
+        self.iteration = state.iteration;
+        self.rng = SplitMix64::new(state.rng);
+        self.cfg.reward = state.reward;
+        self.cfg.trainer = state.trainer;
+        Ok(())
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &ZoomNet {
+        &self.net
+    }
+
+    /// The config in force.
+    pub fn config(&self) -> &SessionConfig {
+        &self.cfg
+    }
+
+    /// Iterations completed.
+    pub fn iteration(&self) -> u64 {
+        self.iteration
+    }
+
+    /// Metrics of every iteration so far.
+    pub fn history(&self) -> &[IterationMetrics] {
+        &self.history
+    }
+
+    /// The session, if any.
+    pub fn session(&self) -> Option<&Session> {
+        self.session.as_ref()
+    }
+
+    /// Replaces the reward config from the next iteration on (recorded in the session's events).
+    pub fn set_reward_config(&mut self, r: RewardConfig) -> Result<(), TrainError> {
+        r.validate()?;
+        self.log_event(
+            "config",
+            format!(
+                "reward config changed: {}",
+                serde_json::to_string(&r).unwrap_or_default()
+            ),
+        );
+        self.cfg.reward = r;
+        Ok(())
+    }
+
+    /// Replaces the trainer config from the next iteration on.
+    pub fn set_trainer_config(&mut self, t: TrainerConfig) -> Result<(), TrainError> {
+        t.validate()?;
+        self.log_event(
+            "config",
+            format!(
+                "trainer config changed: {}",
+                serde_json::to_string(&t).unwrap_or_default()
+            ),
+        );
+        self.opt.params = adam_params(&t);
+        self.cfg.trainer = t;
+        Ok(())
+    }
+
+    fn log_event(&self, kind: &str, message: String) {
+        if let Some(s) = &self.session {
+            let time = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0);
+            let _ = s.append_event(&SessionEvent {
+                time,
+                iteration: self.iteration,
+                kind: kind.into(),
+                message,
+            });
+        }
+    }
+
+    /// The tensors of a checkpoint: policy parameters and optimizer state.
+    pub fn checkpoint_tensors(&self) -> Result<HashMap<String, Tensor>, TrainError> {
+        let mut t = self.net.tensors().map_err(ce)?;
+        t.extend(self.opt.state().map_err(ce)?);
+        Ok(t)
+    }
+
+    /// The trainer state of a checkpoint.
+    pub fn train_state(&self) -> TrainState {
+        TrainState {
+            iteration: self.iteration,
+            rng: self.rng.state(),
+            reward: self.cfg.reward.clone(),
+            trainer: self.cfg.trainer.clone(),
+        }
+    }
+
+    /// Writes a checkpoint to the session (if any).
+    pub fn save_checkpoint(&self, sink: &mut dyn EventSink) -> Result<(), TrainError> {
+        if let Some(s) = &self.session {
+            let path = s
+                .write_checkpoint(
+                    &self.train_state(),
+                    &self.checkpoint_tensors()?,
+                    self.cfg.trainer.keep_checkpoints,
+                )
+                .map_err(|e| e.to_string())?;
+            sink.emit(Event::CheckpointSaved {
+                iteration: self.iteration,
+                path,
+            });
+        }
+        Ok(())
+    }
+
+    /// Rolls out one episode per entry of `samples` on a split; sampling
+    /// when `explore`, greedy otherwise.
+    fn rollout(
+        &mut self,
+        eval: bool,
+        samples: &[usize],
+        explore: bool,
+        sink: &mut dyn EventSink,
+        phase: Phase,
+    ) -> Result<Rollout, TrainError> {
+        let split = if eval { &self.eval } else { &self.train };
+        let mut batch = split.env.reset(samples).map_err(|e| e.to_string())?;
+        // The global view is encoded once per distinct sample (a GRPO group
+        // shares one), then shared by its episodes and steps.
+        let (uniq, of_episode) = unique_samples(samples);
+        let keys = self
+            .net
+            .encode_globals(&globals_of(&batch, &of_episode, uniq.len()), uniq.len())
+            .map_err(ce)?;
+        let questions: Vec<Vec<f32>> = samples
+            .iter()
+            .map(|&s| split.questions[s].clone())
+            .collect();
+        let sizes: Vec<(f64, f64)> = split.sizes.clone();
+        let mut steps = Vec::new();
+        let max = self.cfg.env.max_rounds + 1;
+        for round in 0..max {
+            let active = batch.active();
+            if active.is_empty() {
+                break;
+            }
+            let acts = self
+                .net
+                .act(
+                    &batch,
+                    &keys,
+                    &of_episode,
+                    &questions,
+                    &sizes,
+                    &active,
+                    if explore { Some(&mut self.rng) } else { None },
+                )
+                .map_err(ce)?;
+            let mut actions = Vec::with_capacity(active.len());
+            for (&i, (a, c, lp)) in active.iter().zip(acts) {
+                // The last round allows only an answer… except that the env
+                // cuts an episode off at max_rounds zooms anyway.
+                steps.push(StepRec {
+                    episode: i,
+                    step: batch.episodes[i].step(),
+                    crop: batch.crop_of(i).to_vec(),
+                    prev: batch.prev_crop_of(i).to_vec(),
+                    choice: c,
+                    logp: lp,
+                });
+                actions.push((i, a));
+            }
+            split
+                .env
+                .step(&mut batch, &actions)
+                .map_err(|e| e.to_string())?;
+            sink.emit(Event::Progress {
+                iteration: self.iteration,
+                phase,
+                done: round + 1,
+                total: max,
+            });
+        }
+        Ok(Rollout { batch, steps })
+    }
+
+    fn score(&self, eval: bool, r: &Rollout) -> Vec<ScoredTrajectory> {
+        let split = if eval { &self.eval } else { &self.train };
+        let mut scored: Vec<ScoredTrajectory> = r
+            .batch
+            .episodes
+            .iter()
+            .map(|e| {
+                let s = &split.samples()[e.sample];
+                score_trajectory(
+                    &TrajectoryInput {
+                        sample: s,
+                        group: &s.id,
+                        zooms: &e.proposed,
+                        answer: e.answer.as_deref(),
+                        format_ok: true,
+                        hit_max_rounds: e.hit_max_rounds,
+                    },
+                    &self.cfg.reward,
+                )
+            })
+            .collect();
+        assign_credit(&mut scored, &self.cfg.reward);
+        scored
+    }
+
+    fn records(
+        &self,
+        eval: bool,
+        r: &Rollout,
+        scored: Vec<ScoredTrajectory>,
+    ) -> Vec<TrajectoryRecord> {
+        let split = if eval { &self.eval } else { &self.train };
+        let mut logps: Vec<Vec<f32>> = vec![Vec::new(); r.batch.len()];
+        for s in &r.steps {
+            logps[s.episode].push(s.logp);
+        }
+        r.batch
+            .episodes
+            .iter()
+            .zip(scored)
+            .zip(logps)
+            .map(|((e, sc), logp)| TrajectoryRecord {
+                iteration: self.iteration,
+                truth: split.samples()[e.sample].answer.clone(),
+                answer: e.answer.clone(),
+                proposed: e.proposed.clone(),
+                executed: e.executed.clone(),
+                hit_max_rounds: e.hit_max_rounds,
+                logp,
+                scored: sc,
+            })
+            .collect()
+    }
+
+    fn update(
+        &mut self,
+        r: &Rollout,
+        scored: &[ScoredTrajectory],
+        sink: &mut dyn EventSink,
+    ) -> Result<UpdateStats, TrainError> {
+        let t = self.cfg.trainer.clone();
+        // Each action's advantage: Â_k for the k-th zoom, A_i for the answer.
+        let adv: Vec<f32> = r
+            .steps
+            .iter()
+            .map(|s| {
+                let tr = &scored[s.episode];
+                let a = if s.choice.kind == 0 {
+                    tr.actions.get(s.step).map_or(tr.advantage, |x| x.advantage)
+                } else {
+                    tr.advantage
+                };
+                a as f32
+            })
+            .collect();
+        let n = r.steps.len();
+        let mut order: Vec<usize> = (0..n).collect();
+        let (mut stats, mut batches) = (UpdateStats::default(), 0usize);
+        let total = t.epochs * n.div_ceil(t.minibatch);
+        let dev = self.net.device().clone();
+        let questions: Vec<Vec<f32>> = r
+            .batch
+            .episodes
+            .iter()
+            .map(|e| self.train.questions[e.sample].clone())
+            .collect();
+        let samples: Vec<usize> = r.batch.episodes.iter().map(|e| e.sample).collect();
+        let (uniq, of_episode) = unique_samples(&samples);
+        let globals = globals_of(&r.batch, &of_episode, uniq.len());
+        for _ in 0..t.epochs {
+            // Fisher–Yates with the trainer's RNG.
+            for i in (1..n).rev() {
+                let j = (self.rng.next_u64() % (i as u64 + 1)) as usize;
+                order.swap(i, j);
+            }
+            for chunk in order.chunks(t.minibatch) {
+                let obs: Vec<StepObs> = chunk
+                    .iter()
+                    .map(|&k| {
+                        let s = &r.steps[k];
+                        StepObs {
+                            episode: of_episode[s.episode],
+                            step: s.step,
+                            question: &questions[s.episode],
+                            crop: &s.crop,
+                            prev_crop: &s.prev,
+                            choice: s.choice,
+                        }
+                    })
+                    .collect();
+                let (lp, ent) = self.net.evaluate(&globals, uniq.len(), &obs).map_err(ce)?;
+                let old = Tensor::from_vec(
+                    chunk.iter().map(|&k| r.steps[k].logp).collect::<Vec<_>>(),
+                    chunk.len(),
+                    &dev,
+                )
+                .map_err(ce)?;
+                let a = Tensor::from_vec(
+                    chunk.iter().map(|&k| adv[k]).collect::<Vec<_>>(),
+                    chunk.len(),
+                    &dev,
+                )
+                .map_err(ce)?;
+                let (loss, clip_frac, kl, ent_mean) = (|| -> candle_core::Result<_> {
+                    let log_ratio = (&lp - &old)?;
+                    let ratio = log_ratio.exp()?;
+                    let s1 = (&ratio * &a)?;
+                    let s2 = (ratio.clamp(1.0 - t.clip, 1.0 + t.clip)? * &a)?;
+                    let pg = s1.minimum(&s2)?.mean_all()?.neg()?;
+                    let ent_mean = ent.mean_all()?;
+                    let loss = (&pg - ent_mean.affine(t.entropy_coef, 0.0)?)?;
+                    let clipped = (ratio.affine(1.0, -1.0)?.abs()?.gt(t.clip)?)
+                        .to_dtype(DType::F32)?
+                        .mean_all()?;
+                    let kl = ((ratio.affine(1.0, -1.0)? - log_ratio)?).mean_all()?;
+                    Ok((loss, clipped, kl, ent_mean))
+                })()
+                .map_err(ce)?;
+                stats.grad_norm = self.opt.backward_step(&loss).map_err(ce)?;
+                let sc = |x: &Tensor| {
+                    x.to_dtype(DType::F64)
+                        .and_then(|x| x.to_scalar::<f64>())
+                        .unwrap_or(f64::NAN)
+                };
+                stats.loss += sc(&loss);
+                stats.clip_frac += sc(&clip_frac);
+                stats.approx_kl += sc(&kl);
+                stats.entropy += sc(&ent_mean);
+                batches += 1;
+                sink.emit(Event::Progress {
+                    iteration: self.iteration,
+                    phase: Phase::Update,
+                    done: batches,
+                    total,
+                });
+            }
+        }
+        let b = batches.max(1) as f64;
+        stats.loss /= b;
+        stats.clip_frac /= b;
+        stats.approx_kl /= b;
+        stats.entropy /= b;
+        Ok(stats)
+    }
+
+    /// Runs one training iteration; returns its metrics.
+    pub fn step(&mut self, sink: &mut dyn EventSink) -> Result<IterationMetrics, TrainError> {
+        let start = Instant::now();
+        let t = self.cfg.trainer.clone();
+        let n = self.train.samples().len();
+        let mut samples = Vec::with_capacity(t.samples_per_iter * t.group);
+        for _ in 0..t.samples_per_iter {
+            let s = (self.rng.next_u64() % n as u64) as usize;
+            samples.extend(std::iter::repeat_n(s, t.group));
+        }
+        let t0 = Instant::now();
+        let rollout = self.rollout(false, &samples, true, sink, Phase::Rollout)?;
+        let t_roll = t0.elapsed().as_secs_f64();
+        sink.emit(Event::Progress {
+            iteration: self.iteration,
+            phase: Phase::Score,
+            done: 0,
+            total: rollout.batch.len(),
+        });
+        let scored = self.score(false, &rollout);
+        sink.emit(Event::Progress {
+            iteration: self.iteration,
+            phase: Phase::Score,
+            done: rollout.batch.len(),
+            total: rollout.batch.len(),
+        });
+        let t1 = Instant::now();
+        let stats = self.update(&rollout, &scored, sink)?;
+        if std::env::var_os("VIRL_PROFILE").is_some() {
+            eprintln!(
+                "profile: rollout {:.3}s ({} steps), update {:.3}s",
+                t_roll,
+                rollout.steps.len(),
+                t1.elapsed().as_secs_f64()
+            );
+        }
+        let mut m = summarize(self.iteration, &scored, RAT_IOU);
+        m.entropy = Some(stats.entropy);
+        m.clip_frac = Some(stats.clip_frac);
+        m.approx_kl = Some(stats.approx_kl);
+        let records = self.records(false, &rollout, scored);
+        if let Some(s) = &self.session {
+            let keep = ((records.len() as f64) * t.save_rollouts).round() as usize;
+            s.write_rollouts(self.iteration, &records[..keep.min(records.len())])
+                .map_err(|e| e.to_string())?;
+            s.append_metrics(&m).map_err(|e| e.to_string())?;
+        }
+        for f in self.monitor.push(&m) {
+            self.log_event(
+                "failure",
+                format!(
+                    "{} (began at iteration {}): {}",
+                    f.kind.title(),
+                    f.began_at,
+                    f.message
+                ),
+            );
+            sink.emit(Event::Failure(f));
+        }
+        self.history.push(m.clone());
+        self.iteration += 1;
+        if self.iteration.is_multiple_of(t.checkpoint_every) {
+            self.save_checkpoint(sink)?;
+        }
+        sink.emit(Event::IterationDone {
+            metrics: m.clone(),
+            trajectories: Arc::new(records),
+            seconds: start.elapsed().as_secs_f64(),
+        });
+        if t.eval_every > 0 && self.iteration.is_multiple_of(t.eval_every) {
+            let (em, _) = self.evaluate(t.eval_n, sink)?;
+            if let Some(s) = &self.session {
+                s.append_eval(&em).map_err(|e| e.to_string())?;
+            }
+            sink.emit(Event::EvalDone { metrics: em });
+        }
+        Ok(m)
+    }
+
+    /// Greedy evaluation on the first `n` samples of the eval split.
+    pub fn evaluate(
+        &mut self,
+        n: usize,
+        sink: &mut dyn EventSink,
+    ) -> Result<(IterationMetrics, Vec<TrajectoryRecord>), TrainError> {
+        let n = n.min(self.eval.samples().len()).max(1);
+        let samples: Vec<usize> = (0..n).collect();
+        let r = self.rollout(true, &samples, false, sink, Phase::Eval)?;
+        let scored = self.score(true, &r);
+        let mut m = summarize(self.iteration, &scored, RAT_IOU);
+        m.iteration = self.iteration;
+        let recs = self.records(true, &r, scored);
+        Ok((m, recs))
+    }
+
+    /// Runs until `trainer.iterations` are done or `stop` is set; emits
+    /// `Finished` (or `Error`).
+    pub fn run(&mut self, sink: &mut dyn EventSink, stop: &AtomicBool) -> Result<(), TrainError> {
+        while self.iteration < self.cfg.trainer.iterations && !stop.load(Ordering::Relaxed) {
+            if let Err(e) = self.step(sink) {
+                self.log_event("error", e.clone());
+                sink.emit(Event::Error(e.clone()));
+                return Err(e);
+            }
+        }
+        sink.emit(Event::Finished {
+            iterations: self.iteration,
+        });
+        Ok(())
+    }
+}
+
+/// The distinct samples of a batch (in first-seen order) and, for each
+/// episode, the index of its sample among them.
+fn unique_samples(samples: &[usize]) -> (Vec<usize>, Vec<usize>) {
+    let mut uniq = Vec::new();
+    let mut pos = HashMap::new();
+    let of = samples
+        .iter()
+        .map(|&s| {
+            *pos.entry(s).or_insert_with(|| {
+                uniq.push(s);
+                uniq.len() - 1
+            })
+        })
+        .collect();
+    (uniq, of)
+}
+
+/// The global views of the distinct samples, in order.
+fn globals_of(batch: &EpisodeBatch, of_episode: &[usize], n: usize) -> Vec<u8> {
+    let len = batch.global_of(0).len();
+    let mut out = vec![0u8; n * len];
+    for (e, &u) in of_episode.iter().enumerate() {
+        out[u * len..(u + 1) * len].copy_from_slice(batch.global_of(e));
+    }
+    out
+}
+
+fn adam_params(t: &TrainerConfig) -> AdamWParams {
+    AdamWParams {
+        lr: t.lr,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: t.weight_decay,
+        max_grad_norm: t.max_grad_norm,
+    }
+}
