@@ -62,8 +62,13 @@ impl Default for DataConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainerConfig {
-    /// Iterations to run. Default 300.
+    /// Iterations to run (warm-up included). Default 300.
     pub iterations: u64,
+    /// Supervised warm-up ("cold start") iterations before RL: the policy
+    /// imitates ground-truth trajectories (zoom on each rationale box, then
+    /// answer), as the ViRL paper's policy starts from a model that can
+    /// already ground. 0 trains with RL from scratch. Default 0.
+    pub warmup_iterations: u64,
     /// Samples per iteration. Default 16.
     pub samples_per_iter: usize,
     /// Rollouts per sample (the GRPO group size G). Default 8.
@@ -72,7 +77,7 @@ pub struct TrainerConfig {
     pub epochs: usize,
     /// Actions per minibatch. Default 256.
     pub minibatch: usize,
-    /// AdamW learning rate. Default 1e-3.
+    /// AdamW learning rate. Default 3e-3.
     pub lr: f64,
     /// AdamW weight decay. Default 0.
     pub weight_decay: f64,
@@ -98,11 +103,12 @@ impl Default for TrainerConfig {
     fn default() -> Self {
         Self {
             iterations: 300,
+            warmup_iterations: 0,
             samples_per_iter: 16,
             group: 8,
             epochs: 2,
             minibatch: 256,
-            lr: 1e-3,
+            lr: 3e-3,
             weight_decay: 0.0,
             max_grad_norm: 1.0,
             clip: 0.2,

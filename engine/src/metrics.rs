@@ -26,6 +26,9 @@ pub const RAT_IOU: f64 = 0.5;
 pub struct IterationMetrics {
     /// Iteration number (0-based).
     pub iteration: u64,
+    /// Whether the iteration's update was the supervised warm-up, not RL.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub warmup: bool,
     /// Trajectories scored.
     pub trajectories: usize,
     /// Answer accuracy.
@@ -49,6 +52,8 @@ pub struct IterationMetrics {
     pub reward_rat: f64,
     /// Mean `R_fmt`.
     pub reward_fmt: f64,
+    /// Mean loss of the update (set by the trainer).
+    pub loss: Option<f64>,
     /// Mean policy entropy (set by the trainer).
     pub entropy: Option<f64>,
     /// Fraction of clipped probability ratios (set by the trainer).
@@ -82,6 +87,7 @@ pub fn summarize(iteration: u64, trajs: &[ScoredTrajectory], rat_iou: f64) -> It
         .then(|| gts.iter().filter(|&&v| v >= rat_iou).count() as f64 / gts.len() as f64);
     IterationMetrics {
         iteration,
+        warmup: false,
         trajectories: n,
         acc_ans: mean(&|t| t.rewards.ans),
         acc_rat,
@@ -93,6 +99,7 @@ pub fn summarize(iteration: u64, trajs: &[ScoredTrajectory], rat_iou: f64) -> It
         reward_ans: mean(&|t| t.rewards.ans),
         reward_rat: mean(&|t| t.rewards.rat),
         reward_fmt: mean(&|t| t.rewards.fmt),
+        loss: None,
         entropy: None,
         clip_frac: None,
         approx_kl: None,

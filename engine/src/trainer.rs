@@ -653,6 +653,115 @@ impl Trainer {
         Ok(stats)
     }
 
+    /// One supervised step: teacher-forced ground-truth episodes of `samples`
+    /// (zoom on each rationale box as the policy would express it, then the
+    /// correct answer); loss `−mean log p(action)`.
+    fn warmup_update(
+        &mut self,
+        samples: &[usize],
+        sink: &mut dyn EventSink,
+    ) -> Result<UpdateStats, TrainError> {
+        let split = &self.train;
+        let mut batch = split.env.reset(samples).map_err(|e| e.to_string())?;
+        let mut steps: Vec<StepRec> = Vec::new();
+        let max_zooms = self.cfg.env.max_rounds.saturating_sub(1);
+        for round in 0..=max_zooms {
+            let mut actions = Vec::new();
+            for i in batch.active() {
+                let s = &split.samples()[batch.episodes[i].sample];
+                let gts = s.gt_boxes();
+                let choice = if round < gts.len().min(max_zooms) {
+                    self.net
+                        .encode_box(&gts[round], s.width as f64, s.height as f64)
+                } else {
+                    match self.net.answer_class(&s.answer) {
+                        Some(a) => Choice {
+                            kind: 1,
+                            answer: a as u32,
+                            ..Default::default()
+                        },
+                        None => continue,
+                    }
+                };
+                let action = self.net.decode(&choice, s.width as f64, s.height as f64);
+                steps.push(StepRec {
+                    episode: i,
+                    step: batch.episodes[i].step(),
+                    crop: batch.crop_of(i).to_vec(),
+                    prev: batch.prev_crop_of(i).to_vec(),
+                    choice,
+                    logp: 0.0,
+                });
+                actions.push((i, action));
+            }
+            if actions.is_empty() {
+                break;
+            }
+            split
+                .env
+                .step(&mut batch, &actions)
+                .map_err(|e| e.to_string())?;
+        }
+        let questions: Vec<Vec<f32>> = batch
+            .episodes
+            .iter()
+            .map(|e| split.questions[e.sample].clone())
+            .collect();
+        let of_episode: Vec<usize> = (0..batch.len()).collect();
+        let globals = globals_of(&batch, &of_episode, batch.len());
+        let mut stats = UpdateStats::default();
+        let mut n = 0usize;
+        for chunk in steps.chunks(self.cfg.trainer.minibatch) {
+            let obs: Vec<StepObs> = chunk
+                .iter()
+                .map(|s| StepObs {
+                    episode: s.episode,
+                    step: s.step,
+                    question: &questions[s.episode],
+                    crop: &s.crop,
+                    prev_crop: &s.prev,
+                    choice: s.choice,
+                })
+                .collect();
+            let (lp, ent) = self.net.evaluate(&globals, batch.len(), &obs).map_err(ce)?;
+            let loss = lp.mean_all().and_then(|x| x.neg()).map_err(ce)?;
+            if std::env::var_os("VIRL_PROFILE").is_some() {
+                let v = lp.to_vec1::<f32>().map_err(ce)?;
+                let (mut za, mut zn, mut aa, mut an) = (0.0, 0, 0.0, 0);
+                for (x, s) in v.iter().zip(chunk) {
+                    if s.choice.kind == 0 {
+                        za += -x;
+                        zn += 1
+                    } else {
+                        aa += -x;
+                        an += 1
+                    }
+                }
+                eprintln!(
+                    "warmup nll: zoom {:.3} ({zn}), answer {:.3} ({an})",
+                    za / zn.max(1) as f32,
+                    aa / an.max(1) as f32
+                );
+            }
+            stats.grad_norm = self.opt.backward_step(&loss).map_err(ce)?;
+            stats.loss += loss.to_scalar::<f32>().map_err(ce)? as f64;
+            stats.entropy += ent
+                .mean_all()
+                .and_then(|x| x.to_scalar::<f32>())
+                .map_err(ce)? as f64;
+            n += 1;
+            sink.emit(Event::Progress {
+                iteration: self.iteration,
+                phase: Phase::Update,
+                done: n,
+                total: steps.len().div_ceil(self.cfg.trainer.minibatch),
+            });
+        }
+        stats.loss /= n.max(1) as f64;
+        stats.entropy /= n.max(1) as f64;
+        Ok(stats)
+    }
+
     /// Runs one training iteration; returns its metrics.
     pub fn step(&mut self, sink: &mut dyn EventSink) -> Result<IterationMetrics, TrainError> {
         let start = Instant::now();
@@ -680,7 +789,17 @@ impl Trainer {
             total: rollout.batch.len(),
         });
         let t1 = Instant::now();
-        let stats = self.update(&rollout, &scored, sink)?;
+        let warmup = self.iteration < t.warmup_iterations;
+        let stats = if warmup {
+            // Imitation needs no groups: as many distinct samples as rollouts.
+            let n = self.train.samples().len() as u64;
+            let warm: Vec<usize> = (0..samples.len())
+                .map(|_| (self.rng.next_u64() % n) as usize)
+                .collect();
+            self.warmup_update(&warm, sink)?
+        } else {
+            self.update(&rollout, &scored, sink)?
+        };
         if std::env::var_os("VIRL_PROFILE").is_some() {
             eprintln!(
                 "profile: rollout {:.3}s ({} steps), update {:.3}s",
@@ -690,6 +809,8 @@ impl Trainer {
             );
         }
         let mut m = summarize(self.iteration, &scored, RAT_IOU);
+        m.warmup = warmup;
+        m.loss = Some(stats.loss);
         m.entropy = Some(stats.entropy);
         m.clip_frac = Some(stats.clip_frac);
         m.approx_kl = Some(stats.approx_kl);

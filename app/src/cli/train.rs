@@ -78,6 +78,14 @@ impl ProgressSink {
         }
     }
 
+    fn say(&self, line: String) {
+        if self.log {
+            eprintln!("{line}");
+        } else {
+            self.bar.println(line);
+        }
+    }
+
     fn summary(m: &IterationMetrics) -> String {
         format!(
             "R {:+.3}  Acc_ans {:.2}  Acc_rat {}  zooms {:.2}",
@@ -105,9 +113,11 @@ impl EventSink for ProgressSink {
                 self.bar.set_message(Self::summary(&metrics));
                 if self.log {
                     eprintln!(
-                        "iter {:>5}  {}  H {:.2}  clip {:.3}  kl {:.4}  {:.2}s",
+                        "iter {:>5}{} {}  loss {:.3}  H {:.2}  clip {:.3}  kl {:.4}  {:.2}s",
                         metrics.iteration,
+                        if metrics.warmup { "w" } else { " " },
                         Self::summary(&metrics),
+                        metrics.loss.unwrap_or(f64::NAN),
                         metrics.entropy.unwrap_or(0.0),
                         metrics.clip_frac.unwrap_or(0.0),
                         metrics.approx_kl.unwrap_or(0.0),
@@ -125,7 +135,7 @@ impl EventSink for ProgressSink {
                     metrics.coverage.map_or("n/a".into(), |v| format!("{v:.3}")),
                     metrics.zooms
                 );
-                self.bar.println(line);
+                self.say(line);
                 self.eval = Some(metrics);
             }
             Event::Failure(f) => self.bar.println(format!(

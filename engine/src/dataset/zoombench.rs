@@ -204,11 +204,15 @@ impl ZoomBenchConfig {
                 self.canvas, self.global_view
             ));
         }
-        if self.canvas < 4 * self.placard_max.max(self.large_side()) {
+        let biggest = if self.large_fraction > 0.0 {
+            self.placard_max.max(self.large_side())
+        } else {
+            self.placard_max
+        };
+        if self.canvas < 4 * biggest {
             return Err(format!(
-                "canvas {} is too small for placards of up to {} px",
-                self.canvas,
-                self.placard_max.max(self.large_side())
+                "canvas {} is too small for placards of up to {biggest} px (it must be at least 4× their side)",
+                self.canvas
             ));
         }
         Ok(())
@@ -716,16 +720,25 @@ fn shift_off(b: &BBox, canvas: u32, rng: &mut SplitMix64) -> BBox {
     fallback
 }
 
-/// Draws a placard: a 2 px border in its colour, a pale tint of the colour
-/// inside, and its digit in near-black, scaled by the largest whole factor
-/// that fits with a 1 px margin.
+/// Draws a placard: a 2 px border in its colour, the inside filled with the
+/// colour lightened by a fifth (so the colour survives as a dot in the
+/// global view), and its digit in near-black or near-white, whichever
+/// contrasts with the fill, scaled by the largest whole factor that fits with
+/// a 1 px margin.
 fn draw_placard(img: &mut RgbImage, p: &Placard) {
     let rgb = COLOURS[p.colour].1;
     let tint = [
-        ((rgb[0] as u32 * 35 + 255 * 65) / 100) as u8,
-        ((rgb[1] as u32 * 35 + 255 * 65) / 100) as u8,
-        ((rgb[2] as u32 * 35 + 255 * 65) / 100) as u8,
+        ((rgb[0] as u32 * 80 + 255 * 20) / 100) as u8,
+        ((rgb[1] as u32 * 80 + 255 * 20) / 100) as u8,
+        ((rgb[2] as u32 * 80 + 255 * 20) / 100) as u8,
     ];
+    // Rec. 601 luma, integer arithmetic.
+    let luma = (299 * tint[0] as u32 + 587 * tint[1] as u32 + 114 * tint[2] as u32) / 1000;
+    let ink = if luma > 128 {
+        [20, 20, 20]
+    } else {
+        [235, 235, 235]
+    };
     for y in p.y..p.y + p.side {
         for x in p.x..p.x + p.side {
             let edge = x < p.x + BORDER
@@ -745,11 +758,7 @@ fn draw_placard(img: &mut RgbImage, p: &Placard) {
             if font::ink(p.digit, fx, fy) {
                 for sy in 0..scale {
                     for sx in 0..scale {
-                        img.put_pixel(
-                            ox + fx * scale + sx,
-                            oy + fy * scale + sy,
-                            Rgb([20, 20, 20]),
-                        );
+                        img.put_pixel(ox + fx * scale + sx, oy + fy * scale + sy, Rgb(ink));
                     }
                 }
             }

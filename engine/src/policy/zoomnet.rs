@@ -686,7 +686,15 @@ mod tests {
         for _ in 0..3 {
             let active = batch.active();
             let acts = net
-                .act(&batch, &keys, &of_episode, &questions, &sizes, &active, Some(&mut rng))
+                .act(
+                    &batch,
+                    &keys,
+                    &of_episode,
+                    &questions,
+                    &sizes,
+                    &active,
+                    Some(&mut rng),
+                )
                 .expect("act");
             let mut step_actions = Vec::new();
             for (&i, (a, c, lp)) in active.iter().zip(acts) {
