@@ -14,6 +14,7 @@
 pub mod config;
 pub mod credit;
 pub mod dataset;
+pub mod engine;
 pub mod env;
 pub mod fsutil;
 pub mod geometry;

@@ -12,6 +12,52 @@ use virl_engine::score::{TrajectoryInput, assign_credit, score_trajectory};
 pub enum BenchCommand {
     /// Scoring throughput: rewards (§4) and credit (§5) of synthetic trajectories on one thread.
     Score(ScoreBench),
+    /// Training throughput: trajectories and environment steps per second of whole GRPO/PPO iterations.
+    Train(TrainBench),
+}
+
+#[derive(Debug, Args)]
+pub struct TrainBench {
+    /// Config (default: the defaults — 768 px ZoomBench, 64 px views, 16 samples × 8 rollouts).
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
+    /// Iterations timed (after one untimed warm-up iteration).
+    #[arg(long, default_value_t = 10)]
+    iters: u64,
+    /// Device.
+    #[arg(long, default_value = "cpu")]
+    device: virl_engine::policy::DeviceKind,
+}
+
+fn train(b: TrainBench) -> anyhow::Result<()> {
+    use virl_engine::trainer::{NullSink, Trainer};
+    let mut cfg = match &b.config {
+        Some(p) => virl_engine::config::SessionConfig::load(p).map_err(anyhow::Error::msg)?,
+        None => virl_engine::config::SessionConfig::default(),
+    };
+    cfg.device = b.device;
+    cfg.trainer.eval_every = 0;
+    let mut t = Trainer::new(cfg, None).map_err(anyhow::Error::msg)?;
+    t.step(&mut NullSink).map_err(anyhow::Error::msg)?;
+    let start = Instant::now();
+    let (mut trajs, mut steps) = (0usize, 0.0f64);
+    for _ in 0..b.iters {
+        let m = t.step(&mut NullSink).map_err(anyhow::Error::msg)?;
+        trajs += m.trajectories;
+        // each trajectory: its zooms plus the answer (unless cut off)
+        steps += m.trajectories as f64 * (m.zooms + m.answered_frac);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "train ({}): {} iterations in {:.2} s: {:.3} s/iteration, {:.0} trajectories/s, {:.0} env steps/s (rollout + scoring + PPO update)",
+        b.device,
+        b.iters,
+        secs,
+        secs / b.iters as f64,
+        trajs as f64 / secs,
+        steps / secs
+    );
+    Ok(())
 }
 
 #[derive(Debug, Args)]
@@ -36,6 +82,7 @@ pub struct ScoreBench {
 pub fn run(c: BenchCommand) -> anyhow::Result<()> {
     match c {
         BenchCommand::Score(b) => score(b),
+        BenchCommand::Train(b) => train(b),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The `virl` command line (DESIGN §10).
 
 mod bench;
+mod experiment;
 mod reward_args;
 mod score;
 mod synth;
@@ -31,6 +32,9 @@ enum Command {
     Train(train::TrainArgs),
     /// Evaluate a session's checkpoint greedily.
     Eval(train::EvalArgs),
+    /// Run the ablations: reward modes, h0.
+    #[command(subcommand)]
+    Experiment(experiment::ExperimentCommand),
     /// Measure the speed of parts of the engine.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -66,6 +70,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Score(a) => score::run(a),
         Command::Bench(b) => bench::run(b),
         Command::Train(a) => train::run(a),
+        Command::Experiment(e) => experiment::run(e),
         Command::Eval(a) => train::eval(a),
     }
 }

@@ -1,6 +1,5 @@
 //! `virl train` and `virl eval`: headless training and greedy evaluation.
 
-use super::RewardArgs;
 use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -227,8 +226,6 @@ pub struct EvalArgs {
     /// Evaluation samples.
     #[arg(long, default_value_t = 128)]
     n: usize,
-    #[command(flatten)]
-    reward: Option<RewardArgs>,
 }
 
 pub fn eval(a: EvalArgs) -> anyhow::Result<()> {

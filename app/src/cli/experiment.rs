@@ -1,0 +1,146 @@
+//! `virl experiment`: the ablations of the paper in miniature.
+
+use super::train::ProgressSink;
+use clap::{Args, Subcommand};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use virl_engine::config::SessionConfig;
+use virl_engine::fsutil::atomic_write;
+use virl_engine::metrics::IterationMetrics;
+use virl_engine::reward::RewardMode;
+use virl_engine::session::Session;
+use virl_engine::trainer::Trainer;
+
+#[derive(Debug, Subcommand)]
+pub enum ExperimentCommand {
+    /// outcome vs fidelity vs virl on the same seeds (shortcut-biased ZoomBench by default).
+    Ablation(ExpArgs),
+    /// h0 ∈ {0.2, 0.3, 0.4, 0.5} in virl mode.
+    H0(ExpArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExpArgs {
+    /// Base config (default: the defaults with data.zoombench.shortcut_bias = 0.5).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Iterations per run.
+    #[arg(long, default_value_t = 200)]
+    iters: u64,
+    /// Supervised warm-up iterations at the start of each run.
+    #[arg(long, default_value_t = 0)]
+    warmup: u64,
+    /// Output folder: one session per run, curves.csv and summary.md.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Greedy evaluation samples at the end of each run.
+    #[arg(long, default_value_t = 128)]
+    eval_n: usize,
+}
+
+pub fn run(c: ExperimentCommand) -> anyhow::Result<()> {
+    let (name, a) = match &c {
+        ExperimentCommand::Ablation(a) => ("ablation", a),
+        ExperimentCommand::H0(a) => ("h0", a),
+    };
+    let mut base = match &a.config {
+        Some(p) => SessionConfig::load(p).map_err(anyhow::Error::msg)?,
+        None => {
+            let mut c = SessionConfig::default();
+            c.data.zoombench.shortcut_bias = 0.5;
+            c
+        }
+    };
+    base.trainer.iterations = a.iters;
+    base.trainer.warmup_iterations = a.warmup;
+    let runs: Vec<(String, SessionConfig)> = match c {
+        ExperimentCommand::Ablation(_) => RewardMode::ALL
+            .iter()
+            .map(|&m| {
+                let mut c = base.clone();
+                c.reward.mode = m;
+                (m.to_string(), c)
+            })
+            .collect(),
+        ExperimentCommand::H0(_) => [0.2, 0.3, 0.4, 0.5]
+            .iter()
+            .map(|&h| {
+                let mut c = base.clone();
+                c.reward.mode = RewardMode::Virl;
+                c.reward.h0 = h;
+                (format!("h0={h}"), c)
+            })
+            .collect(),
+    };
+    let out = a.out.clone().unwrap_or_else(|| {
+        let ts = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        PathBuf::from("sessions").join(format!("{name}-{ts}"))
+    });
+    std::fs::create_dir_all(&out)?;
+    let mut csv = String::from(
+        "run,iteration,warmup,reward,acc_ans,acc_rat,coverage,zooms,max_rounds_frac,entropy\n",
+    );
+    let mut table = format!(
+        "| run | final Acc_ans (greedy) | Acc_rat | coverage | zooms/traj | last-10 mean train reward | last-10 train zooms |\n|---|---|---|---|---|---|---|\n"
+    );
+    for (label, cfg) in runs {
+        let dir = out.join(label.replace('=', "-"));
+        eprintln!("{name}: run {label} → {}", dir.display());
+        let session = Session::create(&dir, &cfg)?;
+        let mut t = Trainer::new(cfg, Some(session)).map_err(anyhow::Error::msg)?;
+        let mut sink = ProgressSink::new(a.iters, 0, false);
+        t.run(&mut sink, &AtomicBool::new(false))
+            .map_err(anyhow::Error::msg)?;
+        let (e, _) = t
+            .evaluate(a.eval_n, &mut virl_engine::trainer::NullSink)
+            .map_err(anyhow::Error::msg)?;
+        for m in t.history() {
+            let o = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.5}"));
+            let _ = writeln!(
+                csv,
+                "{label},{},{},{:.5},{:.5},{},{},{:.5},{:.5},{}",
+                m.iteration,
+                m.warmup,
+                m.reward_total,
+                m.acc_ans,
+                o(m.acc_rat),
+                o(m.coverage),
+                m.zooms,
+                m.max_rounds_frac,
+                o(m.entropy)
+            );
+        }
+        let tail: Vec<&IterationMetrics> = t.history().iter().rev().take(10).collect();
+        let mean = |f: &dyn Fn(&IterationMetrics) -> f64| {
+            tail.iter().map(|m| f(m)).sum::<f64>() / tail.len().max(1) as f64
+        };
+        let o = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.3}"));
+        let _ = writeln!(
+            table,
+            "| {label} | {:.3} | {} | {} | {:.2} | {:.3} | {:.2} |",
+            e.acc_ans,
+            o(e.acc_rat),
+            o(e.coverage),
+            e.zooms,
+            mean(&|m| m.reward_total),
+            mean(&|m| m.zooms)
+        );
+    }
+    write(&out.join("curves.csv"), &csv)?;
+    write(&out.join("summary.md"), &table)?;
+    println!("{table}");
+    eprintln!(
+        "wrote {} and {}",
+        out.join("curves.csv").display(),
+        out.join("summary.md").display()
+    );
+    Ok(())
+}
+
+fn write(p: &Path, s: &str) -> anyhow::Result<()> {
+    atomic_write(p, s.as_bytes()).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))
+}
