@@ -236,7 +236,7 @@ impl SessionConfig {
         if self.detectors.window == 0 {
             return Err("detectors.window must be at least 1".into());
         }
-        if self.env.view as usize % self.policy.crop_patch.max(1) != 0 {
+        if !(self.env.view as usize).is_multiple_of(self.policy.crop_patch.max(1)) {
             return Err(format!(
                 "policy.crop_patch ({}) must divide env.view ({})",
                 self.policy.crop_patch, self.env.view

@@ -92,6 +92,9 @@ pub enum ImageSource {
     ZoomBench(ZoomBench),
 }
 
+/// Decoded images by sample index, and their insertion order (oldest first).
+type ImageCache = (HashMap<usize, Arc<RgbImage>>, VecDeque<usize>);
+
 /// Decoded images with a bounded cache, and every sample's global view
 /// (small, kept for good). Shared between threads.
 pub struct ImageStore {
@@ -99,7 +102,7 @@ pub struct ImageStore {
     source: ImageSource,
     view: u32,
     capacity: usize,
-    cache: Mutex<(HashMap<usize, Arc<RgbImage>>, VecDeque<usize>)>,
+    cache: Mutex<ImageCache>,
     globals: Mutex<HashMap<usize, Arc<Vec<u8>>>>,
 }
 

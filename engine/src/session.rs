@@ -65,6 +65,9 @@ pub struct TrainState {
     pub trainer: crate::config::TrainerConfig,
 }
 
+/// A loaded checkpoint: its tensors (policy and optimizer) and trainer state.
+pub type Checkpoint = (HashMap<String, Tensor>, TrainState);
+
 /// A line of `events.jsonl`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SessionEvent {
@@ -327,10 +330,7 @@ impl Session {
     }
 
     /// The newest complete checkpoint: its tensors and trainer state.
-    pub fn latest_checkpoint(
-        &self,
-        device: &Device,
-    ) -> Result<Option<(HashMap<String, Tensor>, TrainState)>, SessionError> {
+    pub fn latest_checkpoint(&self, device: &Device) -> Result<Option<Checkpoint>, SessionError> {
         let latest = self.dir.join("checkpoints").join("latest.json");
         if !latest.exists() {
             return Ok(None);

@@ -6,6 +6,7 @@ use virl_engine::session::Session;
 use virl_engine::trainer::{Event, NullSink, Trainer};
 
 /// A small, fast ZoomBench setup: 256 px canvas, 32 px views, one to two placards.
+#[allow(clippy::field_reassign_with_default)]
 fn tiny(iterations: u64) -> SessionConfig {
     let mut c = SessionConfig::default();
     c.seed = 3;

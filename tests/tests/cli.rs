@@ -249,7 +249,7 @@ fn malformed_deepeyes_calls_are_reported_per_line() {
     assert_eq!(rows.len(), 5);
     // The bad call is dropped (no zoom left: R_rat = −1) and R_fmt = −1 costs λ_fmt = 0.2.
     close(f(&rows[1]["rewards"]["fmt"]), -1.0);
-    close(f(&rows[1]["rewards"]["total"]), 0.5 * -1.0 - 0.2);
+    close(f(&rows[1]["rewards"]["total"]), -0.5 - 0.2);
     assert_eq!(rows[1]["actions"].as_array().map(Vec::len), Some(0));
     close(f(&rows[4]["rewards"]["fmt"]), -1.0);
     let e = stderr(&o);

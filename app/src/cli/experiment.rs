@@ -84,8 +84,8 @@ pub fn run(c: ExperimentCommand) -> anyhow::Result<()> {
     let mut csv = String::from(
         "run,iteration,warmup,reward,acc_ans,acc_rat,coverage,zooms,max_rounds_frac,entropy\n",
     );
-    let mut table = format!(
-        "| run | final Acc_ans (greedy) | Acc_rat | coverage | zooms/traj | last-10 mean train reward | last-10 train zooms |\n|---|---|---|---|---|---|---|\n"
+    let mut table = String::from(
+        "| run | final Acc_ans (greedy) | Acc_rat | coverage | zooms/traj | last-10 mean train reward | last-10 train zooms |\n|---|---|---|---|---|---|---|\n",
     );
     for (label, cfg) in runs {
         let dir = out.join(label.replace('=', "-"));

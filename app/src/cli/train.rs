@@ -102,7 +102,7 @@ impl EventSink for ProgressSink {
             Event::Progress {
                 phase, done, total, ..
             } => {
-                self.bar.set_prefix(format!("{}", phase.as_str()));
+                self.bar.set_prefix(phase.as_str());
                 let _ = (done, total);
             }
             Event::IterationDone {

@@ -135,7 +135,7 @@ impl ZoomNet {
         dev: DeviceKind,
         seed: u64,
     ) -> std::result::Result<Self, String> {
-        if cfg.crop_patch == 0 || view % cfg.crop_patch != 0 {
+        if cfg.crop_patch == 0 || !view.is_multiple_of(cfg.crop_patch) {
             return Err(format!(
                 "crop_patch {} must divide the view {}",
                 cfg.crop_patch, view
@@ -404,6 +404,7 @@ impl ZoomNet {
     /// encodings of all episodes. With
     /// `rng`, actions are sampled; without, the most likely action is taken.
     /// Returns the actions, the choices and their log-probabilities.
+    #[allow(clippy::too_many_arguments)]
     pub fn act(
         &self,
         batch: &EpisodeBatch,
