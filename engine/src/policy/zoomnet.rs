@@ -36,7 +36,7 @@ use std::collections::HashMap;
 pub struct ZoomNetConfig {
     /// Trunk width. Default 64.
     pub hidden: usize,
-    /// Per-pixel key width of the global encoder. Default 16.
+    /// Per-pixel key width of the global encoder. Default 32.
     pub pixel_dim: usize,
     /// Crop patch side in pixels (must divide the view). Default 8.
     pub crop_patch: usize,
@@ -52,13 +52,20 @@ impl Default for ZoomNetConfig {
     fn default() -> Self {
         Self {
             hidden: 64,
-            pixel_dim: 16,
+            pixel_dim: 32,
             crop_patch: 8,
             crop_dim: 16,
             question_dim: 128,
             sizes: 21,
         }
     }
+}
+
+/// The trunk's outputs for one batch of rows.
+struct State {
+    t: Tensor,
+    reader: Tensor,
+    query: Tensor,
 }
 
 /// One discrete decision of ZoomNet.
@@ -114,7 +121,9 @@ pub struct ZoomNet {
     trunk2: Linear,
     kind: Linear,
     answer: Linear,
+    reader: Linear,
     loc_q: Linear,
+    loc_qq: Linear,
     fine: Linear,
     offset: Linear,
     size: Linear,
@@ -191,7 +200,9 @@ impl ZoomNet {
             trunk2: linear(h, h, vb.pp("trunk.l2"))?,
             kind: linear(h, 2, vb.pp("head.kind"))?,
             answer: linear(h, answers.len(), vb.pp("head.answer"))?,
+            reader: linear(3 * h, h, vb.pp("head.reader"))?,
             loc_q: linear(h, p, vb.pp("head.loc_query"))?,
+            loc_qq: linear(h, p, vb.pp("head.loc_query_q"))?,
             fine: linear(p + h, h, vb.pp("head.fine"))?,
             offset: linear(h, OFFSETS, vb.pp("head.offset"))?,
             size: linear(h, cfg.sizes, vb.pp("head.size"))?,
@@ -310,14 +321,15 @@ impl ZoomNet {
             .relu()
     }
 
-    /// The trunk state `[n, H]`.
+    /// The trunk state: `t` `[n, H]` for the kind and box heads, `reader`
+    /// `[n, H]` for the answer head, `query` `[n, P]` for the cell head.
     fn trunk(
         &self,
         questions: &[f32],
         crops: &[u8],
         prevs: &[u8],
         steps: &[usize],
-    ) -> Result<Tensor> {
+    ) -> Result<State> {
         let n = steps.len();
         let v = self.view;
         let q = Tensor::from_slice(questions, (n, self.cfg.question_dim), &self.device)?;
@@ -342,17 +354,23 @@ impl ZoomNet {
         let extra = Tensor::from_vec(extra, (n, r + 2), &self.device)?;
         let x = Tensor::cat(&[&q, &c, &p, &extra], 1)?;
         let h = self.trunk1.forward(&x)?.relu()?;
-        (self.trunk2.forward(&h)?.relu()? + h)?.contiguous()
+        let t = (self.trunk2.forward(&h)?.relu()? + h)?.contiguous()?;
+        // The answer reads the crops and the question on a path of its own,
+        // so that learning where to look does not disturb learning to read.
+        let reader = self
+            .reader
+            .forward(&Tensor::cat(&[&q, &c, &p], 1)?)?
+            .relu()?;
+        // The cell query sees the question directly as well as the trunk.
+        let query = (self.loc_q.forward(&t)? + self.loc_qq.forward(&q)?)?;
+        Ok(State { t, reader, query })
     }
 
     /// Cell logits `[rows, N]`: row `r` attends over the keys of sample
     /// `group[r]` (`keys` is `[U, N, P]`, one entry per distinct sample). Rows
     /// are processed per sample so that no `[rows, N, P]` copy of the keys is made.
-    fn loc_logits(&self, keys: &Tensor, group: &[usize], t: &Tensor) -> Result<Tensor> {
-        let q = self
-            .loc_q
-            .forward(t)?
-            .affine(1.0 / (self.cfg.pixel_dim as f64).sqrt(), 0.0)?;
+    fn loc_logits(&self, keys: &Tensor, group: &[usize], query: &Tensor) -> Result<Tensor> {
+        let q = query.affine(1.0 / (self.cfg.pixel_dim as f64).sqrt(), 0.0)?;
         let u_count = keys.dim(0)?;
         let mut rows_of: Vec<Vec<u32>> = vec![Vec::new(); u_count];
         for (r, &u) in group.iter().enumerate() {
@@ -431,7 +449,8 @@ impl ZoomNet {
             steps.push(batch.episodes[i].step());
         }
         let group: Vec<usize> = active.iter().map(|&i| of_episode[i]).collect();
-        let t = self.trunk(&q, &crops, &prevs, &steps)?;
+        let state = self.trunk(&q, &crops, &prevs, &steps)?;
+        let t = &state.t;
         let mut pick = |logits: &Tensor| -> Result<Tensor> {
             match rng.as_deref_mut() {
                 Some(r) => {
@@ -447,13 +466,13 @@ impl ZoomNet {
                 None => logits.argmax(1),
             }
         };
-        let kind_l = self.kind.forward(&t)?;
-        let ans_l = self.answer.forward(&t)?;
-        let loc_l = self.loc_logits(keys, &group, &t)?;
+        let kind_l = self.kind.forward(t)?;
+        let ans_l = self.answer.forward(&state.reader)?;
+        let loc_l = self.loc_logits(keys, &group, &state.query)?;
         let kind = pick(&kind_l)?;
         let ans = pick(&ans_l)?;
         let cell = pick(&loc_l)?;
-        let f = self.fine_state(keys, &group, &cell, &t)?;
+        let f = self.fine_state(keys, &group, &cell, t)?;
         let off_l = self.offset.forward(&f)?;
         let size_l = self.size.forward(&f)?;
         let off = pick(&off_l)?;
@@ -604,7 +623,8 @@ impl ZoomNet {
             prevs.extend_from_slice(s.prev_crop);
             st.push(s.step);
         }
-        let t = self.trunk(&q, &crops, &prevs, &st)?;
+        let state = self.trunk(&q, &crops, &prevs, &st)?;
+        let t = &state.t;
         let u = |f: fn(&Choice) -> u32| {
             Tensor::from_vec(
                 steps.iter().map(|s| f(&s.choice)).collect::<Vec<u32>>(),
@@ -619,10 +639,10 @@ impl ZoomNet {
             u(|c| c.offset)?,
             u(|c| c.size)?,
         );
-        let kind_l = self.kind.forward(&t)?;
-        let ans_l = self.answer.forward(&t)?;
-        let loc_l = self.loc_logits(&keys, &group, &t)?;
-        let f = self.fine_state(&keys, &group, &cell, &t)?;
+        let kind_l = self.kind.forward(t)?;
+        let ans_l = self.answer.forward(&state.reader)?;
+        let loc_l = self.loc_logits(&keys, &group, &state.query)?;
+        let f = self.fine_state(&keys, &group, &cell, t)?;
         let off_l = self.offset.forward(&f)?;
         let size_l = self.size.forward(&f)?;
         let lp = self.joint_logp(
