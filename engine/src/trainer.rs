@@ -154,7 +154,7 @@ impl Split {
             .iter()
             .map(|s| (s.width as f64, s.height as f64))
             .collect();
-        let store = Arc::new(ImageStore::new(Arc::new(ds), source, cfg.env.view, 192));
+        let store = Arc::new(ImageStore::new(Arc::new(ds), source, cfg.env.view, cfg.data.image_cache));
         Ok(Self {
             env: ZoomEnv::new(cfg.env.clone(), store)?,
             questions,

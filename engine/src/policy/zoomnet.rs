@@ -367,33 +367,34 @@ impl ZoomNet {
     }
 
     /// Cell logits `[rows, N]`: row `r` attends over the keys of sample
-    /// `group[r]` (`keys` is `[U, N, P]`, one entry per distinct sample). Rows
-    /// are processed per sample so that no `[rows, N, P]` copy of the keys is made.
+    /// `group[r]` (`keys` is `[U, N, P]`, one entry per distinct sample).
+    /// The rows are packed per sample into `[U, R, P]` (R = most rows of one
+    /// sample, padding unused) and multiplied with the keys in one batched
+    /// matmul, so neither the forward nor the backward pass copies the keys
+    /// per row or per sample.
     fn loc_logits(&self, keys: &Tensor, group: &[usize], query: &Tensor) -> Result<Tensor> {
         let q = query.affine(1.0 / (self.cfg.pixel_dim as f64).sqrt(), 0.0)?;
-        let u_count = keys.dim(0)?;
-        let mut rows_of: Vec<Vec<u32>> = vec![Vec::new(); u_count];
+        let (u_count, n, _) = keys.dims3()?;
+        let mut slot = vec![0usize; group.len()];
+        let mut count = vec![0usize; u_count];
         for (r, &u) in group.iter().enumerate() {
-            rows_of[u].push(r as u32);
+            slot[r] = count[u];
+            count[u] += 1;
         }
-        let mut parts = Vec::new();
-        let mut order = Vec::with_capacity(group.len());
-        for (u, rows) in rows_of.iter().enumerate() {
-            if rows.is_empty() {
-                continue;
-            }
-            let idx = Tensor::from_slice(rows, rows.len(), &self.device)?;
-            let qu = q.index_select(&idx, 0)?;
-            parts.push(qu.matmul(&keys.get(u)?.t()?)?);
-            order.extend_from_slice(rows);
+        let r_max = count.iter().copied().max().unwrap_or(0).max(1);
+        // packed[u·R + j] = the j-th row of sample u (row 0 for padding).
+        let mut packed = vec![0u32; u_count * r_max];
+        for (r, &u) in group.iter().enumerate() {
+            packed[u * r_max + slot[r]] = r as u32;
         }
-        let grouped = Tensor::cat(&parts, 0)?;
-        // Back to row order: inverse permutation.
-        let mut inv = vec![0u32; order.len()];
-        for (pos, &r) in order.iter().enumerate() {
-            inv[r as usize] = pos as u32;
-        }
-        grouped.index_select(&Tensor::from_vec(inv, order.len(), &self.device)?, 0)
+        let p = q.dim(1)?;
+        let qp = q
+            .index_select(&Tensor::from_vec(packed, u_count * r_max, &self.device)?, 0)?
+            .reshape((u_count, r_max, p))?;
+        // [U, R, P] × [U, P, N] → [U, R, N]
+        let all = qp.matmul(&keys.transpose(1, 2)?.contiguous()?)?.reshape((u_count * r_max, n))?;
+        let pick: Vec<u32> = group.iter().enumerate().map(|(r, &u)| (u * r_max + slot[r]) as u32).collect();
+        all.index_select(&Tensor::from_vec(pick, group.len(), &self.device)?, 0)
     }
 
     /// The key of each row's chosen cell, `[rows, P]`.
