@@ -154,7 +154,12 @@ impl Split {
             .iter()
             .map(|s| (s.width as f64, s.height as f64))
             .collect();
-        let store = Arc::new(ImageStore::new(Arc::new(ds), source, cfg.env.view, cfg.data.image_cache));
+        let store = Arc::new(ImageStore::new(
+            Arc::new(ds),
+            source,
+            cfg.env.view,
+            cfg.data.image_cache,
+        ));
         Ok(Self {
             env: ZoomEnv::new(cfg.env.clone(), store)?,
             questions,
@@ -725,24 +730,6 @@ impl Trainer {
                 .collect();
             let (lp, ent) = self.net.evaluate(&globals, batch.len(), &obs).map_err(ce)?;
             let loss = lp.mean_all().and_then(|x| x.neg()).map_err(ce)?;
-            if std::env::var_os("VIRL_PROFILE").is_some() {
-                let v = lp.to_vec1::<f32>().map_err(ce)?;
-                let (mut za, mut zn, mut aa, mut an) = (0.0, 0, 0.0, 0);
-                for (x, s) in v.iter().zip(chunk) {
-                    if s.choice.kind == 0 {
-                        za += -x;
-                        zn += 1
-                    } else {
-                        aa += -x;
-                        an += 1
-                    }
-                }
-                eprintln!(
-                    "warmup nll: zoom {:.3} ({zn}), answer {:.3} ({an})",
-                    za / zn.max(1) as f32,
-                    aa / an.max(1) as f32
-                );
-            }
             stats.grad_norm = self.opt.backward_step(&loss).map_err(ce)?;
             stats.loss += loss.to_scalar::<f32>().map_err(ce)? as f64;
             stats.entropy += ent
@@ -772,9 +759,7 @@ impl Trainer {
             let s = (self.rng.next_u64() % n as u64) as usize;
             samples.extend(std::iter::repeat_n(s, t.group));
         }
-        let t0 = Instant::now();
         let rollout = self.rollout(false, &samples, true, sink, Phase::Rollout)?;
-        let t_roll = t0.elapsed().as_secs_f64();
         sink.emit(Event::Progress {
             iteration: self.iteration,
             phase: Phase::Score,
@@ -788,7 +773,6 @@ impl Trainer {
             done: rollout.batch.len(),
             total: rollout.batch.len(),
         });
-        let t1 = Instant::now();
         let warmup = self.iteration < t.warmup_iterations;
         let stats = if warmup {
             // Imitation needs no groups: as many distinct samples as rollouts.
@@ -800,14 +784,6 @@ impl Trainer {
         } else {
             self.update(&rollout, &scored, sink)?
         };
-        if std::env::var_os("VIRL_PROFILE").is_some() {
-            eprintln!(
-                "profile: rollout {:.3}s ({} steps), update {:.3}s",
-                t_roll,
-                rollout.steps.len(),
-                t1.elapsed().as_secs_f64()
-            );
-        }
         let mut m = summarize(self.iteration, &scored, RAT_IOU);
         m.warmup = warmup;
         m.loss = Some(stats.loss);

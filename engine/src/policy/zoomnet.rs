@@ -392,8 +392,14 @@ impl ZoomNet {
             .index_select(&Tensor::from_vec(packed, u_count * r_max, &self.device)?, 0)?
             .reshape((u_count, r_max, p))?;
         // [U, R, P] × [U, P, N] → [U, R, N]
-        let all = qp.matmul(&keys.transpose(1, 2)?.contiguous()?)?.reshape((u_count * r_max, n))?;
-        let pick: Vec<u32> = group.iter().enumerate().map(|(r, &u)| (u * r_max + slot[r]) as u32).collect();
+        let all = qp
+            .matmul(&keys.transpose(1, 2)?.contiguous()?)?
+            .reshape((u_count * r_max, n))?;
+        let pick: Vec<u32> = group
+            .iter()
+            .enumerate()
+            .map(|(r, &u)| (u * r_max + slot[r]) as u32)
+            .collect();
         all.index_select(&Tensor::from_vec(pick, group.len(), &self.device)?, 0)
     }
 
