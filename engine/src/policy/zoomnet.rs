@@ -183,7 +183,7 @@ impl ZoomNet {
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &device);
         let (h, p) = (cfg.hidden, cfg.pixel_dim);
         let patches = (view / cfg.crop_patch).pow(2);
-        let patch_in = cfg.crop_patch * cfg.crop_patch * 3;
+        let patch_in = cfg.crop_patch * cfg.crop_patch * 6;
         let trunk_in = h + 2 * h + (max_rounds + 1) + 2;
         let answer_index = answers
             .iter()
@@ -307,14 +307,21 @@ impl ZoomNet {
         self.pix2.forward(&h)
     }
 
+    /// Encodes crops `[n, view, view, 3]`. Each crop is first contrast
+    /// normalised: its mean colour is subtracted, and the absolute deviation
+    /// is added as three more channels, so a glyph looks the same whatever the
+    /// placard's colour and whether its ink is dark or light.
     fn encode_crops(&self, crops: &Tensor) -> Result<Tensor> {
         let (n, v, ps) = (crops.dim(0)?, self.view, self.cfg.crop_patch);
         let g = v / ps;
-        let patches = crops
-            .reshape((n, g, ps, g, ps, 3))?
+        let mean = crops.reshape((n, v * v, 3))?.mean_keepdim(1)?.reshape((n, 1, 1, 3))?;
+        let centred = crops.broadcast_sub(&mean)?;
+        let x = Tensor::cat(&[&centred, &centred.abs()?.affine(2.0, 0.0)?], 3)?;
+        let patches = x
+            .reshape((n, g, ps, g, ps, 6))?
             .permute((0, 1, 3, 2, 4, 5))?
             .contiguous()?
-            .reshape((n, g * g, ps * ps * 3))?;
+            .reshape((n, g * g, ps * ps * 6))?;
         let e = self.crop_embed.forward(&patches)?.relu()?;
         self.crop_fc
             .forward(&e.reshape((n, g * g * self.cfg.crop_dim))?)?
@@ -785,3 +792,4 @@ mod tests {
         }
     }
 }
+
