@@ -314,7 +314,10 @@ impl ZoomNet {
     fn encode_crops(&self, crops: &Tensor) -> Result<Tensor> {
         let (n, v, ps) = (crops.dim(0)?, self.view, self.cfg.crop_patch);
         let g = v / ps;
-        let mean = crops.reshape((n, v * v, 3))?.mean_keepdim(1)?.reshape((n, 1, 1, 3))?;
+        let mean = crops
+            .reshape((n, v * v, 3))?
+            .mean_keepdim(1)?
+            .reshape((n, 1, 1, 3))?;
         let centred = crops.broadcast_sub(&mean)?;
         let x = Tensor::cat(&[&centred, &centred.abs()?.affine(2.0, 0.0)?], 3)?;
         let patches = x
@@ -792,4 +795,3 @@ mod tests {
         }
     }
 }
-
