@@ -75,7 +75,7 @@ pub fn summarize(iteration: u64, trajs: &[ScoredTrajectory], rat_iou: f64) -> It
     };
     let ious: Vec<f64> = trajs
         .iter()
-        .flat_map(|t| t.actions.iter().filter_map(|a| a.iou))
+        .flat_map(|t| t.actions.iter().filter_map(|a| a.score.iou))
         .collect();
     let acc_rat = (!ious.is_empty())
         .then(|| ious.iter().filter(|&&v| v >= rat_iou).count() as f64 / ious.len() as f64);
@@ -432,16 +432,20 @@ mod tests {
             actions: ious
                 .iter()
                 .map(|&v| ScoredAction {
-                    bbox: None,
-                    iou: Some(v),
-                    gt: Some(0),
-                    sigma: Some(1),
-                    beta: Some(0.0),
-                    redundant: false,
-                    fidelity: 0.0,
-                    quality: 0.0,
-                    modulator: 1.0,
-                    advantage: 0.0,
+                    score: crate::reward::ActionScore {
+                        bbox: None,
+                        iou: Some(v),
+                        gt: Some(0),
+                        sigma: Some(1),
+                        beta: Some(0.0),
+                        redundant: false,
+                        fidelity: 0.0,
+                    },
+                    credit: crate::credit::ActionCredit {
+                        quality: 0.0,
+                        modulator: 1.0,
+                        advantage: 0.0,
+                    },
                 })
                 .collect(),
             facts: TrajectoryFacts {

@@ -4,39 +4,29 @@
 //! functions over rollouts produced elsewhere (our JSONL, DeepEyes text,
 //! verl rollout dumps), so the formulas can be checked from outside.
 
-use crate::credit::{action_credit, group_advantages};
+use crate::credit::{ActionCredit, action_credit, group_advantages};
 use crate::dataset::{Dataset, Sample};
 use crate::geometry::BBox;
-use crate::reward::{RewardConfig, Rewards, answer_correct, score_rationale, total_reward};
+use crate::reward::{
+    ActionScore, RewardConfig, Rewards, answer_correct, score_rationale, total_reward,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
-/// One scored zoom action: its rationale score and its credit.
+/// One scored zoom action: its rationale score (`bbox`, `iou`, `gt`,
+/// `sigma`, `beta`, `redundant`, `fidelity`) and its credit (`quality`,
+/// `modulator`, `advantage`), written as one flat JSON object.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ScoredAction {
-    /// The box as clipped to the image (`null` if nothing with area was left).
-    pub bbox: Option<BBox>,
-    /// `IoU_k` (`null` when M = 0).
-    pub iou: Option<f64>,
-    /// `j_k`, the best-matching rationale (`null` when M = 0).
-    pub gt: Option<usize>,
-    /// `σ_k` (`null` when M = 0).
-    pub sigma: Option<i8>,
-    /// `β_k` (`null` when M = 0).
-    pub beta: Option<f64>,
-    /// Whether the action is redundant.
-    pub redundant: bool,
-    /// `f_k`.
-    pub fidelity: f64,
-    /// `q_k`.
-    pub quality: f64,
-    /// `m_k`.
-    pub modulator: f64,
-    /// `Â_k = m_k·A_i`.
-    pub advantage: f64,
+    /// The rationale score (DESIGN §4).
+    #[serde(flatten)]
+    pub score: ActionScore,
+    /// The credit (DESIGN §5).
+    #[serde(flatten)]
+    pub credit: ActionCredit,
 }
 
 /// One scored trajectory: the line `virl score` writes.
@@ -117,17 +107,13 @@ pub fn score_trajectory(t: &TrajectoryInput, cfg: &RewardConfig) -> ScoredTrajec
         actions: rat
             .actions
             .into_iter()
-            .map(|a| ScoredAction {
-                bbox: a.bbox,
-                iou: a.iou,
-                gt: a.gt,
-                sigma: a.sigma,
-                beta: a.beta,
-                redundant: a.redundant,
-                fidelity: a.fidelity,
-                quality: 0.0,
-                modulator: 1.0,
-                advantage: 0.0,
+            .map(|score| ScoredAction {
+                score,
+                credit: ActionCredit {
+                    quality: 0.0,
+                    modulator: 1.0,
+                    advantage: 0.0,
+                },
             })
             .collect(),
         facts: TrajectoryFacts {
@@ -153,11 +139,13 @@ pub fn assign_credit(trajs: &mut [ScoredTrajectory], cfg: &RewardConfig) -> usiz
         for (&i, a) in members.iter().zip(adv) {
             let t = &mut trajs[i];
             t.advantage = a;
-            let credit = action_credit(t.actions.iter().map(|x| (x.iou, x.redundant)), a, cfg);
+            let credit = action_credit(
+                t.actions.iter().map(|x| (x.score.iou, x.score.redundant)),
+                a,
+                cfg,
+            );
             for (x, c) in t.actions.iter_mut().zip(credit) {
-                x.quality = c.quality;
-                x.modulator = c.modulator;
-                x.advantage = c.advantage;
+                x.credit = c;
             }
         }
     }
@@ -685,12 +673,12 @@ mod tests {
         assert!((t0.advantage - a).abs() < 1e-9);
         assert!((r.trajectories[1].advantage + a).abs() < 1e-9);
         // the good zoom gets m = 1.5
-        assert!((t0.actions[0].modulator - 1.5).abs() < 1e-12);
-        assert!((t0.actions[0].advantage - 1.5 * a).abs() < 1e-9);
+        assert!((t0.actions[0].credit.modulator - 1.5).abs() < 1e-12);
+        assert!((t0.actions[0].credit.advantage - 1.5 * a).abs() < 1e-9);
         // b: group of one, M = 0
         let t2 = &r.trajectories[2];
         assert_eq!(
-            (t2.advantage, t2.coverage, t2.actions[0].iou),
+            (t2.advantage, t2.coverage, t2.actions[0].score.iou),
             (0.0, None, None)
         );
         let json = serde_json::to_value(t2).expect("json");

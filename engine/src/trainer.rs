@@ -561,7 +561,9 @@ impl Trainer {
             .map(|s| {
                 let tr = &scored[s.episode];
                 let a = if s.choice.kind == 0 {
-                    tr.actions.get(s.step).map_or(tr.advantage, |x| x.advantage)
+                    tr.actions
+                        .get(s.step)
+                        .map_or(tr.advantage, |x| x.credit.advantage)
                 } else {
                     tr.advantage
                 };
