@@ -14,7 +14,7 @@ pub use reward_args::RewardArgs;
 
 /// ViRL Studio: train and inspect vision-language policies that think with images.
 #[derive(Debug, Parser)]
-#[command(name = "virl", version, about, long_about = None, arg_required_else_help = true)]
+#[command(name = "virl", version, about, long_about = None)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -43,6 +43,14 @@ enum Command {
 /// Runs the command line with the process's arguments; errors are printed
 /// on stderr with their causes, and give exit code 1 (2 for usage errors).
 pub fn main() -> ExitCode {
+    if std::env::args_os().len() == 1 {
+        // `virl` alone will open the desktop studio (issue #4); until then it
+        // explains itself instead of failing.
+        use clap::CommandFactory;
+        let _ = Cli::command().print_help();
+        println!("\nThe desktop studio is not built yet; use the commands above (for example `virl synth --out /tmp/zoombench`).");
+        return ExitCode::SUCCESS;
+    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
