@@ -48,7 +48,9 @@ pub fn main() -> ExitCode {
         // explains itself instead of failing.
         use clap::CommandFactory;
         let _ = Cli::command().print_help();
-        println!("\nThe desktop studio is not built yet; use the commands above (for example `virl synth --out /tmp/zoombench`).");
+        println!(
+            "\nThe desktop studio is not built yet; use the commands above (for example `virl synth --out /tmp/zoombench`)."
+        );
         return ExitCode::SUCCESS;
     }
     let cli = Cli::parse();
