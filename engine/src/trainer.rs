@@ -182,6 +182,21 @@ struct StepRec {
     logp: f32,
 }
 
+impl StepRec {
+    /// The step as the policy's evaluation takes it; `global` indexes the
+    /// global views passed alongside.
+    fn obs<'a>(&'a self, global: usize, question: &'a [f32]) -> StepObs<'a> {
+        StepObs {
+            episode: global,
+            step: self.step,
+            question,
+            crop: &self.crop,
+            prev_crop: &self.prev,
+            choice: self.choice,
+        }
+    }
+}
+
 /// The result of rolling out a batch.
 struct Rollout {
     batch: EpisodeBatch,
@@ -595,14 +610,7 @@ impl Trainer {
                     .iter()
                     .map(|&k| {
                         let s = &r.steps[k];
-                        StepObs {
-                            episode: of_episode[s.episode],
-                            step: s.step,
-                            question: &questions[s.episode],
-                            crop: &s.crop,
-                            prev_crop: &s.prev,
-                            choice: s.choice,
-                        }
+                        s.obs(of_episode[s.episode], &questions[s.episode])
                     })
                     .collect();
                 let (lp, ent) = self.net.evaluate(&globals, uniq.len(), &obs).map_err(ce)?;
@@ -721,14 +729,7 @@ impl Trainer {
         for chunk in steps.chunks(self.cfg.trainer.minibatch) {
             let obs: Vec<StepObs> = chunk
                 .iter()
-                .map(|s| StepObs {
-                    episode: s.episode,
-                    step: s.step,
-                    question: &questions[s.episode],
-                    crop: &s.crop,
-                    prev_crop: &s.prev,
-                    choice: s.choice,
-                })
+                .map(|s| s.obs(s.episode, &questions[s.episode]))
                 .collect();
             let (lp, ent) = self.net.evaluate(&globals, batch.len(), &obs).map_err(ce)?;
             let loss = lp.mean_all().and_then(|x| x.neg()).map_err(ce)?;
