@@ -5,6 +5,18 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::Path;
 
+/// Serialises items as JSON Lines: one compact JSON object per line, each
+/// ending in `\n`. (Our record types always serialise; an item that could
+/// not would be written as an empty line, which readers skip.)
+pub fn to_jsonl<T: serde::Serialize>(items: impl IntoIterator<Item = T>) -> String {
+    let mut out = String::new();
+    for it in items {
+        out.push_str(&serde_json::to_string(&it).unwrap_or_default());
+        out.push('\n');
+    }
+    out
+}
+
 /// Writes `bytes` to `path` so that a crash at any moment leaves either the
 /// old complete file or the new complete file, never a torn one: the bytes go
 /// to `.<name>.tmp-<pid>` in the same folder, are synced, and the temporary

@@ -18,7 +18,7 @@
 //! session can be read while another process writes it.
 
 use crate::config::SessionConfig;
-use crate::fsutil::atomic_write;
+use crate::fsutil::{atomic_write, to_jsonl};
 use crate::geometry::BBox;
 use crate::metrics::IterationMetrics;
 use crate::reward::RewardConfig;
@@ -236,13 +236,9 @@ impl Session {
         iteration: u64,
         trajs: &[TrajectoryRecord],
     ) -> Result<(), SessionError> {
-        let mut s = String::new();
-        for t in trajs {
-            s.push_str(&serde_json::to_string(t).unwrap_or_default());
-            s.push('\n');
-        }
         let p = self.rollout_path(iteration);
-        atomic_write(&p, s.as_bytes()).map_err(|e| err(&p, format!("cannot write ({e})")))
+        atomic_write(&p, to_jsonl(trajs).as_bytes())
+            .map_err(|e| err(&p, format!("cannot write ({e})")))
     }
 
     /// Reads an iteration's trajectories.
@@ -367,34 +363,19 @@ impl Session {
         Ok((tensors, state))
     }
 
-    /// Forgets everything after iteration `iteration` (exclusive of it): the
-    /// metrics lines and rollout files of iterations that the checkpoint
-    /// being resumed did not see. Used when resuming.
+    /// Forgets what the checkpoint being resumed did not see: the metrics
+    /// and evaluation lines and the rollout files of iterations `completed`
+    /// and later. Used when resuming.
     pub fn truncate_after(&self, completed: u64) -> Result<(), SessionError> {
-        let kept: Vec<IterationMetrics> = self
-            .read_metrics()?
-            .into_iter()
-            .filter(|m| m.iteration < completed)
-            .collect();
-        let mut s = String::new();
-        for m in &kept {
-            s.push_str(&serde_json::to_string(m).unwrap_or_default());
-            s.push('\n');
+        for (name, kept) in [
+            ("metrics.jsonl", self.read_metrics()?),
+            ("evals.jsonl", self.read_evals()?),
+        ] {
+            let p = self.dir.join(name);
+            let text = to_jsonl(kept.iter().filter(|m| m.iteration < completed));
+            atomic_write(&p, text.as_bytes())
+                .map_err(|e| err(&p, format!("cannot rewrite ({e})")))?;
         }
-        let p = self.dir.join("metrics.jsonl");
-        atomic_write(&p, s.as_bytes()).map_err(|e| err(&p, format!("cannot rewrite ({e})")))?;
-        let evals: Vec<IterationMetrics> = self
-            .read_evals()?
-            .into_iter()
-            .filter(|m| m.iteration < completed)
-            .collect();
-        let mut s = String::new();
-        for m in &evals {
-            s.push_str(&serde_json::to_string(m).unwrap_or_default());
-            s.push('\n');
-        }
-        let p = self.dir.join("evals.jsonl");
-        atomic_write(&p, s.as_bytes()).map_err(|e| err(&p, format!("cannot rewrite ({e})")))?;
         for it in self.rollout_iterations() {
             if it >= completed {
                 let _ = fs::remove_file(self.rollout_path(it));

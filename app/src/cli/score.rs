@@ -41,11 +41,7 @@ pub fn run(a: ScoreArgs) -> anyhow::Result<()> {
     let bytes = std::fs::read(&a.rollouts)
         .with_context(|| format!("cannot read rollouts {}", a.rollouts.display()))?;
     let report = score_rollouts(&bytes, a.format, a.id_key.as_deref(), &ds, &cfg);
-    let mut out = String::new();
-    for t in &report.trajectories {
-        out.push_str(&serde_json::to_string(t)?);
-        out.push('\n');
-    }
+    let out = virl_engine::fsutil::to_jsonl(&report.trajectories);
     if a.out.as_os_str() == "-" {
         print!("{out}");
     } else {

@@ -557,13 +557,7 @@ fn quote_non_finite(text: &str) -> Option<String> {
 
 /// Serialises samples as manifest lines (one JSON object per line).
 pub fn to_jsonl(samples: &[Sample]) -> String {
-    let mut out = String::new();
-    for s in samples {
-        // A Sample always serialises (string keys, finite numbers).
-        out.push_str(&serde_json::to_string(s).unwrap_or_default());
-        out.push('\n');
-    }
-    out
+    crate::fsutil::to_jsonl(samples)
 }
 
 /// Writes `root/manifest.jsonl` atomically: a crash leaves the old manifest or
