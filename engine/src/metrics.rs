@@ -60,6 +60,12 @@ pub struct IterationMetrics {
     pub clip_frac: Option<f64>,
     /// Approximate KL to the rollout policy (set by the trainer).
     pub approx_kl: Option<f64>,
+    /// Imitation iterations: mean NLL of the ground-truth answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer_nll: Option<f64>,
+    /// Imitation iterations: mean NLL of the ground-truth zooms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zoom_nll: Option<f64>,
 }
 
 /// Computes the metrics of a batch of scored trajectories. `rat_iou` is the
@@ -103,6 +109,8 @@ pub fn summarize(iteration: u64, trajs: &[ScoredTrajectory], rat_iou: f64) -> It
         entropy: None,
         clip_frac: None,
         approx_kl: None,
+        answer_nll: None,
+        zoom_nll: None,
     }
 }
 

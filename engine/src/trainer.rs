@@ -21,7 +21,7 @@ use crate::env::{EpisodeBatch, ImageSource, ImageStore, ZoomEnv};
 use crate::metrics::{FailureMonitor, FailureSignature, IterationMetrics, RAT_IOU, summarize};
 use crate::optim::{AdamW, AdamWParams};
 use crate::policy::zoomnet::{Choice, StepObs, ZoomNet};
-use crate::policy::{UpdateStats, encode_question};
+use crate::policy::{Policy, UpdateStats, encode_question};
 use crate::reward::RewardConfig;
 use crate::score::{ScoredTrajectory, TrajectoryInput, assign_credit, score_trajectory};
 use crate::session::{Session, SessionEvent, TrainState, TrajectoryRecord};
@@ -208,7 +208,7 @@ pub struct Trainer {
     cfg: SessionConfig,
     train: Split,
     eval: Split,
-    net: ZoomNet,
+    net: Box<dyn Policy>,
     opt: AdamW,
     rng: SplitMix64,
     iteration: u64,
@@ -280,6 +280,7 @@ impl Trainer {
             cfg.device,
             cfg.seed,
         )?;
+        let net: Box<dyn Policy> = Box::new(net);
         let opt = AdamW::new(net.named_vars(), adam_params(&cfg.trainer)).map_err(ce)?;
         let qdim = cfg.policy.question_dim;
         Ok(Self {
@@ -334,8 +335,8 @@ impl Trainer {
     }
 
     /// The policy.
-    pub fn policy(&self) -> &ZoomNet {
-        &self.net
+    pub fn policy(&self) -> &dyn Policy {
+        self.net.as_ref()
     }
 
     /// The config in force.
@@ -626,21 +627,12 @@ impl Trainer {
                     &dev,
                 )
                 .map_err(ce)?;
-                let (loss, clip_frac, kl, ent_mean) = (|| -> candle_core::Result<_> {
-                    let log_ratio = (&lp - &old)?;
-                    let ratio = log_ratio.exp()?;
-                    let s1 = (&ratio * &a)?;
-                    let s2 = (ratio.clamp(1.0 - t.clip, 1.0 + t.clip)? * &a)?;
-                    let pg = s1.minimum(&s2)?.mean_all()?.neg()?;
-                    let ent_mean = ent.mean_all()?;
-                    let loss = (&pg - ent_mean.affine(t.entropy_coef, 0.0)?)?;
-                    let clipped = (ratio.affine(1.0, -1.0)?.abs()?.gt(t.clip)?)
-                        .to_dtype(DType::F32)?
-                        .mean_all()?;
-                    let kl = ((ratio.affine(1.0, -1.0)? - log_ratio)?).mean_all()?;
-                    Ok((loss, clipped, kl, ent_mean))
-                })()
-                .map_err(ce)?;
+                let PpoLoss {
+                    loss,
+                    clip_frac,
+                    approx_kl: kl,
+                    entropy: ent_mean,
+                } = ppo_loss(&lp, &ent, &old, &a, t.clip, t.entropy_coef).map_err(ce)?;
                 stats.grad_norm = self.opt.backward_step(&loss).map_err(ce)?;
                 let sc = |x: &Tensor| {
                     x.to_dtype(DType::F64)
@@ -726,7 +718,10 @@ impl Trainer {
         let globals = globals_of(&batch, &of_episode, batch.len());
         let mut stats = UpdateStats::default();
         let mut n = 0usize;
-        for chunk in steps.chunks(self.cfg.trainer.minibatch) {
+        let (mut nll, mut rows) = ([0f64; 2], [0usize; 2]);
+        let epochs = self.cfg.trainer.epochs;
+        let total = epochs * steps.len().div_ceil(self.cfg.trainer.minibatch);
+        for chunk in (0..epochs).flat_map(|_| steps.chunks(self.cfg.trainer.minibatch)) {
             let obs: Vec<StepObs> = chunk
                 .iter()
                 .map(|s| s.obs(s.episode, &questions[s.episode]))
@@ -734,6 +729,11 @@ impl Trainer {
             let (lp, ent) = self.net.evaluate(&globals, batch.len(), &obs).map_err(ce)?;
             let loss = lp.mean_all().and_then(|x| x.neg()).map_err(ce)?;
             stats.grad_norm = self.opt.backward_step(&loss).map_err(ce)?;
+            for (s, l) in chunk.iter().zip(lp.to_vec1::<f32>().map_err(ce)?) {
+                let k = usize::from(s.choice.kind == 1);
+                nll[k] -= l as f64;
+                rows[k] += 1;
+            }
             stats.loss += loss.to_scalar::<f32>().map_err(ce)? as f64;
             stats.entropy += ent
                 .mean_all()
@@ -744,11 +744,14 @@ impl Trainer {
                 iteration: self.iteration,
                 phase: Phase::Update,
                 done: n,
-                total: steps.len().div_ceil(self.cfg.trainer.minibatch),
+                total,
             });
         }
         stats.loss /= n.max(1) as f64;
         stats.entropy /= n.max(1) as f64;
+        let mean = |k: usize| (rows[k] > 0).then(|| nll[k] / rows[k] as f64);
+        stats.zoom_nll = mean(0);
+        stats.answer_nll = mean(1);
         Ok(stats)
     }
 
@@ -793,6 +796,8 @@ impl Trainer {
         m.entropy = Some(stats.entropy);
         m.clip_frac = Some(stats.clip_frac);
         m.approx_kl = Some(stats.approx_kl);
+        m.answer_nll = stats.answer_nll;
+        m.zoom_nll = stats.zoom_nll;
         let records = self.records(false, &rollout, scored);
         if let Some(s) = &self.session {
             let keep = ((records.len() as f64) * t.save_rollouts).round() as usize;
@@ -865,6 +870,48 @@ impl Trainer {
     }
 }
 
+/// The PPO objective of one minibatch and its diagnostics (scalars).
+pub struct PpoLoss {
+    /// `−mean(min(r·A, clip(r)·A)) − entropy_coef · mean(H)`.
+    pub loss: Tensor,
+    /// Fraction of ratios outside `1 ± clip`.
+    pub clip_frac: Tensor,
+    /// `mean((r − 1) − log r)`.
+    pub approx_kl: Tensor,
+    /// Mean entropy.
+    pub entropy: Tensor,
+}
+
+/// The clipped-ratio policy-gradient loss (DESIGN §7) from the new
+/// log-probabilities `lp` and entropies `ent` of a minibatch, the rollout's
+/// log-probabilities `old` and the per-action advantages `adv`.
+pub fn ppo_loss(
+    lp: &Tensor,
+    ent: &Tensor,
+    old: &Tensor,
+    adv: &Tensor,
+    clip: f64,
+    entropy_coef: f64,
+) -> candle_core::Result<PpoLoss> {
+    let log_ratio = (lp - old)?;
+    let ratio = log_ratio.exp()?;
+    let s1 = (&ratio * adv)?;
+    let s2 = (ratio.clamp(1.0 - clip, 1.0 + clip)? * adv)?;
+    let pg = s1.minimum(&s2)?.mean_all()?.neg()?;
+    let entropy = ent.mean_all()?;
+    let loss = (&pg - entropy.affine(entropy_coef, 0.0)?)?;
+    let clip_frac = (ratio.affine(1.0, -1.0)?.abs()?.gt(clip)?)
+        .to_dtype(DType::F32)?
+        .mean_all()?;
+    let approx_kl = ((ratio.affine(1.0, -1.0)? - log_ratio)?).mean_all()?;
+    Ok(PpoLoss {
+        loss,
+        clip_frac,
+        approx_kl,
+        entropy,
+    })
+}
+
 /// The distinct samples of a batch (in first-seen order) and, for each
 /// episode, the index of its sample among them.
 fn unique_samples(samples: &[usize]) -> (Vec<usize>, Vec<usize>) {
@@ -892,7 +939,8 @@ fn globals_of(batch: &EpisodeBatch, of_episode: &[usize], n: usize) -> Vec<u8> {
     out
 }
 
-fn adam_params(t: &TrainerConfig) -> AdamWParams {
+/// The AdamW hyper-parameters of a trainer config.
+pub fn adam_params(t: &TrainerConfig) -> AdamWParams {
     AdamWParams {
         lr: t.lr,
         beta1: 0.9,

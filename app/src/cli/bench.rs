@@ -14,6 +14,9 @@ pub enum BenchCommand {
     Score(ScoreBench),
     /// Training throughput: trajectories and environment steps per second of whole GRPO/PPO iterations.
     Train(TrainBench),
+    /// The policy alone: ZoomNet's rollout forward passes and PPO update on the
+    /// workload of bench/torch_reference.py (prints JSON).
+    Policy(PolicyBench),
 }
 
 #[derive(Debug, Args)]
@@ -60,6 +63,151 @@ fn train(b: TrainBench) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// ZoomNet's rollout forward passes and PPO update alone, on the fixed
+/// workload that `bench/torch_reference.py` runs in PyTorch: 16 samples × 8
+/// rollouts = 128 episodes, two sampled actions each (step 0 on a blank crop,
+/// step 1 on a crop), then 2 epochs of the PPO update over those 256 actions
+/// in one minibatch. Inputs are random bytes of the real shapes.
+#[derive(Debug, Args)]
+pub struct PolicyBench {
+    /// Iterations timed (after one untimed warm-up iteration); medians are reported.
+    #[arg(long, default_value_t = 10)]
+    iters: usize,
+    /// Device.
+    #[arg(long, default_value = "cpu")]
+    device: virl_engine::policy::DeviceKind,
+}
+
+fn policy(b: PolicyBench) -> anyhow::Result<()> {
+    use candle_core::Tensor;
+    use virl_engine::env::{Episode, EpisodeBatch};
+    use virl_engine::optim::AdamW;
+    use virl_engine::policy::zoomnet::{ZoomNet, ZoomNetConfig};
+    use virl_engine::policy::{Policy, StepObs};
+    use virl_engine::trainer::{adam_params, ppo_loss};
+    const U: usize = 16;
+    const G: usize = 8;
+    const B: usize = U * G;
+    let cfg = virl_engine::config::SessionConfig::default();
+    let view = cfg.env.view as usize;
+    let answers: Vec<String> = (0..10).map(|d| d.to_string()).collect();
+    let net = ZoomNet::new(
+        ZoomNetConfig::default(),
+        view,
+        cfg.env.max_rounds,
+        answers,
+        b.device,
+        0,
+    )
+    .map_err(anyhow::Error::msg)?;
+    let mut opt = AdamW::new(net.named_vars(), adam_params(&cfg.trainer))?;
+    let mut rng = SplitMix64::new(0);
+    let px = view * view * 3;
+    let mut bytes = |n: usize| -> Vec<u8> { (0..n).map(|_| rng.next_u64() as u8).collect() };
+    let globals = bytes(U * px);
+    let crops = bytes(B * px);
+    let mut rng = SplitMix64::new(1);
+    let questions: Vec<Vec<f32>> = (0..B)
+        .map(|_| {
+            (0..cfg.policy.question_dim)
+                .map(|_| f32::from(u8::from(rng.chance(0.06))))
+                .collect()
+        })
+        .collect();
+    let of_episode: Vec<usize> = (0..B).map(|i| i / G).collect();
+    let sizes = vec![(768.0, 768.0); B];
+    let episode = |step: usize| Episode {
+        sample: 0,
+        proposed: vec![BBox::new(0.0, 0.0, 64.0, 64.0); step],
+        executed: vec![BBox::new(0.0, 0.0, 64.0, 64.0); step],
+        answer: None,
+        hit_max_rounds: false,
+    };
+    let batches = [
+        EpisodeBatch {
+            episodes: (0..B).map(|_| episode(0)).collect(),
+            global: Vec::new(),
+            crop: vec![128; B * px],
+            prev_crop: vec![128; B * px],
+            view: view as u32,
+        },
+        EpisodeBatch {
+            episodes: (0..B).map(|_| episode(1)).collect(),
+            global: Vec::new(),
+            crop: crops,
+            prev_crop: vec![128; B * px],
+            view: view as u32,
+        },
+    ];
+    let active: Vec<usize> = (0..B).collect();
+    let t = &cfg.trainer;
+    let mut iteration = |rng: &mut SplitMix64| -> anyhow::Result<(f64, f64)> {
+        let t0 = Instant::now();
+        let keys = net.encode_globals(&globals, U)?;
+        let mut taken = Vec::with_capacity(2);
+        for batch in &batches {
+            taken.push(net.act(
+                batch,
+                &keys,
+                &of_episode,
+                &questions,
+                &sizes,
+                &active,
+                Some(&mut *rng),
+            )?);
+        }
+        let t1 = Instant::now();
+        let mut obs = Vec::with_capacity(2 * B);
+        let mut old = Vec::with_capacity(2 * B);
+        for (batch, acts) in batches.iter().zip(&taken) {
+            for (i, (_, choice, lp)) in acts.iter().enumerate() {
+                obs.push(StepObs {
+                    episode: of_episode[i],
+                    step: batch.episodes[i].step(),
+                    question: &questions[i],
+                    crop: batch.crop_of(i),
+                    prev_crop: batch.prev_crop_of(i),
+                    choice: *choice,
+                });
+                old.push(*lp);
+            }
+        }
+        let dev = net.device();
+        let old = Tensor::from_vec(old, 2 * B, dev)?;
+        let adv: Vec<f32> = (0..2 * B).map(|_| rng.f64() as f32 * 2.0 - 1.0).collect();
+        let adv = Tensor::from_vec(adv, 2 * B, dev)?;
+        for _ in 0..t.epochs {
+            let (lp, ent) = net.evaluate(&globals, U, &obs)?;
+            let l = ppo_loss(&lp, &ent, &old, &adv, t.clip, t.entropy_coef)?;
+            opt.backward_step(&l.loss)?;
+        }
+        // The step's last parameter update must have finished (CUDA is asynchronous).
+        net.device().synchronize()?;
+        Ok(((t1 - t0).as_secs_f64(), t1.elapsed().as_secs_f64()))
+    };
+    let mut rng = SplitMix64::new(2);
+    iteration(&mut rng)?;
+    let times = (0..b.iters.max(1))
+        .map(|_| iteration(&mut rng))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let median = |f: fn(&(f64, f64)) -> f64| {
+        let mut v: Vec<f64> = times.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (roll, upd) = (median(|t| t.0), median(|t| t.1));
+    println!(
+        "{{\"impl\": \"virl (candle)\", \"device\": \"{}\", \"iters\": {}, \"rollout_ms\": {:.2}, \"update_ms\": {:.2}, \"actions_per_s\": {:.1}, \"trajectories_per_s\": {:.1}}}",
+        b.device,
+        b.iters,
+        roll * 1e3,
+        upd * 1e3,
+        (2 * B) as f64 / (roll + upd),
+        B as f64 / (roll + upd)
+    );
+    Ok(())
+}
+
 #[derive(Debug, Args)]
 pub struct ScoreBench {
     /// Samples (GRPO groups) per batch.
@@ -83,6 +231,7 @@ pub fn run(c: BenchCommand) -> anyhow::Result<()> {
     match c {
         BenchCommand::Score(b) => score(b),
         BenchCommand::Train(b) => train(b),
+        BenchCommand::Policy(b) => policy(b),
     }
 }
 

@@ -3,9 +3,71 @@
 
 pub mod zoomnet;
 
-use candle_core::Device;
+pub use zoomnet::{Choice, StepObs};
+
+use crate::dataset::zoombench::SplitMix64;
+use crate::env::{Action, EpisodeBatch};
+use crate::geometry::BBox;
+use candle_core::{Device, Result as TResult, Tensor, Var};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::str::FromStr;
+
+/// A trainable zoom policy: what the trainer, the evaluator and the studio
+/// need of one. [`zoomnet::ZoomNet`] is the built-in implementation.
+///
+/// An action is expressed as a [`Choice`] (the policy's discrete decision)
+/// and decoded into an environment [`Action`]; log-probabilities are of the
+/// whole choice.
+pub trait Policy: Send {
+    /// Every trainable parameter with its name, sorted by name.
+    fn named_vars(&self) -> Vec<(String, Var)>;
+    /// The parameters as named tensors (for checkpoints).
+    fn tensors(&self) -> TResult<HashMap<String, Tensor>>;
+    /// Loads parameters written by [`Policy::tensors`]; every parameter must
+    /// be present with its shape.
+    fn load_tensors(&self, t: &HashMap<String, Tensor>) -> TResult<()>;
+    /// The answer classes.
+    fn answers(&self) -> &[String];
+    /// The answer class of a text, if it is one.
+    fn answer_class(&self, a: &str) -> Option<usize>;
+    /// The device the parameters live on.
+    fn device(&self) -> &Device;
+    /// Per-rollout context from the global views (`n · view² · 3` bytes):
+    /// computed once per distinct sample, shared by its episodes and steps.
+    fn encode_globals(&self, globals: &[u8], n: usize) -> TResult<Tensor>;
+    /// Chooses one action for each `active` episode of `batch`. `context`
+    /// comes from [`Policy::encode_globals`], `of_episode` maps each episode
+    /// to its row there, `questions` are the question encodings of all
+    /// episodes and `sizes` the image sizes by sample. With `rng` the actions
+    /// are sampled; without, the most likely action is taken. Returns the
+    /// actions, the choices and their log-probabilities.
+    #[allow(clippy::too_many_arguments)]
+    fn act(
+        &self,
+        batch: &EpisodeBatch,
+        context: &Tensor,
+        of_episode: &[usize],
+        questions: &[Vec<f32>],
+        sizes: &[(f64, f64)],
+        active: &[usize],
+        rng: Option<&mut SplitMix64>,
+    ) -> TResult<Vec<(Action, Choice, f32)>>;
+    /// Log-probabilities `[S]` and entropies `[S]` of the given actions, with
+    /// gradients. `globals` holds the global views of the episodes the steps
+    /// refer to (`episodes · view² · 3` bytes).
+    fn evaluate(
+        &self,
+        globals: &[u8],
+        episodes: usize,
+        steps: &[StepObs],
+    ) -> TResult<(Tensor, Tensor)>;
+    /// The environment action of a choice on a `w × h` image.
+    fn decode(&self, c: &Choice, w: f64, h: f64) -> Action;
+    /// The choice whose zoom comes closest to box `b` (the expert action of
+    /// the imitation warm-up).
+    fn encode_box(&self, b: &BBox, w: f64, h: f64) -> Choice;
+}
 
 /// Where tensors live.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,4 +151,8 @@ pub struct UpdateStats {
     pub approx_kl: f64,
     /// Gradient norm before clipping (last minibatch).
     pub grad_norm: f64,
+    /// Imitation only: mean negative log-likelihood of the answer actions.
+    pub answer_nll: Option<f64>,
+    /// Imitation only: mean negative log-likelihood of the zoom actions.
+    pub zoom_nll: Option<f64>,
 }

@@ -21,7 +21,7 @@
 //! RNG, so runs on the CPU are deterministic and only indices and log-probs
 //! come back from the device.
 
-use super::{DeviceKind, device};
+use super::{DeviceKind, Policy, device};
 use crate::dataset::zoombench::SplitMix64;
 use crate::env::{Action, EpisodeBatch};
 use crate::geometry::BBox;
@@ -85,6 +85,9 @@ pub struct Choice {
 
 /// Number of sub-cell offsets.
 const OFFSETS: usize = 9;
+
+/// Raw values of a global-view pixel's 3×3 neighbourhood, appended to its key.
+const RAW: usize = 27;
 
 /// What the update needs of one action.
 #[derive(Clone, Debug)]
@@ -203,7 +206,7 @@ impl ZoomNet {
             reader: linear(3 * h, h, vb.pp("head.reader"))?,
             loc_q: linear(h, p, vb.pp("head.loc_query"))?,
             loc_qq: linear(h, p, vb.pp("head.loc_query_q"))?,
-            fine: linear(p + h, h, vb.pp("head.fine"))?,
+            fine: linear(p + RAW + h, h, vb.pp("head.fine"))?,
             offset: linear(h, OFFSETS, vb.pp("head.offset"))?,
             size: linear(h, cfg.sizes, vb.pp("head.size"))?,
             cfg,
@@ -234,77 +237,9 @@ impl ZoomNet {
         Ok(())
     }
 
-    /// Every parameter with its name (`trunk.l1.weight`, …), sorted by name.
-    pub fn named_vars(&self) -> Vec<(String, Var)> {
-        let mut v: Vec<(String, Var)> = match self.varmap.data().lock() {
-            Ok(d) => d.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-            Err(_) => Vec::new(),
-        };
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-        v
-    }
-
-    /// The parameters as named tensors (for checkpoints).
-    pub fn tensors(&self) -> Result<HashMap<String, Tensor>> {
-        self.named_vars()
-            .into_iter()
-            .map(|(k, v)| Ok((k, v.as_tensor().copy()?)))
-            .collect()
-    }
-
-    /// Loads parameters written by [`ZoomNet::tensors`]; every parameter must
-    /// be present with its shape.
-    pub fn load_tensors(&self, t: &HashMap<String, Tensor>) -> Result<()> {
-        for (k, v) in self.named_vars() {
-            let src = t.get(&k).ok_or_else(|| {
-                candle_core::Error::Msg(format!("checkpoint lacks parameter {k}"))
-            })?;
-            if src.dims() != v.dims() {
-                return Err(candle_core::Error::Msg(format!(
-                    "parameter {k} has shape {:?} in the checkpoint but {:?} in this ZoomNet",
-                    src.dims(),
-                    v.dims()
-                )));
-            }
-            v.set(&src.to_device(&self.device)?)?;
-        }
-        Ok(())
-    }
-
-    /// The answer classes.
-    pub fn answers(&self) -> &[String] {
-        &self.answers
-    }
-
-    /// The answer class of a text, if it is one.
-    pub fn answer_class(&self, a: &str) -> Option<usize> {
-        self.answer_index.get(a).copied()
-    }
-
-    /// The device.
-    pub fn device(&self) -> &Device {
-        &self.device
-    }
-
     /// The shape config.
     pub fn config(&self) -> &ZoomNetConfig {
         &self.cfg
-    }
-
-    /// Keys of the global views `[n, view², P]` from `n · view² · 3` bytes.
-    pub fn encode_globals(&self, globals: &[u8], n: usize) -> Result<Tensor> {
-        let v = self.view;
-        let g = Tensor::from_vec(u8_to_f32(globals), (n, v, v, 3), &self.device)?;
-        let padded = g.pad_with_zeros(1, 1, 1)?.pad_with_zeros(2, 1, 1)?;
-        let mut parts = Vec::with_capacity(9);
-        for dy in 0..3 {
-            for dx in 0..3 {
-                parts.push(padded.narrow(1, dy, v)?.narrow(2, dx, v)?);
-            }
-        }
-        let unfolded = Tensor::cat(&parts, 3)?.reshape((n, v * v, 27))?;
-        let h = self.pix1.forward(&unfolded)?.relu()?;
-        self.pix2.forward(&h)
     }
 
     /// Encodes crops `[n, view, view, 3]`. Each crop is first contrast
@@ -384,6 +319,7 @@ impl ZoomNet {
     /// per row or per sample.
     fn loc_logits(&self, keys: &Tensor, group: &[usize], query: &Tensor) -> Result<Tensor> {
         let q = query.affine(1.0 / (self.cfg.pixel_dim as f64).sqrt(), 0.0)?;
+        let keys = keys.narrow(2, 0, self.cfg.pixel_dim)?;
         let (u_count, n, _) = keys.dims3()?;
         let mut slot = vec![0usize; group.len()];
         let mut count = vec![0usize; u_count];
@@ -432,15 +368,126 @@ impl ZoomNet {
         self.fine.forward(&Tensor::cat(&[&k, t], 1)?)?.relu()
     }
 
-    /// Chooses one action for each listed episode of `batch`. `keys` are the
-    /// global keys of the batch's distinct samples from
-    /// [`ZoomNet::encode_globals`] (computed once per rollout), `of_episode`
-    /// maps each episode to its row there; `questions` are the question
-    /// encodings of all episodes. With
-    /// `rng`, actions are sampled; without, the most likely action is taken.
-    /// Returns the actions, the choices and their log-probabilities.
+    /// The zoom box of a choice on a `w × h` image.
+    pub fn zoom_box(&self, c: &Choice, w: f64, h: f64) -> BBox {
+        let v = self.view as f64;
+        let (row, col) = (
+            (c.cell as usize / self.view) as f64,
+            (c.cell as usize % self.view) as f64,
+        );
+        let (dx, dy) = ((c.offset % 3) as f64 - 1.0, (c.offset / 3) as f64 - 1.0);
+        let cx = (col + 0.5 + dx / 3.0) * w / v;
+        let cy = (row + 0.5 + dy / 3.0) * h / v;
+        let side = self.size_side(c.size as usize, w, h);
+        BBox::new(
+            cx - side / 2.0,
+            cy - side / 2.0,
+            cx + side / 2.0,
+            cy + side / 2.0,
+        )
+    }
+
+    /// Side of size class `k` on a `w × h` image: geometric from 1/64 to 1/2
+    /// of the short side.
+    pub fn size_side(&self, k: usize, w: f64, h: f64) -> f64 {
+        let s = w.min(h);
+        let n = self.cfg.sizes.max(2) - 1;
+        let (lo, hi) = (s / 64.0, s / 2.0);
+        lo * (hi / lo).powf(k.min(n) as f64 / n as f64)
+    }
+
     #[allow(clippy::too_many_arguments)]
-    pub fn act(
+    fn joint_logp(
+        &self,
+        kind_l: &Tensor,
+        ans_l: &Tensor,
+        loc_l: &Tensor,
+        off_l: &Tensor,
+        size_l: &Tensor,
+        kind: &Tensor,
+        ans: &Tensor,
+        cell: &Tensor,
+        off: &Tensor,
+        size: &Tensor,
+    ) -> Result<Tensor> {
+        let g = |l: &Tensor, i: &Tensor| -> Result<Tensor> {
+            candle_nn::ops::log_softmax(l, D::Minus1)?
+                .gather(&i.unsqueeze(1)?, 1)?
+                .squeeze(1)
+        };
+        let is_ans = kind.to_dtype(DType::F32)?;
+        let is_zoom = is_ans.affine(-1.0, 1.0)?;
+        let zoom = ((g(loc_l, cell)? + g(off_l, off)?)? + g(size_l, size)?)?;
+        g(kind_l, kind)? + (is_ans * g(ans_l, ans)?)? + (is_zoom * zoom)?
+    }
+}
+
+impl Policy for ZoomNet {
+    fn named_vars(&self) -> Vec<(String, Var)> {
+        let mut v: Vec<(String, Var)> = match self.varmap.data().lock() {
+            Ok(d) => d.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            Err(_) => Vec::new(),
+        };
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    fn tensors(&self) -> Result<HashMap<String, Tensor>> {
+        self.named_vars()
+            .into_iter()
+            .map(|(k, v)| Ok((k, v.as_tensor().copy()?)))
+            .collect()
+    }
+
+    fn load_tensors(&self, t: &HashMap<String, Tensor>) -> Result<()> {
+        for (k, v) in self.named_vars() {
+            let src = t.get(&k).ok_or_else(|| {
+                candle_core::Error::Msg(format!("checkpoint lacks parameter {k}"))
+            })?;
+            if src.dims() != v.dims() {
+                return Err(candle_core::Error::Msg(format!(
+                    "parameter {k} has shape {:?} in the checkpoint but {:?} in this ZoomNet",
+                    src.dims(),
+                    v.dims()
+                )));
+            }
+            v.set(&src.to_device(&self.device)?)?;
+        }
+        Ok(())
+    }
+
+    fn answers(&self) -> &[String] {
+        &self.answers
+    }
+
+    fn answer_class(&self, a: &str) -> Option<usize> {
+        self.answer_index.get(a).copied()
+    }
+
+    fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn encode_globals(&self, globals: &[u8], n: usize) -> Result<Tensor> {
+        let v = self.view;
+        let g = Tensor::from_vec(u8_to_f32(globals), (n, v, v, 3), &self.device)?;
+        let padded = g.pad_with_zeros(1, 1, 1)?.pad_with_zeros(2, 1, 1)?;
+        let mut parts = Vec::with_capacity(9);
+        for dy in 0..3 {
+            for dx in 0..3 {
+                parts.push(padded.narrow(1, dy, v)?.narrow(2, dx, v)?);
+            }
+        }
+        let unfolded = Tensor::cat(&parts, 3)?.reshape((n, v * v, 27))?;
+        let h = self.pix1.forward(&unfolded)?.relu()?;
+        // The raw neighbourhood rides along for the offset and size heads:
+        // where inside its cell a placard lies shows only in how its colour
+        // spreads over the neighbouring pixels.
+        Tensor::cat(&[&self.pix2.forward(&h)?, &unfolded], 2)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn act(
         &self,
         batch: &EpisodeBatch,
         keys: &Tensor,
@@ -521,8 +568,7 @@ impl ZoomNet {
             .collect())
     }
 
-    /// The action a choice stands for on a `w × h` image.
-    pub fn decode(&self, c: &Choice, w: f64, h: f64) -> Action {
+    fn decode(&self, c: &Choice, w: f64, h: f64) -> Action {
         if c.kind == 1 {
             return Action::Answer(
                 self.answers
@@ -534,37 +580,7 @@ impl ZoomNet {
         Action::Zoom(self.zoom_box(c, w, h))
     }
 
-    /// The zoom box of a choice on a `w × h` image.
-    pub fn zoom_box(&self, c: &Choice, w: f64, h: f64) -> BBox {
-        let v = self.view as f64;
-        let (row, col) = (
-            (c.cell as usize / self.view) as f64,
-            (c.cell as usize % self.view) as f64,
-        );
-        let (dx, dy) = ((c.offset % 3) as f64 - 1.0, (c.offset / 3) as f64 - 1.0);
-        let cx = (col + 0.5 + dx / 3.0) * w / v;
-        let cy = (row + 0.5 + dy / 3.0) * h / v;
-        let side = self.size_side(c.size as usize, w, h);
-        BBox::new(
-            cx - side / 2.0,
-            cy - side / 2.0,
-            cx + side / 2.0,
-            cy + side / 2.0,
-        )
-    }
-
-    /// Side of size class `k` on a `w × h` image: geometric from 1/64 to 1/2
-    /// of the short side.
-    pub fn size_side(&self, k: usize, w: f64, h: f64) -> f64 {
-        let s = w.min(h);
-        let n = self.cfg.sizes.max(2) - 1;
-        let (lo, hi) = (s / 64.0, s / 2.0);
-        lo * (hi / lo).powf(k.min(n) as f64 / n as f64)
-    }
-
-    /// The choice that best approximates a box (nearest cell, offset, size): used to
-    /// score a ground-truth zoom as the policy would express it.
-    pub fn encode_box(&self, b: &BBox, w: f64, h: f64) -> Choice {
+    fn encode_box(&self, b: &BBox, w: f64, h: f64) -> Choice {
         let v = self.view as f64;
         let (cx, cy) = b.center();
         // In thirds of a cell: u − ½ = col + d/3 with d ∈ {−1, 0, 1}.
@@ -593,35 +609,7 @@ impl ZoomNet {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn joint_logp(
-        &self,
-        kind_l: &Tensor,
-        ans_l: &Tensor,
-        loc_l: &Tensor,
-        off_l: &Tensor,
-        size_l: &Tensor,
-        kind: &Tensor,
-        ans: &Tensor,
-        cell: &Tensor,
-        off: &Tensor,
-        size: &Tensor,
-    ) -> Result<Tensor> {
-        let g = |l: &Tensor, i: &Tensor| -> Result<Tensor> {
-            candle_nn::ops::log_softmax(l, D::Minus1)?
-                .gather(&i.unsqueeze(1)?, 1)?
-                .squeeze(1)
-        };
-        let is_ans = kind.to_dtype(DType::F32)?;
-        let is_zoom = is_ans.affine(-1.0, 1.0)?;
-        let zoom = ((g(loc_l, cell)? + g(off_l, off)?)? + g(size_l, size)?)?;
-        g(kind_l, kind)? + (is_ans * g(ans_l, ans)?)? + (is_zoom * zoom)?
-    }
-
-    /// Log-probabilities `[S]` and entropies `[S]` of the given actions, with
-    /// gradients. `globals` holds the global views of the episodes the steps
-    /// refer to (`episodes · view² · 3` bytes).
-    pub fn evaluate(
+    fn evaluate(
         &self,
         globals: &[u8],
         episodes: usize,
