@@ -3,3 +3,4 @@
 //! everything it computes comes from `virl-engine`.
 
 pub mod cli;
+pub mod studio;

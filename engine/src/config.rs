@@ -74,6 +74,13 @@ pub struct TrainerConfig {
     /// answer), as the ViRL paper's policy starts from a model that can
     /// already ground. 0 trains with RL from scratch. Default 0.
     pub warmup_iterations: u64,
+    /// Imitation: the expert zoom that is *executed* (so the crop the answer
+    /// step reads) is the ground-truth box moved by up to this fraction of
+    /// its side in x and y and scaled by up to `1 ± this`, drawn anew each
+    /// time; the zoom *label* stays the ground-truth box. Without it the
+    /// reader sees one exact crop per sample and memorises it instead of
+    /// learning to read the policy's own, inexact crops. Default 0.25; 0 off.
+    pub imitation_jitter: f64,
     /// Samples per iteration. Default 16.
     pub samples_per_iter: usize,
     /// Rollouts per sample (the GRPO group size G). Default 8.
@@ -109,6 +116,7 @@ impl Default for TrainerConfig {
         Self {
             iterations: 300,
             warmup_iterations: 0,
+            imitation_jitter: 0.25,
             samples_per_iter: 16,
             group: 8,
             epochs: 2,
@@ -149,6 +157,12 @@ impl TrainerConfig {
             return Err(format!(
                 "trainer.entropy_coef must be ≥ 0, got {}",
                 self.entropy_coef
+            ));
+        }
+        if !(self.imitation_jitter.is_finite() && (0.0..1.0).contains(&self.imitation_jitter)) {
+            return Err(format!(
+                "trainer.imitation_jitter is a fraction in [0, 1), got {}",
+                self.imitation_jitter
             ));
         }
         if !self.max_grad_norm.is_finite() {

@@ -131,6 +131,14 @@ enum State {
     StepOnce,
 }
 
+fn applied(t: &Trainer) -> Event {
+    Event::ConfigApplied {
+        from_iteration: t.iteration(),
+        reward: t.config().reward.clone(),
+        trainer: t.config().trainer.clone(),
+    }
+}
+
 fn engine_loop(
     mut t: Trainer,
     commands: Receiver<Command>,
@@ -159,16 +167,14 @@ fn engine_loop(
                     });
                     return;
                 }
-                Command::SetRewardConfig(r) => {
-                    if let Err(e) = t.set_reward_config(r) {
-                        sink.emit(Event::Error(format!("reward config refused: {e}")));
-                    }
-                }
-                Command::SetTrainerConfig(c) => {
-                    if let Err(e) = t.set_trainer_config(c) {
-                        sink.emit(Event::Error(format!("trainer config refused: {e}")));
-                    }
-                }
+                Command::SetRewardConfig(r) => match t.set_reward_config(r) {
+                    Ok(()) => sink.emit(applied(&t)),
+                    Err(e) => sink.emit(Event::Error(format!("reward config refused: {e}"))),
+                },
+                Command::SetTrainerConfig(c) => match t.set_trainer_config(c) {
+                    Ok(()) => sink.emit(applied(&t)),
+                    Err(e) => sink.emit(Event::Error(format!("trainer config refused: {e}"))),
+                },
                 Command::SaveCheckpoint => {
                     if let Err(e) = t.save_checkpoint(sink) {
                         sink.emit(Event::Error(e));

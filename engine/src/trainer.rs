@@ -17,7 +17,8 @@
 use crate::config::{SessionConfig, TrainerConfig};
 use crate::dataset::zoombench::{SplitMix64, ZoomBench};
 use crate::dataset::{Dataset, Sample};
-use crate::env::{EpisodeBatch, ImageSource, ImageStore, ZoomEnv};
+use crate::env::{Action, EpisodeBatch, ImageSource, ImageStore, ZoomEnv};
+use crate::geometry::BBox;
 use crate::metrics::{FailureMonitor, FailureSignature, IterationMetrics, RAT_IOU, summarize};
 use crate::optim::{AdamW, AdamWParams};
 use crate::policy::zoomnet::{Choice, StepObs, ZoomNet};
@@ -94,7 +95,17 @@ pub enum Event {
         /// The file.
         path: PathBuf,
     },
-    /// Something went wrong; training stopped.
+    /// A reward or trainer config change was accepted; it is in force from
+    /// iteration `from_iteration` on (and recorded in the session's events).
+    ConfigApplied {
+        /// The first iteration that uses it.
+        from_iteration: u64,
+        /// The reward config now in force.
+        reward: RewardConfig,
+        /// The trainer config now in force.
+        trainer: TrainerConfig,
+    },
+    /// Something went wrong (training stopped, or a command was refused).
     Error(String),
     /// Training ended (all iterations done, or stopped).
     Finished {
@@ -217,7 +228,9 @@ pub struct Trainer {
     history: Vec<IterationMetrics>,
 }
 
-fn load_splits(
+/// The train and eval datasets of a config, with where their images come
+/// from (ZoomBench samples are generated, not read).
+pub fn load_splits(
     cfg: &SessionConfig,
 ) -> Result<(Dataset, ImageSource, Dataset, ImageSource), TrainError> {
     let zb =
@@ -672,6 +685,7 @@ impl Trainer {
         let mut batch = split.env.reset(samples).map_err(|e| e.to_string())?;
         let mut steps: Vec<StepRec> = Vec::new();
         let max_zooms = self.cfg.env.max_rounds.saturating_sub(1);
+        let jitter = self.cfg.trainer.imitation_jitter;
         for round in 0..=max_zooms {
             let mut actions = Vec::new();
             for i in batch.active() {
@@ -690,7 +704,20 @@ impl Trainer {
                         None => continue,
                     }
                 };
-                let action = self.net.decode(&choice, s.width as f64, s.height as f64);
+                let (w, h) = (s.width as f64, s.height as f64);
+                let action = match (choice.kind, round < gts.len()) {
+                    (0, true) if jitter > 0.0 => {
+                        let b = &gts[round];
+                        let (cx, cy) = b.center();
+                        let mut u = || self.rng.f64() * 2.0 - 1.0;
+                        let (dx, dy) = (u() * jitter * b.width(), u() * jitter * b.height());
+                        let k = 1.0 + u() * jitter;
+                        let (hw, hh) = (b.width() * k / 2.0, b.height() * k / 2.0);
+                        let (cx, cy) = (cx + dx, cy + dy);
+                        Action::Zoom(BBox::new(cx - hw, cy - hh, cx + hw, cy + hh))
+                    }
+                    _ => self.net.decode(&choice, w, h),
+                };
                 steps.push(StepRec {
                     episode: i,
                     step: batch.episodes[i].step(),

@@ -17,7 +17,32 @@ pub use reward_args::RewardArgs;
 #[command(name = "virl", version, about, long_about = None)]
 pub struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    #[command(flatten)]
+    studio: StudioArgs,
+}
+
+/// Without a subcommand, `virl` opens the desktop studio.
+#[derive(Debug, clap::Args)]
+struct StudioArgs {
+    /// Open this session, dataset or experiment folder instead of a new ZoomBench session.
+    #[arg(long, value_name = "DIR")]
+    open: Option<std::path::PathBuf>,
+    /// Start training at once.
+    #[arg(long)]
+    train: bool,
+    /// Config of the new session (TOML; default: ZoomBench with 100 imitation iterations).
+    #[arg(long, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
+    /// The tab to show first: training, rollouts or compare.
+    #[arg(long)]
+    tab: Option<crate::studio::Tab>,
+    /// Render the studio, save a PNG screenshot here and exit (smoke test).
+    #[arg(long, value_name = "FILE")]
+    screenshot_to: Option<std::path::PathBuf>,
+    /// Frames to render before the screenshot.
+    #[arg(long, default_value_t = 60)]
+    frames: u32,
 }
 
 // Parsed once per process: the size difference between variants does not matter.
@@ -43,16 +68,6 @@ enum Command {
 /// Runs the command line with the process's arguments; errors are printed
 /// on stderr with their causes, and give exit code 1 (2 for usage errors).
 pub fn main() -> ExitCode {
-    if std::env::args_os().len() == 1 {
-        // `virl` alone will open the desktop studio (issue #4); until then it
-        // explains itself instead of failing.
-        use clap::CommandFactory;
-        let _ = Cli::command().print_help();
-        println!(
-            "\nThe desktop studio is not built yet; use the commands above (for example `virl synth --out /tmp/zoombench`)."
-        );
-        return ExitCode::SUCCESS;
-    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -75,7 +90,25 @@ pub fn main() -> ExitCode {
 
 /// Runs one parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
+    let Some(command) = cli.command else {
+        let a = cli.studio;
+        let config = match &a.config {
+            Some(p) => {
+                Some(virl_engine::config::SessionConfig::load(p).map_err(anyhow::Error::msg)?)
+            }
+            None => None,
+        };
+        return crate::studio::run_native(crate::studio::StudioOptions {
+            open: a.open,
+            sessions_root: None,
+            config,
+            train: a.train,
+            screenshot_to: a.screenshot_to,
+            frames: a.frames,
+            tab: a.tab,
+        });
+    };
+    match command {
         Command::Synth(a) => synth::run(a),
         Command::Score(a) => score::run(a),
         Command::Bench(b) => bench::run(b),

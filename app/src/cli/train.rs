@@ -125,6 +125,10 @@ impl EventSink for ProgressSink {
                 }
                 self.last = Some(metrics);
             }
+            Event::ConfigApplied { from_iteration, .. } => {
+                self.bar
+                    .println(format!("config changed from iteration {from_iteration} on"));
+            }
             Event::EvalDone { metrics } => {
                 let line = format!(
                     "eval after {} iterations: Acc_ans {:.3}  Acc_rat {}  coverage {}  zooms {:.2}",

@@ -1,0 +1,367 @@
+//! The rollout browser: a virtualised, sortable, filterable table of
+//! trajectories, the iteration timeline, and the inspector beside it.
+
+use super::commands::Cmd;
+use super::images::ImageCache;
+use super::inspector;
+use super::rows::{Column, RowFilter, RowRef, SortBy, TrajClass, Tri, acc_rat, correct, view};
+use super::run::Run;
+use egui::{Color32, RichText};
+use egui_extras::{Column as TCol, TableBuilder};
+use virl_engine::metrics::FailureKind;
+use virl_engine::session::TrajectoryRecord;
+
+/// Which trajectories the table lists.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Scope {
+    /// One iteration (the timeline's).
+    #[default]
+    Iteration,
+    /// Every loaded iteration.
+    All,
+}
+
+/// The browser's state.
+#[derive(Default)]
+pub struct BrowserState {
+    /// Filters.
+    pub filter: RowFilter,
+    /// Sort order.
+    pub sort: SortBy,
+    /// One iteration or all loaded.
+    pub scope: Scope,
+    /// The iteration shown (scope = one iteration).
+    pub iteration: Option<u64>,
+    /// Jump to the newest iteration as it arrives.
+    pub follow: bool,
+    /// The rows in view order.
+    pub rows: Vec<RowRef>,
+    /// The selected trajectory.
+    pub selected: Option<RowRef>,
+    /// The selected action (0-based; `zooms` = the answer).
+    pub action: usize,
+    key: Option<(RowFilter, SortBy, Scope, Option<u64>, usize, usize)>,
+    scroll_to_selected: bool,
+}
+
+impl BrowserState {
+    /// Recomputes the rows when the data or the filters changed; follows the
+    /// newest iteration when asked to.
+    pub fn update(&mut self, r: &Run) {
+        let newest = r.newest();
+        if (self.follow || self.iteration.is_none()) && newest.is_some() && self.iteration != newest
+        {
+            self.iteration = newest;
+            if self.follow {
+                self.selected = None;
+            }
+        }
+        let total: usize = r.rollouts.values().map(|v| v.len()).sum();
+        let key = (
+            self.filter.clone(),
+            self.sort,
+            self.scope,
+            self.iteration,
+            r.rollouts.len(),
+            total,
+        );
+        if self.key.as_ref() == Some(&key) {
+            return;
+        }
+        self.key = Some(key);
+        self.rows = match self.scope {
+            Scope::Iteration => match self
+                .iteration
+                .and_then(|i| r.rollouts.get(&i).map(|v| (i, v)))
+            {
+                Some((i, v)) => view(
+                    v.iter().enumerate().map(|(k, t)| ((i, k), t)),
+                    &self.filter,
+                    self.sort,
+                ),
+                None => Vec::new(),
+            },
+            Scope::All => view(
+                r.rollouts
+                    .iter()
+                    .flat_map(|(&i, v)| v.iter().enumerate().map(move |(k, t)| ((i, k), t))),
+                &self.filter,
+                self.sort,
+            ),
+        };
+        if self.follow || self.selected.is_none_or(|s| !self.rows.contains(&s)) {
+            if let Some(&first) = self.rows.first() {
+                if self.selected != Some(first) {
+                    self.action = 0;
+                }
+                self.selected = Some(first);
+            }
+        }
+    }
+
+    /// Moves the selection by `d` rows.
+    pub fn step_row(&mut self, d: i64) {
+        if self.rows.is_empty() {
+            return;
+        }
+        let pos = self
+            .selected
+            .and_then(|s| self.rows.iter().position(|&r| r == s))
+            .map(|p| p as i64 + d)
+            .unwrap_or(0)
+            .clamp(0, self.rows.len() as i64 - 1);
+        self.selected = Some(self.rows[pos as usize]);
+        self.action = 0;
+        self.follow = false;
+        self.scroll_to_selected = true;
+    }
+
+    /// Moves the action cursor by `d` within the selected trajectory (its
+    /// zooms, then the answer).
+    pub fn step_action(&mut self, r: Option<&Run>, d: i64) {
+        let Some(t) = r.and_then(|r| self.record(r)) else {
+            return;
+        };
+        let n = t.scored.actions.len() as i64 + 1;
+        self.action = (self.action as i64 + d).clamp(0, n - 1) as usize;
+    }
+
+    /// The selected trajectory.
+    pub fn record<'a>(&self, r: &'a Run) -> Option<&'a TrajectoryRecord> {
+        let (i, k) = self.selected?;
+        r.rollouts.get(&i)?.get(k)
+    }
+
+    /// Shows the trajectories of a failure signature's class, across iterations.
+    pub fn show_failure(&mut self, kind: FailureKind) {
+        self.filter = RowFilter {
+            class: Some(match kind {
+                FailureKind::Collapse => TrajClass::Collapsed,
+                FailureKind::Superficial => TrajClass::Superficial,
+                FailureKind::Explosion => TrajClass::Exploded,
+            }),
+            ..Default::default()
+        };
+        self.follow = false;
+        self.selected = None;
+    }
+}
+
+/// The Rollouts tab; returns a command to run (from buttons).
+pub fn rollouts_view(
+    ui: &mut egui::Ui,
+    r: &mut Run,
+    b: &mut BrowserState,
+    images: &mut ImageCache,
+) -> Option<Cmd> {
+    let mut fire = None;
+    timeline(ui, r, b);
+    if let Some(i) = b.iteration
+        && b.scope == Scope::Iteration
+    {
+        r.request_rollouts(i);
+    }
+    egui::Panel::left("browser")
+        .resizable(true)
+        .default_size(520.0)
+        .show(ui, |ui| {
+            filters(ui, b);
+            table(ui, r, b);
+        });
+    egui::CentralPanel::default().show(ui, |ui| {
+        if let Some(c) = inspector::ui(ui, r, b, images) {
+            fire = Some(c);
+        }
+    });
+    fire
+}
+
+fn timeline(ui: &mut egui::Ui, r: &mut Run, b: &mut BrowserState) {
+    ui.horizontal(|ui| {
+        let stored: Vec<u64> = {
+            let mut v: Vec<u64> = r.stored.clone();
+            v.extend(r.rollouts.keys());
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        ui.label("iteration");
+        match (stored.first(), stored.last()) {
+            (Some(&lo), Some(&hi)) => {
+                let mut it = b.iteration.unwrap_or(hi);
+                let resp = ui.add(egui::Slider::new(&mut it, lo..=hi).clamping(egui::SliderClamping::Always));
+                if resp.changed() {
+                    // Snap to an iteration that has stored trajectories.
+                    let snap = stored.iter().min_by_key(|&&s| s.abs_diff(it)).copied();
+                    b.iteration = snap;
+                    b.follow = false;
+                }
+                if ui.button("⏮").on_hover_text("first").clicked() {
+                    b.iteration = Some(lo);
+                    b.follow = false;
+                }
+                if ui.button("⏭").on_hover_text("newest").clicked() {
+                    b.iteration = Some(hi);
+                }
+            }
+            _ => {
+                ui.weak("no trajectories yet");
+            }
+        }
+        let follow_text = format!("follow newest ({})", Cmd::ToggleFollow.shortcut_text(ui.ctx()));
+        ui.toggle_value(&mut b.follow, follow_text)
+            .on_hover_text("On: the browser and inspector jump to each new iteration. Off: the selection stays pinned.");
+        ui.separator();
+        ui.selectable_value(&mut b.scope, Scope::Iteration, "this iteration");
+        ui.selectable_value(&mut b.scope, Scope::All, "all loaded")
+            .on_hover_text("every iteration loaded in memory (live ones, and past ones you visited)");
+        if !r.loading.is_empty() {
+            ui.spinner();
+            ui.weak("loading trajectories…");
+        }
+    });
+}
+
+fn filters(ui: &mut egui::Ui, b: &mut BrowserState) {
+    ui.horizontal_wrapped(|ui| {
+        ui.label("correct");
+        egui::ComboBox::from_id_salt("f-correct")
+            .selected_text(format!("{:?}", b.filter.correct).to_lowercase())
+            .width(60.0)
+            .show_ui(ui, |ui| {
+                for t in [Tri::Any, Tri::Yes, Tri::No] {
+                    ui.selectable_value(&mut b.filter.correct, t, format!("{t:?}").to_lowercase());
+                }
+            });
+        ui.label("class");
+        egui::ComboBox::from_id_salt("f-class")
+            .selected_text(b.filter.class.map(|c| c.name()).unwrap_or("any"))
+            .width(90.0)
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut b.filter.class, None, "any");
+                for c in TrajClass::ALL {
+                    ui.selectable_value(&mut b.filter.class, Some(c), c.name());
+                }
+            });
+        ui.label("zooms ≥");
+        ui.add(egui::DragValue::new(&mut b.filter.min_zooms).range(0..=64));
+        ui.add(
+            egui::TextEdit::singleline(&mut b.filter.sample)
+                .hint_text("sample id")
+                .desired_width(90.0),
+        );
+        if ui.button("clear").clicked() {
+            b.filter = RowFilter::default();
+        }
+    });
+    ui.weak(format!("{} trajectories", b.rows.len()));
+}
+
+fn fmt_opt(v: Option<f64>) -> String {
+    v.map(|x| format!("{x:.2}")).unwrap_or_else(|| "–".into())
+}
+
+fn table(ui: &mut egui::Ui, r: &Run, b: &mut BrowserState) {
+    let row_h = 18.0;
+    let mut tb = TableBuilder::new(ui)
+        .striped(true)
+        .resizable(false)
+        .sense(egui::Sense::click())
+        .cell_layout(egui::Layout::left_to_right(egui::Align::Center))
+        .column(TCol::exact(40.0))
+        .column(TCol::initial(110.0).clip(true))
+        .columns(TCol::exact(50.0), 6)
+        .column(TCol::remainder());
+    if b.scroll_to_selected
+        && let Some(pos) = b.selected.and_then(|s| b.rows.iter().position(|&r| r == s))
+    {
+        tb = tb.scroll_to_row(pos, Some(egui::Align::Center));
+        b.scroll_to_selected = false;
+    }
+    let mut clicked = None;
+    let mut resort = None;
+    tb.header(20.0, |mut h| {
+        for c in Column::ALL {
+            h.col(|ui| {
+                let arrow = if b.sort.column == c {
+                    if b.sort.descending { " ⏷" } else { " ⏶" }
+                } else {
+                    ""
+                };
+                if ui
+                    .button(RichText::new(format!("{}{arrow}", c.title())).strong())
+                    .clicked()
+                {
+                    resort = Some(c);
+                }
+            });
+        }
+    })
+    .body(|body| {
+        body.rows(row_h, b.rows.len(), |mut row| {
+            let rr = b.rows[row.index()];
+            let Some(t) = r.rollouts.get(&rr.0).and_then(|v| v.get(rr.1)) else {
+                return;
+            };
+            row.set_selected(b.selected == Some(rr));
+            let ok = correct(t);
+            let class = TrajClass::of(t);
+            row.col(|ui| {
+                ui.label(rr.0.to_string());
+            });
+            row.col(|ui| {
+                ui.label(&t.scored.sample);
+            });
+            row.col(|ui| {
+                ui.colored_label(
+                    if ok {
+                        Color32::from_rgb(90, 200, 120)
+                    } else {
+                        Color32::from_rgb(230, 90, 90)
+                    },
+                    if ok { "✔" } else { "✘" },
+                );
+            });
+            row.col(|ui| {
+                ui.label(format!("{:+.2}", t.scored.rewards.total));
+            });
+            row.col(|ui| {
+                ui.label(format!("{:+.2}", t.scored.rewards.rat));
+            });
+            row.col(|ui| {
+                ui.label(fmt_opt(acc_rat(t)));
+            });
+            row.col(|ui| {
+                ui.label(t.scored.actions.len().to_string());
+            });
+            row.col(|ui| {
+                ui.label(format!("{:+.2}", t.scored.advantage));
+            });
+            row.col(|ui| {
+                if class == TrajClass::Ok {
+                    ui.weak("ok");
+                } else {
+                    ui.colored_label(Color32::from_rgb(240, 170, 80), class.name());
+                }
+            });
+            if row.response().clicked() {
+                clicked = Some(rr);
+            }
+        });
+    });
+    if let Some(c) = resort {
+        if b.sort.column == c {
+            b.sort.descending = !b.sort.descending;
+        } else {
+            b.sort = SortBy {
+                column: c,
+                descending: true,
+            };
+        }
+    }
+    if let Some(rr) = clicked {
+        b.selected = Some(rr);
+        b.action = 0;
+        b.follow = false;
+    }
+}

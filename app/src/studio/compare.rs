@@ -1,0 +1,127 @@
+//! Compare: the curves of several sessions overlaid (the ablation view).
+//! `virl experiment ablation` and `h0` write one session per arm into one
+//! folder; opening that folder loads them all.
+
+use super::run::Run;
+use super::training::smooth;
+use egui_plot::{Legend, Line, Plot, PlotPoints};
+use std::path::{Path, PathBuf};
+use virl_engine::metrics::IterationMetrics;
+use virl_engine::session::Session;
+
+/// A session's curves, read once.
+pub struct CompareRun {
+    /// The folder.
+    pub dir: PathBuf,
+    /// Display name.
+    pub name: String,
+    /// Its metrics, or why they could not be read.
+    pub metrics: Result<Vec<IterationMetrics>, String>,
+    /// Shown.
+    pub visible: bool,
+}
+
+impl CompareRun {
+    /// Reads a session's metrics (call off the UI thread).
+    pub fn load(dir: &Path) -> Self {
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| dir.display().to_string());
+        let metrics = Session::open(dir)
+            .map_err(|e| e.to_string())
+            .and_then(|(s, _)| s.read_metrics().map_err(|e| e.to_string()));
+        Self {
+            dir: dir.to_path_buf(),
+            name,
+            metrics,
+            visible: true,
+        }
+    }
+}
+
+/// The session folders directly inside `dir` (an experiment's output), sorted.
+pub fn sessions_in(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.join("session.toml").is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// The Compare tab.
+pub fn ui(ui: &mut egui::Ui, current: Option<&Run>, runs: &mut Vec<CompareRun>, smoothing: f32) {
+    ui.horizontal_wrapped(|ui| {
+        ui.label("Sessions:");
+        if runs.is_empty() {
+            ui.weak("File → Compare with session… (or open an experiment folder such as results/ablation-small-shortcut)");
+        }
+        let mut remove = None;
+        for (i, r) in runs.iter_mut().enumerate() {
+            ui.checkbox(&mut r.visible, &r.name);
+            if let Err(e) = &r.metrics {
+                ui.colored_label(egui::Color32::from_rgb(230, 80, 80), e);
+            }
+            if ui.small_button("✖").on_hover_text("remove").clicked() {
+                remove = Some(i);
+            }
+        }
+        if let Some(i) = remove {
+            runs.remove(i);
+        }
+    });
+    let mut series: Vec<(&str, &[IterationMetrics])> = Vec::new();
+    if let Some(c) = current {
+        series.push((c.name.as_str(), c.metrics.as_slice()));
+    }
+    for r in runs.iter().filter(|r| r.visible) {
+        if let Ok(m) = &r.metrics {
+            series.push((r.name.as_str(), m.as_slice()));
+        }
+    }
+    let cols = 3;
+    let w = (ui.available_width() - 12.0) / cols as f32;
+    let h = ((ui.available_height() - 40.0) / 2.0).max(120.0);
+    let link = ui.scope_id().with("cmp-x");
+    egui::Grid::new("cmp").num_columns(cols).show(ui, |ui| {
+        // One plot per metric (the first series of each group).
+        let metrics: Vec<(&str, fn(&IterationMetrics) -> Option<f64>)> = vec![
+            ("Acc_ans", |m| Some(m.acc_ans)),
+            ("Acc_rat", |m| m.acc_rat),
+            ("zooms per trajectory", |m| Some(m.zooms)),
+            ("R total", |m| Some(m.reward_total)),
+            ("R_rat", |m| Some(m.reward_rat)),
+            ("entropy", |m| m.entropy),
+        ];
+        for (i, (title, f)) in metrics.iter().enumerate() {
+            ui.vertical(|ui| {
+                ui.strong(*title);
+                Plot::new(("cmp", i))
+                    .width(w)
+                    .height(h - 20.0)
+                    .legend(Legend::default())
+                    .link_axis(link, [true, false])
+                    .show(ui, |p| {
+                        for (name, ms) in &series {
+                            let ys: Vec<f64> =
+                                ms.iter().map(|m| f(m).unwrap_or(f64::NAN)).collect();
+                            let pts: PlotPoints = ms
+                                .iter()
+                                .zip(smooth(&ys, smoothing as f64))
+                                .filter(|(_, y)| y.is_finite())
+                                .map(|(m, y)| [m.iteration as f64, y])
+                                .collect();
+                            p.line(Line::new(*name, pts));
+                        }
+                    });
+            });
+            if i % cols == cols - 1 {
+                ui.end_row();
+            }
+        }
+    });
+}

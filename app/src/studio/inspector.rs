@@ -1,0 +1,557 @@
+//! The trajectory inspector: the image with ground truth and numbered zoom
+//! boxes coloured by fidelity, the crop the policy saw at each step, every
+//! action's scores and credit, and the sample's GRPO group side by side.
+
+use super::browser::BrowserState;
+use super::commands::Cmd;
+use super::images::{ImageCache, ImageJob};
+use super::rows::{TrajClass, correct};
+use super::run::Run;
+use egui::{Color32, Pos2, Rect, RichText, Sense, Stroke, StrokeKind, Vec2};
+use virl_engine::geometry::BBox;
+use virl_engine::session::TrajectoryRecord;
+
+const GT: Color32 = Color32::from_rgb(250, 220, 40);
+
+/// The diverging colour of a fidelity score: red at −1, grey at 0, blue at +1.
+pub fn fidelity_color(f: f64) -> Color32 {
+    let t = f.clamp(-1.0, 1.0) as f32;
+    let grey = [200.0, 200.0, 200.0];
+    let end = if t < 0.0 {
+        [230.0, 60.0, 60.0]
+    } else {
+        [60.0, 150.0, 250.0]
+    };
+    let a = t.abs();
+    let c = |i: usize| (grey[i] + (end[i] - grey[i]) * a) as u8;
+    Color32::from_rgb(c(0), c(1), c(2))
+}
+
+/// Pan and zoom of the image view.
+#[derive(Clone, Copy, Debug)]
+struct ViewXf {
+    zoom: f32,
+    pan: Vec2,
+}
+
+impl Default for ViewXf {
+    fn default() -> Self {
+        Self {
+            zoom: 1.0,
+            pan: Vec2::ZERO,
+        }
+    }
+}
+
+/// Draws the inspector; returns a command from its buttons.
+pub fn ui(
+    ui: &mut egui::Ui,
+    r: &Run,
+    b: &mut BrowserState,
+    images: &mut ImageCache,
+) -> Option<Cmd> {
+    let Some(t) = b.record(r) else {
+        ui.centered_and_justified(|ui| {
+            ui.weak(if r.rollouts.is_empty() {
+                "No trajectories yet: train (Space) or open a session with rollouts."
+            } else {
+                "Select a trajectory in the table (F / D step through them)."
+            });
+        });
+        return None;
+    };
+    let mut fire = None;
+    let (it, _) = b.selected.unwrap_or_default();
+    let sample = r.index.as_ref().and_then(|ix| ix.get(&t.scored.sample));
+    // Header.
+    ui.horizontal_wrapped(|ui| {
+        ui.strong(&t.scored.sample);
+        ui.weak(format!("iteration {it}"));
+        if let Some((s, _, _)) = &sample {
+            ui.label(RichText::new(&s.question).italics());
+        }
+    });
+    ui.horizontal_wrapped(|ui| {
+        let ok = correct(t);
+        ui.label("answer");
+        ui.colored_label(
+            if ok {
+                Color32::from_rgb(90, 200, 120)
+            } else {
+                Color32::from_rgb(230, 90, 90)
+            },
+            RichText::new(t.answer.as_deref().unwrap_or("(none)")).strong(),
+        );
+        ui.label(format!("truth {}", t.truth));
+        ui.separator();
+        let rw = &t.scored.rewards;
+        ui.label(format!(
+            "R {:+.3} = R_ans {:.0} + R_rat {:+.3} + R_fmt {:+.0}",
+            rw.total, rw.ans, rw.rat, rw.fmt
+        ));
+        ui.label(format!(
+            "C {}",
+            t.scored
+                .coverage
+                .map(|c| format!("{c:.2}"))
+                .unwrap_or("–".into())
+        ));
+        ui.label(format!("A_i {:+.3}", t.scored.advantage));
+        let class = TrajClass::of(t);
+        if class != TrajClass::Ok {
+            ui.colored_label(Color32::from_rgb(240, 170, 80), class.name());
+        }
+    });
+    ui.separator();
+    let n_actions = t.scored.actions.len();
+    b.action = b.action.min(n_actions);
+    let tex = match (&sample, &r.index) {
+        (Some((_, store, idx)), Some(_)) => images.get(
+            ui.ctx(),
+            ImageJob {
+                key: t.scored.sample.clone(),
+                store: (*store).clone(),
+                index: *idx,
+                max_side: ui.ctx().input(|i| i.max_texture_side).min(4096),
+                crops: t.executed.clone(),
+                view: r.cfg.env.view,
+            },
+        ),
+        _ => None,
+    };
+    let gts: Vec<BBox> = sample
+        .as_ref()
+        .map(|(s, _, _)| s.gt_boxes())
+        .unwrap_or_default();
+    let avail = ui.available_size();
+    let group_h = 110.0;
+    let side_w = 330.0_f32.min(avail.x * 0.45);
+    ui.horizontal_top(|ui| {
+        // The image.
+        let canvas = Vec2::new(
+            (avail.x - side_w - 12.0).max(200.0),
+            (avail.y - group_h - 40.0).max(200.0),
+        );
+        ui.vertical(|ui| {
+            image_view(
+                ui,
+                canvas,
+                t,
+                &gts,
+                b.action,
+                tex.map(|x| (x.overview.as_ref(), x.size, x.error.as_deref())),
+                sample.is_none() && r.index.is_some(),
+            );
+            legend(ui);
+        });
+        // The selected action.
+        ui.vertical(|ui| {
+            ui.set_width(side_w);
+            ui.horizontal(|ui| {
+                if ui
+                    .button("◀")
+                    .on_hover_text(format!(
+                        "previous action ({})",
+                        Cmd::PrevAction.shortcut_text(ui.ctx())
+                    ))
+                    .clicked()
+                {
+                    fire = Some(Cmd::PrevAction);
+                }
+                ui.strong(if b.action < n_actions {
+                    format!("zoom {} of {n_actions}", b.action + 1)
+                } else {
+                    "answer".to_string()
+                });
+                if ui
+                    .button("▶")
+                    .on_hover_text(format!(
+                        "next action ({})",
+                        Cmd::NextAction.shortcut_text(ui.ctx())
+                    ))
+                    .clicked()
+                {
+                    fire = Some(Cmd::NextAction);
+                }
+            });
+            if b.action < n_actions {
+                let exec = t.executed.get(b.action).copied();
+                let crop =
+                    exec.and_then(|e| tex.and_then(|x| x.crops.iter().find(|(c, _)| *c == e)));
+                match crop {
+                    Some((_, h)) => {
+                        ui.add(egui::Image::new((h.id(), Vec2::splat(side_w.min(200.0)))));
+                    }
+                    None => {
+                        ui.add_sized([side_w.min(200.0), side_w.min(200.0)], egui::Spinner::new());
+                    }
+                }
+                ui.weak(format!("the {0}×{0} crop the policy saw", r.cfg.env.view));
+                if let (Some(p), Some(e)) = (t.proposed.get(b.action), exec)
+                    && p != &e
+                {
+                    ui.weak(format!("proposed {}\nexecuted {}", fmt_box(p), fmt_box(&e)));
+                }
+            } else {
+                ui.label(format!(
+                    "answered {} (truth {}) after {n_actions} zoom{}",
+                    t.answer.as_deref().unwrap_or("nothing"),
+                    t.truth,
+                    if n_actions == 1 { "" } else { "s" }
+                ));
+                if t.hit_max_rounds {
+                    ui.colored_label(Color32::from_rgb(240, 170, 80), "cut off at max_rounds");
+                }
+            }
+            ui.separator();
+            actions_table(ui, t, b);
+        });
+    });
+    ui.separator();
+    group_view(ui, r, b, t, it);
+    fire
+}
+
+fn fmt_box(b: &BBox) -> String {
+    format!("[{:.0}, {:.0}, {:.0}, {:.0}]", b.x1, b.y1, b.x2, b.y2)
+}
+
+fn legend(ui: &mut egui::Ui) {
+    ui.horizontal(|ui| {
+        let (rect, _) = ui.allocate_exact_size(Vec2::new(120.0, 10.0), Sense::hover());
+        let n = 24;
+        for i in 0..n {
+            let f = -1.0 + 2.0 * i as f64 / (n - 1) as f64;
+            let x0 = rect.left() + rect.width() * i as f32 / n as f32;
+            let r = Rect::from_min_max(Pos2::new(x0, rect.top()), Pos2::new(x0 + rect.width() / n as f32 + 0.5, rect.bottom()));
+            ui.painter().rect_filled(r, 0.0, fidelity_color(f));
+        }
+        ui.weak("fidelity f_k: −1 … +1");
+        ui.colored_label(GT, "▭ ground truth");
+        ui.weak("dashed: proposed box where clipping changed it · wheel: zoom · drag: pan · double-click: fit");
+    });
+}
+
+fn image_view(
+    ui: &mut egui::Ui,
+    size: Vec2,
+    t: &TrajectoryRecord,
+    gts: &[BBox],
+    action: usize,
+    tex: Option<(Option<&egui::TextureHandle>, [u32; 2], Option<&str>)>,
+    unknown_sample: bool,
+) {
+    let (rect, resp) = ui.allocate_exact_size(size, Sense::click_and_drag());
+    let painter = ui.painter_at(rect);
+    painter.rect_filled(rect, 0.0, Color32::from_gray(20));
+    let Some((Some(tex), [w, h], _)) = tex else {
+        let msg = match tex {
+            Some((_, _, Some(e))) => format!("cannot show the image: {e}"),
+            _ if unknown_sample => format!(
+                "sample {} is not in this session's datasets",
+                t.scored.sample
+            ),
+            _ => "loading the image…".into(),
+        };
+        painter.text(
+            rect.center(),
+            egui::Align2::CENTER_CENTER,
+            msg,
+            egui::FontId::proportional(14.0),
+            Color32::GRAY,
+        );
+        return;
+    };
+    let id = ui.scope_id().with("xf");
+    let mut xf: ViewXf = ui.data(|d| d.get_temp(id)).unwrap_or_default();
+    if resp.double_clicked() {
+        xf = ViewXf::default();
+    }
+    if resp.dragged() {
+        xf.pan += resp.drag_delta();
+    }
+    if resp.hovered() {
+        let scroll = ui.input(|i| i.smooth_scroll_delta.y);
+        if scroll != 0.0 {
+            let old = xf.zoom;
+            xf.zoom = (xf.zoom * (scroll / 200.0).exp()).clamp(1.0, 64.0);
+            // Zoom about the pointer.
+            if let Some(p) = resp.hover_pos() {
+                let c = rect.center() + xf.pan;
+                xf.pan += (p - c) * (1.0 - xf.zoom / old);
+            }
+        }
+    }
+    ui.data_mut(|d| d.insert_temp(id, xf));
+    let fit = (size.x / w as f32).min(size.y / h as f32);
+    let scale = fit * xf.zoom;
+    let img_size = Vec2::new(w as f32, h as f32) * scale;
+    let origin = rect.center() + xf.pan - img_size / 2.0;
+    painter.image(
+        tex.id(),
+        Rect::from_min_size(origin, img_size),
+        Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0)),
+        Color32::WHITE,
+    );
+    let to_screen = |b: &BBox| {
+        Rect::from_min_max(
+            origin + Vec2::new(b.x1 as f32, b.y1 as f32) * scale,
+            origin + Vec2::new(b.x2 as f32, b.y2 as f32) * scale,
+        )
+    };
+    for g in gts {
+        painter.rect_stroke(to_screen(g), 0.0, Stroke::new(2.0, GT), StrokeKind::Outside);
+    }
+    for (k, a) in t.scored.actions.iter().enumerate() {
+        let col = fidelity_color(a.score.fidelity);
+        let sel = k == action;
+        let exec = t.executed.get(k).copied();
+        if let Some(e) = exec {
+            let r = to_screen(&e);
+            painter.rect_stroke(
+                r,
+                0.0,
+                Stroke::new(if sel { 3.5 } else { 1.5 }, col),
+                StrokeKind::Inside,
+            );
+            let label = format!("{}", k + 1);
+            let pos = r.left_top() + Vec2::new(2.0, 1.0);
+            let galley = painter.layout_no_wrap(
+                label,
+                egui::FontId::monospace(if sel { 15.0 } else { 12.0 }),
+                Color32::BLACK,
+            );
+            painter.rect_filled(
+                Rect::from_min_size(pos, galley.size() + Vec2::new(4.0, 0.0)),
+                2.0,
+                col,
+            );
+            painter.galley(pos + Vec2::new(2.0, 0.0), galley, Color32::BLACK);
+        }
+        if let (Some(p), Some(e)) = (t.proposed.get(k), exec)
+            && *p != e
+        {
+            let r = to_screen(p);
+            let pts = [
+                r.left_top(),
+                r.right_top(),
+                r.right_bottom(),
+                r.left_bottom(),
+                r.left_top(),
+            ];
+            for s in pts.windows(2) {
+                painter.extend(egui::Shape::dashed_line(
+                    &[s[0], s[1]],
+                    Stroke::new(1.0, col),
+                    5.0,
+                    4.0,
+                ));
+            }
+        }
+    }
+}
+
+fn actions_table(ui: &mut egui::Ui, t: &TrajectoryRecord, b: &mut BrowserState) {
+    let ai = t.scored.advantage;
+    let max_abs = t
+        .scored
+        .actions
+        .iter()
+        .map(|a| a.credit.advantage.abs())
+        .fold(ai.abs(), f64::max)
+        .max(1e-9);
+    egui::Grid::new("actions")
+        .striped(true)
+        .num_columns(10)
+        .show(ui, |ui| {
+            for h in [
+                "k",
+                "IoU",
+                "σ",
+                "β",
+                "red.",
+                "f_k",
+                "q_k",
+                "m_k",
+                "Â_k",
+                "Â_k vs A_i",
+            ] {
+                ui.strong(h);
+            }
+            ui.end_row();
+            let o = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "–".into());
+            for (k, a) in t.scored.actions.iter().enumerate() {
+                let sel = k == b.action;
+                if ui.selectable_label(sel, format!("{}", k + 1)).clicked() {
+                    b.action = k;
+                }
+                ui.label(o(a.score.iou));
+                ui.label(
+                    a.score
+                        .sigma
+                        .map(|s| format!("{s:+}"))
+                        .unwrap_or("–".into()),
+                );
+                ui.label(o(a.score.beta));
+                ui.label(if a.score.redundant { "yes" } else { "" });
+                ui.colored_label(
+                    fidelity_color(a.score.fidelity),
+                    format!("{:+.3}", a.score.fidelity),
+                );
+                ui.label(format!("{:+.3}", a.credit.quality));
+                ui.label(format!("{:.3}", a.credit.modulator));
+                ui.label(format!("{:+.3}", a.credit.advantage));
+                signed_bar(ui, a.credit.advantage, ai, max_abs);
+                ui.end_row();
+            }
+            if ui
+                .selectable_label(b.action == t.scored.actions.len(), "ans")
+                .clicked()
+            {
+                b.action = t.scored.actions.len();
+            }
+            for _ in 0..7 {
+                ui.label("");
+            }
+            ui.label(format!("{ai:+.3}"));
+            signed_bar(ui, ai, ai, max_abs);
+            ui.end_row();
+        });
+}
+
+/// A bar from the centre: the action's advantage (filled) and the
+/// trajectory's `A_i` (a tick) on one scale.
+fn signed_bar(ui: &mut egui::Ui, v: f64, a_i: f64, max_abs: f64) {
+    let (rect, resp) = ui.allocate_exact_size(Vec2::new(90.0, 12.0), Sense::hover());
+    let p = ui.painter();
+    p.rect_filled(rect, 2.0, Color32::from_gray(40));
+    let cx = rect.center().x;
+    let x = |v: f64| cx + (v / max_abs) as f32 * rect.width() / 2.0;
+    let col = if v >= 0.0 {
+        Color32::from_rgb(80, 170, 250)
+    } else {
+        Color32::from_rgb(230, 80, 80)
+    };
+    p.rect_filled(
+        Rect::from_min_max(
+            Pos2::new(cx.min(x(v)), rect.top() + 2.0),
+            Pos2::new(cx.max(x(v)), rect.bottom() - 2.0),
+        ),
+        0.0,
+        col,
+    );
+    p.line_segment(
+        [
+            Pos2::new(x(a_i), rect.top()),
+            Pos2::new(x(a_i), rect.bottom()),
+        ],
+        Stroke::new(2.0, Color32::WHITE),
+    );
+    p.line_segment(
+        [Pos2::new(cx, rect.top()), Pos2::new(cx, rect.bottom())],
+        Stroke::new(1.0, Color32::GRAY),
+    );
+    resp.on_hover_text(format!(
+        "Â_k {v:+.3} (bar) against A_i {a_i:+.3} (white tick)"
+    ));
+}
+
+fn group_view(ui: &mut egui::Ui, r: &Run, b: &mut BrowserState, t: &TrajectoryRecord, it: u64) {
+    let Some(all) = r.rollouts.get(&it) else {
+        return;
+    };
+    let sibs: Vec<(usize, &TrajectoryRecord)> = all
+        .iter()
+        .enumerate()
+        .filter(|(_, x)| x.scored.group == t.scored.group)
+        .collect();
+    let rewards: Vec<f64> = sibs.iter().map(|(_, x)| x.scored.rewards.total).collect();
+    let spread = rewards.iter().cloned().fold(f64::NEG_INFINITY, f64::max)
+        - rewards.iter().cloned().fold(f64::INFINITY, f64::min);
+    ui.horizontal(|ui| {
+        ui.strong(format!(
+            "group {} · {} rollouts",
+            t.scored.group,
+            sibs.len()
+        ));
+        if spread.abs() < 1e-9 {
+            ui.colored_label(
+                Color32::from_rgb(240, 170, 80),
+                "⚠ zero reward spread: every advantage is 0, this group teaches nothing",
+            );
+        } else {
+            ui.weak(format!("reward spread {spread:.3}"));
+        }
+    });
+    egui::ScrollArea::horizontal()
+        .id_salt("group")
+        .show(ui, |ui| {
+            ui.horizontal(|ui| {
+                for (k, x) in sibs {
+                    let sel = b.selected == Some((it, k));
+                    let ok = correct(x);
+                    let frame = egui::Frame::group(ui.style()).stroke(Stroke::new(
+                        if sel { 2.0 } else { 1.0 },
+                        if sel {
+                            Color32::WHITE
+                        } else {
+                            Color32::from_gray(70)
+                        },
+                    ));
+                    let resp = frame
+                        .show(ui, |ui| {
+                            ui.set_width(118.0);
+                            ui.vertical(|ui| {
+                                ui.horizontal(|ui| {
+                                    ui.colored_label(
+                                        if ok {
+                                            Color32::from_rgb(90, 200, 120)
+                                        } else {
+                                            Color32::from_rgb(230, 90, 90)
+                                        },
+                                        if ok { "✔" } else { "✘" },
+                                    );
+                                    ui.label(format!("#{k}"));
+                                    ui.weak(format!("{} zooms", x.scored.actions.len()));
+                                });
+                                ui.label(format!(
+                                    "R {:+.2}  A {:+.2}",
+                                    x.scored.rewards.total, x.scored.advantage
+                                ));
+                                ui.horizontal(|ui| {
+                                    for a in &x.scored.actions {
+                                        let (r, _) = ui
+                                            .allocate_exact_size(Vec2::splat(10.0), Sense::hover());
+                                        ui.painter().rect_filled(
+                                            r,
+                                            2.0,
+                                            fidelity_color(a.score.fidelity),
+                                        );
+                                    }
+                                });
+                            });
+                        })
+                        .response
+                        .interact(Sense::click());
+                    if resp.clicked() {
+                        b.selected = Some((it, k));
+                        b.action = 0;
+                        b.follow = false;
+                    }
+                }
+            });
+        });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diverging_scale() {
+        assert_eq!(fidelity_color(0.0), Color32::from_rgb(200, 200, 200));
+        assert_eq!(fidelity_color(-1.0), Color32::from_rgb(230, 60, 60));
+        assert_eq!(fidelity_color(1.0), Color32::from_rgb(60, 150, 250));
+        assert_eq!(fidelity_color(5.0), fidelity_color(1.0));
+    }
+}

@@ -1,0 +1,481 @@
+//! One session shown in the studio: trained live by an engine the studio owns,
+//! or opened from disk (and followed while another process writes it).
+//!
+//! Nothing here blocks the UI thread: building a trainer, reading
+//! `metrics.jsonl` or a rollout file, and generating the dataset index all
+//! happen on background threads that answer over bounded channels and wake
+//! the UI with `request_repaint`.
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError, bounded};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use virl_engine::config::SessionConfig;
+use virl_engine::dataset::{Dataset, Sample};
+use virl_engine::engine::{Command, EngineHandle};
+use virl_engine::env::{ImageSource, ImageStore};
+use virl_engine::metrics::{FailureSignature, IterationMetrics};
+use virl_engine::reward::RewardConfig;
+use virl_engine::session::{Session, TrajectoryRecord};
+use virl_engine::trainer::{Event, Phase, Trainer, load_splits};
+
+/// Wakes the UI.
+pub type Waker = Arc<dyn Fn() + Send + Sync>;
+
+/// What a run is doing.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RunStatus {
+    /// The trainer is being built (dataset, images, weights).
+    Starting,
+    /// Ready; not training.
+    Idle,
+    /// Training.
+    Training,
+    /// Paused by the user.
+    Paused,
+    /// All iterations done (or stopped).
+    Finished,
+    /// A session on disk, read-only, followed for new lines.
+    Watching,
+    /// The engine reported an error and stopped.
+    Failed(String),
+}
+
+/// Samples of both splits by id, with their images (ZoomBench images are
+/// rendered on demand).
+pub struct SampleIndex {
+    stores: [Arc<ImageStore>; 2],
+    by_id: HashMap<String, (usize, usize)>,
+}
+
+impl SampleIndex {
+    /// Builds the index of a config's datasets (slow for large datasets: call
+    /// it off the UI thread).
+    pub fn build(cfg: &SessionConfig) -> Result<Self, String> {
+        let (train, ts, eval, es) = load_splits(cfg)?;
+        let store = |d: Dataset, s: ImageSource| {
+            Arc::new(ImageStore::new(Arc::new(d), s, cfg.env.view, 16))
+        };
+        let stores = [store(train, ts), store(eval, es)];
+        let mut by_id = HashMap::new();
+        for (k, st) in stores.iter().enumerate().rev() {
+            for (i, s) in st.dataset().samples().iter().enumerate() {
+                by_id.insert(s.id.clone(), (k, i));
+            }
+        }
+        Ok(Self { stores, by_id })
+    }
+
+    /// The sample with this id, its image store and index there.
+    pub fn get(&self, id: &str) -> Option<(&Sample, &Arc<ImageStore>, usize)> {
+        let &(k, i) = self.by_id.get(id)?;
+        let st = &self.stores[k];
+        Some((&st.dataset().samples()[i], st, i))
+    }
+}
+
+/// Progress within the current iteration.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Progress {
+    /// Iteration.
+    pub iteration: u64,
+    /// Phase.
+    pub phase: Phase,
+    /// Units done.
+    pub done: usize,
+    /// Units in all.
+    pub total: usize,
+}
+
+enum IoRequest {
+    Rollouts(u64),
+}
+
+enum IoReply {
+    /// Everything new in the session's logs since the last poll.
+    Logs {
+        metrics: Vec<IterationMetrics>,
+        evals: Vec<IterationMetrics>,
+        rollout_iterations: Vec<u64>,
+    },
+    Rollouts(u64, Result<Arc<Vec<TrajectoryRecord>>, String>),
+    Index(Result<Arc<SampleIndex>, String>),
+    Engine(Box<Result<EngineHandle, String>>),
+    Error(String),
+}
+
+/// A session in the studio.
+pub struct Run {
+    /// Display name (the folder's name).
+    pub name: String,
+    /// The session folder.
+    pub dir: PathBuf,
+    /// Its config (the reward and trainer parts follow changes made here).
+    pub cfg: SessionConfig,
+    /// Status.
+    pub status: RunStatus,
+    /// Metrics of every iteration so far.
+    pub metrics: Vec<IterationMetrics>,
+    /// Greedy evaluations.
+    pub evals: Vec<IterationMetrics>,
+    /// Failure signatures seen while this studio watched.
+    pub failures: Vec<FailureSignature>,
+    /// The current phase.
+    pub progress: Option<Progress>,
+    /// Wall time of the last iteration.
+    pub last_seconds: Option<f64>,
+    /// Loaded trajectories by iteration.
+    pub rollouts: BTreeMap<u64, Arc<Vec<TrajectoryRecord>>>,
+    /// Iterations with stored trajectories (loaded or not).
+    pub stored: Vec<u64>,
+    /// Iterations being loaded.
+    pub loading: HashSet<u64>,
+    /// Reward configs accepted by the engine: (first iteration, config).
+    pub reward_history: Vec<(u64, RewardConfig)>,
+    /// Samples and images, once indexed.
+    pub index: Option<Arc<SampleIndex>>,
+    /// Messages for the user (errors of loading, engine errors).
+    pub messages: Vec<String>,
+    engine: Option<EngineHandle>,
+    io_tx: Option<Sender<IoRequest>>,
+    io_rx: Receiver<IoReply>,
+    /// Dropped with the run: stops its threads.
+    alive: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        self.alive
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        if let Some(e) = self.engine.take() {
+            e.send(Command::Stop);
+            // The engine thread finishes its iteration and writes the session;
+            // it is not joined, so closing never waits on it.
+        }
+    }
+}
+
+impl Run {
+    fn empty(
+        name: String,
+        dir: PathBuf,
+        cfg: SessionConfig,
+        status: RunStatus,
+    ) -> (Self, Sender<IoReply>) {
+        let (tx, rx) = bounded(64);
+        (
+            Self {
+                name,
+                dir,
+                cfg,
+                status,
+                metrics: Vec::new(),
+                evals: Vec::new(),
+                failures: Vec::new(),
+                progress: None,
+                last_seconds: None,
+                rollouts: BTreeMap::new(),
+                stored: Vec::new(),
+                loading: HashSet::new(),
+                reward_history: Vec::new(),
+                index: None,
+                messages: Vec::new(),
+                engine: None,
+                io_tx: None,
+                io_rx: rx,
+                alive: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            },
+            tx,
+        )
+    }
+
+    /// A new session in `dir` trained by this studio. The trainer is built
+    /// in the background; the run is `Starting` until it is ready.
+    pub fn new_live(dir: PathBuf, cfg: SessionConfig, wake: Waker) -> Self {
+        let name = folder_name(&dir);
+        let (mut run, tx) = Self::empty(name, dir.clone(), cfg.clone(), RunStatus::Starting);
+        run.reward_history.push((0, cfg.reward.clone()));
+        let (w1, w2) = (wake.clone(), wake);
+        let tx2 = tx.clone();
+        let cfg2 = cfg.clone();
+        std::thread::spawn(move || {
+            let r = (|| -> Result<EngineHandle, String> {
+                let session = Session::create(&dir, &cfg).map_err(|e| e.to_string())?;
+                let t = Trainer::new(cfg, Some(session))?;
+                Ok(EngineHandle::spawn(t, Some(w1.clone())))
+            })();
+            let _ = tx.send(IoReply::Engine(Box::new(r)));
+            w1();
+        });
+        std::thread::spawn(move || {
+            let _ = tx2.send(IoReply::Index(SampleIndex::build(&cfg2).map(Arc::new)));
+            w2();
+        });
+        run
+    }
+
+    /// Opens a session folder read-only and follows it: new iterations that
+    /// another process writes appear within a second.
+    pub fn open(dir: &Path, wake: Waker) -> Result<Self, String> {
+        let (session, cfg) = Session::open(dir).map_err(|e| e.to_string())?;
+        let (mut run, tx) = Self::empty(
+            folder_name(dir),
+            dir.to_path_buf(),
+            cfg.clone(),
+            RunStatus::Watching,
+        );
+        run.reward_history.push((0, cfg.reward.clone()));
+        let (req_tx, req_rx) = bounded::<IoRequest>(64);
+        run.io_tx = Some(req_tx);
+        let alive = run.alive.clone();
+        let tx2 = tx.clone();
+        let w2 = wake.clone();
+        std::thread::spawn(move || {
+            let _ = tx2.send(IoReply::Index(SampleIndex::build(&cfg).map(Arc::new)));
+            w2();
+        });
+        std::thread::spawn(move || watch(session, req_rx, tx, wake, alive));
+        Ok(run)
+    }
+
+    /// Whether this studio trains the run.
+    pub fn is_live(&self) -> bool {
+        self.engine.is_some() || self.status == RunStatus::Starting
+    }
+
+    /// Sends a command to the engine (no-op for watched sessions).
+    pub fn command(&mut self, c: Command) {
+        let Some(e) = &self.engine else { return };
+        let status = match &c {
+            Command::Start | Command::Resume => Some(RunStatus::Training),
+            Command::Pause => Some(RunStatus::Paused),
+            Command::Step => Some(RunStatus::Training),
+            _ => None,
+        };
+        if e.send(c) {
+            if let Some(s) = status {
+                self.status = s;
+            }
+        } else {
+            self.messages
+                .push("the engine's command queue is full; try again".into());
+        }
+    }
+
+    /// Asks for the trajectories of an iteration (no-op when loaded, loading
+    /// or not stored).
+    pub fn request_rollouts(&mut self, iteration: u64) {
+        if self.rollouts.contains_key(&iteration) || self.loading.contains(&iteration) {
+            return;
+        }
+        let Some(tx) = &self.io_tx else { return };
+        if self.stored.binary_search(&iteration).is_ok()
+            && tx.try_send(IoRequest::Rollouts(iteration)).is_ok()
+        {
+            self.loading.insert(iteration);
+        }
+    }
+
+    /// The newest iteration with trajectories.
+    pub fn newest(&self) -> Option<u64> {
+        let a = self.rollouts.keys().next_back().copied();
+        let b = self.stored.last().copied();
+        a.max(b)
+    }
+
+    /// Applies everything the engine and the background reader sent; returns
+    /// whether anything changed.
+    pub fn pump(&mut self) -> bool {
+        let mut changed = false;
+        loop {
+            match self.io_rx.try_recv() {
+                Ok(r) => {
+                    changed = true;
+                    self.apply_io(r);
+                }
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            }
+        }
+        // Bounded work per frame: the UI never drains an unbounded backlog.
+        for _ in 0..256 {
+            let Some(ev) = self.engine.as_ref().and_then(|e| e.try_recv()) else {
+                break;
+            };
+            changed = true;
+            self.apply_event(ev);
+        }
+        changed
+    }
+
+    fn apply_io(&mut self, r: IoReply) {
+        match r {
+            IoReply::Logs {
+                metrics,
+                evals,
+                rollout_iterations,
+            } => {
+                self.metrics.extend(metrics);
+                self.evals.extend(evals);
+                self.stored = rollout_iterations;
+                self.progress = self.metrics.last().map(|m| Progress {
+                    iteration: m.iteration,
+                    phase: Phase::Update,
+                    done: 1,
+                    total: 1,
+                });
+            }
+            IoReply::Rollouts(i, Ok(v)) => {
+                self.loading.remove(&i);
+                self.rollouts.insert(i, v);
+            }
+            IoReply::Rollouts(i, Err(e)) => {
+                self.loading.remove(&i);
+                self.messages.push(e);
+            }
+            IoReply::Index(Ok(ix)) => self.index = Some(ix),
+            IoReply::Index(Err(e)) => self.messages.push(format!("cannot index the samples: {e}")),
+            IoReply::Engine(r) => match *r {
+                Ok(e) => {
+                    self.engine = Some(e);
+                    if self.status == RunStatus::Starting {
+                        self.status = RunStatus::Idle;
+                    }
+                }
+                Err(e) => {
+                    self.messages.push(format!("cannot start training: {e}"));
+                    self.status = RunStatus::Failed(e);
+                }
+            },
+            IoReply::Error(e) => self.messages.push(e),
+        }
+    }
+
+    /// Applies one engine event (public for tests that feed events directly).
+    pub fn apply_event(&mut self, ev: Event) {
+        match ev {
+            Event::Progress {
+                iteration,
+                phase,
+                done,
+                total,
+            } => {
+                self.progress = Some(Progress {
+                    iteration,
+                    phase,
+                    done,
+                    total,
+                })
+            }
+            Event::IterationDone {
+                metrics,
+                trajectories,
+                seconds,
+            } => {
+                self.rollouts.insert(metrics.iteration, trajectories);
+                if self.stored.last().is_none_or(|&l| l < metrics.iteration) {
+                    self.stored.push(metrics.iteration);
+                }
+                self.metrics.push(metrics);
+                self.last_seconds = Some(seconds);
+            }
+            Event::EvalDone { metrics } => self.evals.push(metrics),
+            Event::Failure(f) => self.failures.push(f),
+            Event::CheckpointSaved { .. } => {}
+            Event::ConfigApplied {
+                from_iteration,
+                reward,
+                trainer,
+            } => {
+                self.cfg.reward = reward.clone();
+                self.cfg.trainer = trainer;
+                self.reward_history.push((from_iteration, reward));
+            }
+            Event::Error(e) => {
+                self.messages.push(e.clone());
+                if self.status == RunStatus::Training {
+                    self.status = RunStatus::Failed(e);
+                }
+            }
+            Event::Finished { .. } => {
+                self.status = RunStatus::Finished;
+                self.progress = None;
+            }
+        }
+    }
+
+    /// Trajectories per second over the last iteration.
+    pub fn throughput(&self) -> Option<f64> {
+        let m = self.metrics.last()?;
+        self.last_seconds
+            .filter(|&s| s > 0.0)
+            .map(|s| m.trajectories as f64 / s)
+    }
+}
+
+fn folder_name(dir: &Path) -> String {
+    dir.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| dir.display().to_string())
+}
+
+/// The background reader of an opened session: answers rollout requests and
+/// polls the logs for lines another process appends.
+fn watch(
+    session: Session,
+    requests: Receiver<IoRequest>,
+    tx: Sender<IoReply>,
+    wake: Waker,
+    alive: Arc<std::sync::atomic::AtomicBool>,
+) {
+    let (mut seen_m, mut seen_e, mut seen_r) = (0usize, 0usize, Vec::new());
+    let mut first = true;
+    while alive.load(std::sync::atomic::Ordering::Relaxed) {
+        let m = session.read_metrics();
+        let e = session.read_evals();
+        let r = session.rollout_iterations();
+        match (m, e) {
+            (Ok(m), Ok(e)) => {
+                // A rewrite after a resume can shorten the logs: start over.
+                if m.len() < seen_m || e.len() < seen_e {
+                    seen_m = 0;
+                    seen_e = 0;
+                }
+                if first || m.len() > seen_m || e.len() > seen_e || r != seen_r {
+                    let reply = IoReply::Logs {
+                        metrics: m[seen_m..].to_vec(),
+                        evals: e[seen_e..].to_vec(),
+                        rollout_iterations: r.clone(),
+                    };
+                    seen_m = m.len();
+                    seen_e = e.len();
+                    seen_r = r;
+                    if tx.send(reply).is_err() {
+                        return;
+                    }
+                    wake();
+                }
+            }
+            (Err(err), _) | (_, Err(err)) => {
+                if first && tx.send(IoReply::Error(err.to_string())).is_err() {
+                    return;
+                }
+            }
+        }
+        first = false;
+        match requests.recv_timeout(Duration::from_millis(700)) {
+            Ok(IoRequest::Rollouts(i)) => {
+                let r = session
+                    .read_rollouts(i)
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string());
+                if tx.send(IoReply::Rollouts(i, r)).is_err() {
+                    return;
+                }
+                wake();
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
