@@ -196,11 +196,11 @@ fn timeline(ui: &mut egui::Ui, r: &mut Run, b: &mut BrowserState) {
                     b.iteration = snap;
                     b.follow = false;
                 }
-                if ui.button("⏮").on_hover_text("first").clicked() {
+                if ui.button("first").clicked() {
                     b.iteration = Some(lo);
                     b.follow = false;
                 }
-                if ui.button("⏭").on_hover_text("newest").clicked() {
+                if ui.button("newest").clicked() {
                     b.iteration = Some(hi);
                 }
             }
@@ -268,9 +268,13 @@ fn table(ui: &mut egui::Ui, r: &Run, b: &mut BrowserState) {
         .resizable(false)
         .sense(egui::Sense::click())
         .cell_layout(egui::Layout::left_to_right(egui::Align::Center))
-        .column(TCol::exact(40.0))
-        .column(TCol::initial(110.0).clip(true))
-        .columns(TCol::exact(50.0), 6)
+        .column(TCol::exact(44.0))
+        .column(TCol::initial(104.0).clip(true))
+        .column(TCol::exact(62.0))
+        .columns(TCol::exact(50.0), 2)
+        .column(TCol::exact(64.0))
+        .column(TCol::exact(54.0))
+        .column(TCol::exact(50.0))
         .column(TCol::remainder());
     if b.scroll_to_selected
         && let Some(pos) = b.selected.and_then(|s| b.rows.iter().position(|&r| r == s))

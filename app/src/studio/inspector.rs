@@ -123,92 +123,117 @@ pub fn ui(
         .as_ref()
         .map(|(s, _, _)| s.gt_boxes())
         .unwrap_or_default();
-    let avail = ui.available_size();
-    let group_h = 110.0;
-    let side_w = 330.0_f32.min(avail.x * 0.45);
-    ui.horizontal_top(|ui| {
-        // The image.
-        let canvas = Vec2::new(
-            (avail.x - side_w - 12.0).max(200.0),
-            (avail.y - group_h - 40.0).max(200.0),
-        );
-        ui.vertical(|ui| {
-            image_view(
-                ui,
-                canvas,
-                t,
-                &gts,
-                b.action,
-                tex.map(|x| (x.overview.as_ref(), x.size, x.error.as_deref())),
-                sample.is_none() && r.index.is_some(),
-            );
-            legend(ui);
-        });
-        // The selected action.
-        ui.vertical(|ui| {
-            ui.set_width(side_w);
-            ui.horizontal(|ui| {
-                if ui
-                    .button("◀")
-                    .on_hover_text(format!(
-                        "previous action ({})",
-                        Cmd::PrevAction.shortcut_text(ui.ctx())
-                    ))
-                    .clicked()
-                {
-                    fire = Some(Cmd::PrevAction);
-                }
-                ui.strong(if b.action < n_actions {
-                    format!("zoom {} of {n_actions}", b.action + 1)
-                } else {
-                    "answer".to_string()
+    let side_w = 330.0_f32.min(ui.available_width() * 0.5);
+    // Explicit rects: image on the left, the action on the right, the group below.
+    let full = ui.available_rect_before_wrap();
+    let group_h = 112.0;
+    let group_rect = Rect::from_min_max(
+        Pos2::new(full.left(), full.bottom() - group_h),
+        full.right_bottom(),
+    );
+    let side_rect = Rect::from_min_max(
+        Pos2::new(full.right() - side_w, full.top()),
+        Pos2::new(full.right(), group_rect.top() - 6.0),
+    );
+    let img_rect = Rect::from_min_max(
+        full.left_top(),
+        Pos2::new(side_rect.left() - 8.0, group_rect.top() - 6.0),
+    );
+    ui.allocate_rect(full, Sense::hover());
+    let mut child = |rect: Rect, salt: &str| {
+        ui.new_child(
+            egui::UiBuilder::new()
+                .max_rect(rect)
+                .id_salt(salt)
+                .layout(egui::Layout::top_down(egui::Align::Min)),
+        )
+    };
+    group_view(&mut child(group_rect, "group"), r, b, t, it);
+    let side_ui = &mut child(side_rect, "side");
+    let img_ui = &mut child(img_rect, "image");
+    {
+        let ui = side_ui;
+        egui::ScrollArea::vertical()
+            .id_salt("action-side-scroll")
+            .show(ui, |ui| {
+                ui.horizontal(|ui| {
+                    if ui
+                        .button("◀")
+                        .on_hover_text(format!(
+                            "previous action ({})",
+                            Cmd::PrevAction.shortcut_text(ui.ctx())
+                        ))
+                        .clicked()
+                    {
+                        fire = Some(Cmd::PrevAction);
+                    }
+                    ui.strong(if b.action < n_actions {
+                        format!("zoom {} of {n_actions}", b.action + 1)
+                    } else {
+                        "answer".to_string()
+                    });
+                    if ui
+                        .button("▶")
+                        .on_hover_text(format!(
+                            "next action ({})",
+                            Cmd::NextAction.shortcut_text(ui.ctx())
+                        ))
+                        .clicked()
+                    {
+                        fire = Some(Cmd::NextAction);
+                    }
                 });
-                if ui
-                    .button("▶")
-                    .on_hover_text(format!(
-                        "next action ({})",
-                        Cmd::NextAction.shortcut_text(ui.ctx())
-                    ))
-                    .clicked()
-                {
-                    fire = Some(Cmd::NextAction);
+                let crop_side = (side_w - 16.0).min(200.0);
+                if b.action < n_actions {
+                    let exec = t.executed.get(b.action).copied();
+                    let crop =
+                        exec.and_then(|e| tex.and_then(|x| x.crops.iter().find(|(c, _)| *c == e)));
+                    match crop {
+                        Some((_, h)) => {
+                            ui.add(egui::Image::new((h.id(), Vec2::splat(crop_side))));
+                        }
+                        None => {
+                            ui.add_sized([crop_side, crop_side], egui::Spinner::new());
+                        }
+                    }
+                    ui.weak(format!("the {0}×{0} crop the policy saw", r.cfg.env.view));
+                    if let (Some(p), Some(e)) = (t.proposed.get(b.action), exec)
+                        && p != &e
+                    {
+                        ui.weak(format!("proposed {}\nexecuted {}", fmt_box(p), fmt_box(&e)));
+                    }
+                } else {
+                    ui.label(format!(
+                        "answered {} (truth {}) after {n_actions} zoom{}",
+                        t.answer.as_deref().unwrap_or("nothing"),
+                        t.truth,
+                        if n_actions == 1 { "" } else { "s" }
+                    ));
+                    if t.hit_max_rounds {
+                        ui.colored_label(Color32::from_rgb(240, 170, 80), "cut off at max_rounds");
+                    }
                 }
+                ui.separator();
+                actions_table(ui, t, b);
             });
-            if b.action < n_actions {
-                let exec = t.executed.get(b.action).copied();
-                let crop =
-                    exec.and_then(|e| tex.and_then(|x| x.crops.iter().find(|(c, _)| *c == e)));
-                match crop {
-                    Some((_, h)) => {
-                        ui.add(egui::Image::new((h.id(), Vec2::splat(side_w.min(200.0)))));
-                    }
-                    None => {
-                        ui.add_sized([side_w.min(200.0), side_w.min(200.0)], egui::Spinner::new());
-                    }
-                }
-                ui.weak(format!("the {0}×{0} crop the policy saw", r.cfg.env.view));
-                if let (Some(p), Some(e)) = (t.proposed.get(b.action), exec)
-                    && p != &e
-                {
-                    ui.weak(format!("proposed {}\nexecuted {}", fmt_box(p), fmt_box(&e)));
-                }
-            } else {
-                ui.label(format!(
-                    "answered {} (truth {}) after {n_actions} zoom{}",
-                    t.answer.as_deref().unwrap_or("nothing"),
-                    t.truth,
-                    if n_actions == 1 { "" } else { "s" }
-                ));
-                if t.hit_max_rounds {
-                    ui.colored_label(Color32::from_rgb(240, 170, 80), "cut off at max_rounds");
-                }
-            }
-            ui.separator();
-            actions_table(ui, t, b);
-        });
-    });
-    ui.separator();
-    group_view(ui, r, b, t, it);
+    }
+    {
+        let ui = img_ui;
+        let canvas = Vec2::new(
+            ui.available_width().max(120.0),
+            (ui.available_height() - 64.0).max(120.0),
+        );
+        image_view(
+            ui,
+            canvas,
+            t,
+            &gts,
+            b.action,
+            tex.map(|x| (x.overview.as_ref(), x.size, x.error.as_deref())),
+            sample.is_none() && r.index.is_some(),
+        );
+        legend(ui);
+    }
     fire
 }
 
@@ -217,18 +242,22 @@ fn fmt_box(b: &BBox) -> String {
 }
 
 fn legend(ui: &mut egui::Ui) {
-    ui.horizontal(|ui| {
+    ui.horizontal_wrapped(|ui| {
         let (rect, _) = ui.allocate_exact_size(Vec2::new(120.0, 10.0), Sense::hover());
         let n = 24;
         for i in 0..n {
             let f = -1.0 + 2.0 * i as f64 / (n - 1) as f64;
             let x0 = rect.left() + rect.width() * i as f32 / n as f32;
-            let r = Rect::from_min_max(Pos2::new(x0, rect.top()), Pos2::new(x0 + rect.width() / n as f32 + 0.5, rect.bottom()));
+            let r = Rect::from_min_max(
+                Pos2::new(x0, rect.top()),
+                Pos2::new(x0 + rect.width() / n as f32 + 0.5, rect.bottom()),
+            );
             ui.painter().rect_filled(r, 0.0, fidelity_color(f));
         }
         ui.weak("fidelity f_k: −1 … +1");
         ui.colored_label(GT, "▭ ground truth");
-        ui.weak("dashed: proposed box where clipping changed it · wheel: zoom · drag: pan · double-click: fit");
+        ui.weak("dashed: proposed box where clipping changed it");
+        ui.weak("wheel: zoom · drag: pan · double-click: fit");
     });
 }
 
@@ -360,47 +389,72 @@ fn actions_table(ui: &mut egui::Ui, t: &TrajectoryRecord, b: &mut BrowserState) 
         .map(|a| a.credit.advantage.abs())
         .fold(ai.abs(), f64::max)
         .max(1e-9);
-    egui::Grid::new("actions")
-        .striped(true)
-        .num_columns(10)
-        .show(ui, |ui| {
-            for h in [
-                "k",
-                "IoU",
-                "σ",
-                "β",
-                "red.",
-                "f_k",
-                "q_k",
-                "m_k",
-                "Â_k",
-                "Â_k vs A_i",
-            ] {
-                ui.strong(h);
-            }
-            ui.end_row();
-            let o = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "–".into());
-            for (k, a) in t.scored.actions.iter().enumerate() {
-                let sel = k == b.action;
-                if ui.selectable_label(sel, format!("{}", k + 1)).clicked() {
-                    b.action = k;
-                }
-                ui.label(o(a.score.iou));
-                ui.label(
+    let o = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "–".into());
+    // The selected action, every number.
+    if let Some(a) = t.scored.actions.get(b.action) {
+        egui::Grid::new("action-detail")
+            .num_columns(2)
+            .striped(true)
+            .show(ui, |ui| {
+                let mut kv = |k: &str, v: String| {
+                    ui.label(k);
+                    ui.monospace(v);
+                    ui.end_row();
+                };
+                kv("IoU", o(a.score.iou));
+                kv(
+                    "best GT",
+                    a.score
+                        .gt
+                        .map(|g| format!("#{}", g + 1))
+                        .unwrap_or("–".into()),
+                );
+                kv(
+                    "σ",
                     a.score
                         .sigma
                         .map(|s| format!("{s:+}"))
                         .unwrap_or("–".into()),
                 );
-                ui.label(o(a.score.beta));
-                ui.label(if a.score.redundant { "yes" } else { "" });
+                kv("β", o(a.score.beta));
+                kv(
+                    "redundant",
+                    if a.score.redundant {
+                        "yes".into()
+                    } else {
+                        "no".into()
+                    },
+                );
+                kv("f_k", format!("{:+.3}", a.score.fidelity));
+                kv("q_k", format!("{:+.3}", a.credit.quality));
+                kv("m_k", format!("{:.3}", a.credit.modulator));
+                kv("Â_k", format!("{:+.3}", a.credit.advantage));
+                kv("A_i", format!("{ai:+.3}"));
+            });
+        ui.separator();
+    }
+    // Every action: IoU, f_k and Â_k against A_i.
+    egui::Grid::new("actions")
+        .striped(true)
+        .num_columns(5)
+        .show(ui, |ui| {
+            for h in ["k", "IoU", "f_k", "Â_k", "Â_k vs A_i"] {
+                ui.strong(h);
+            }
+            ui.end_row();
+            for (k, a) in t.scored.actions.iter().enumerate() {
+                if ui
+                    .selectable_label(k == b.action, format!("{}", k + 1))
+                    .clicked()
+                {
+                    b.action = k;
+                }
+                ui.label(o(a.score.iou));
                 ui.colored_label(
                     fidelity_color(a.score.fidelity),
-                    format!("{:+.3}", a.score.fidelity),
+                    format!("{:+.2}", a.score.fidelity),
                 );
-                ui.label(format!("{:+.3}", a.credit.quality));
-                ui.label(format!("{:.3}", a.credit.modulator));
-                ui.label(format!("{:+.3}", a.credit.advantage));
+                ui.label(format!("{:+.2}", a.credit.advantage));
                 signed_bar(ui, a.credit.advantage, ai, max_abs);
                 ui.end_row();
             }
@@ -410,10 +464,9 @@ fn actions_table(ui: &mut egui::Ui, t: &TrajectoryRecord, b: &mut BrowserState) 
             {
                 b.action = t.scored.actions.len();
             }
-            for _ in 0..7 {
-                ui.label("");
-            }
-            ui.label(format!("{ai:+.3}"));
+            ui.label("");
+            ui.label("");
+            ui.label(format!("{ai:+.2}"));
             signed_bar(ui, ai, ai, max_abs);
             ui.end_row();
         });
@@ -422,7 +475,7 @@ fn actions_table(ui: &mut egui::Ui, t: &TrajectoryRecord, b: &mut BrowserState) 
 /// A bar from the centre: the action's advantage (filled) and the
 /// trajectory's `A_i` (a tick) on one scale.
 fn signed_bar(ui: &mut egui::Ui, v: f64, a_i: f64, max_abs: f64) {
-    let (rect, resp) = ui.allocate_exact_size(Vec2::new(90.0, 12.0), Sense::hover());
+    let (rect, resp) = ui.allocate_exact_size(Vec2::new(80.0, 12.0), Sense::hover());
     let p = ui.painter();
     p.rect_filled(rect, 2.0, Color32::from_gray(40));
     let cx = rect.center().x;
