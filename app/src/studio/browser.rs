@@ -89,13 +89,13 @@ impl BrowserState {
                 self.sort,
             ),
         };
-        if self.follow || self.selected.is_none_or(|s| !self.rows.contains(&s)) {
-            if let Some(&first) = self.rows.first() {
-                if self.selected != Some(first) {
-                    self.action = 0;
-                }
-                self.selected = Some(first);
+        if (self.follow || self.selected.is_none_or(|s| !self.rows.contains(&s)))
+            && let Some(&first) = self.rows.first()
+        {
+            if self.selected != Some(first) {
+                self.action = 0;
             }
+            self.selected = Some(first);
         }
     }
 
@@ -189,7 +189,9 @@ fn timeline(ui: &mut egui::Ui, r: &mut Run, b: &mut BrowserState) {
         match (stored.first(), stored.last()) {
             (Some(&lo), Some(&hi)) => {
                 let mut it = b.iteration.unwrap_or(hi);
-                let resp = ui.add(egui::Slider::new(&mut it, lo..=hi).clamping(egui::SliderClamping::Always));
+                let resp = ui
+                    .add(egui::Slider::new(&mut it, lo..=hi).clamping(egui::SliderClamping::Always))
+                    .on_hover_text("iteration shown");
                 if resp.changed() {
                     // Snap to an iteration that has stored trajectories.
                     let snap = stored.iter().min_by_key(|&&s| s.abs_diff(it)).copied();
@@ -224,8 +226,7 @@ fn timeline(ui: &mut egui::Ui, r: &mut Run, b: &mut BrowserState) {
 
 fn filters(ui: &mut egui::Ui, b: &mut BrowserState) {
     ui.horizontal_wrapped(|ui| {
-        ui.label("correct");
-        egui::ComboBox::from_id_salt("f-correct")
+        egui::ComboBox::new("f-correct", "correct")
             .selected_text(format!("{:?}", b.filter.correct).to_lowercase())
             .width(60.0)
             .show_ui(ui, |ui| {
@@ -233,8 +234,7 @@ fn filters(ui: &mut egui::Ui, b: &mut BrowserState) {
                     ui.selectable_value(&mut b.filter.correct, t, format!("{t:?}").to_lowercase());
                 }
             });
-        ui.label("class");
-        egui::ComboBox::from_id_salt("f-class")
+        egui::ComboBox::new("f-class", "class")
             .selected_text(b.filter.class.map(|c| c.name()).unwrap_or("any"))
             .width(90.0)
             .show_ui(ui, |ui| {
@@ -244,7 +244,8 @@ fn filters(ui: &mut egui::Ui, b: &mut BrowserState) {
                 }
             });
         ui.label("zooms ≥");
-        ui.add(egui::DragValue::new(&mut b.filter.min_zooms).range(0..=64));
+        ui.add(egui::DragValue::new(&mut b.filter.min_zooms).range(0..=64))
+            .on_hover_text("minimum zooms");
         ui.add(
             egui::TextEdit::singleline(&mut b.filter.sample)
                 .hint_text("sample id")
@@ -288,7 +289,7 @@ fn table(ui: &mut egui::Ui, r: &Run, b: &mut BrowserState) {
         for c in Column::ALL {
             h.col(|ui| {
                 let arrow = if b.sort.column == c {
-                    if b.sort.descending { " ⏷" } else { " ⏶" }
+                    if b.sort.descending { " v" } else { " ^" }
                 } else {
                     ""
                 };
@@ -323,7 +324,7 @@ fn table(ui: &mut egui::Ui, r: &Run, b: &mut BrowserState) {
                     } else {
                         Color32::from_rgb(230, 90, 90)
                     },
-                    if ok { "✔" } else { "✘" },
+                    if ok { "yes" } else { "no" },
                 );
             });
             row.col(|ui| {

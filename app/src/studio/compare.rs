@@ -58,7 +58,7 @@ pub fn ui(ui: &mut egui::Ui, current: Option<&Run>, runs: &mut Vec<CompareRun>, 
     ui.horizontal_wrapped(|ui| {
         ui.label("Sessions:");
         if runs.is_empty() {
-            ui.weak("File → Compare with session… (or open an experiment folder such as results/ablation-small-shortcut)");
+            ui.weak("File > Compare with session… (or open an experiment folder such as results/ablation-small-shortcut)");
         }
         let mut remove = None;
         for (i, r) in runs.iter_mut().enumerate() {
@@ -66,7 +66,7 @@ pub fn ui(ui: &mut egui::Ui, current: Option<&Run>, runs: &mut Vec<CompareRun>, 
             if let Err(e) = &r.metrics {
                 ui.colored_label(egui::Color32::from_rgb(230, 80, 80), e);
             }
-            if ui.small_button("✖").on_hover_text("remove").clicked() {
+            if ui.small_button("x").on_hover_text("remove").clicked() {
                 remove = Some(i);
             }
         }
@@ -89,7 +89,7 @@ pub fn ui(ui: &mut egui::Ui, current: Option<&Run>, runs: &mut Vec<CompareRun>, 
     let link = ui.scope_id().with("cmp-x");
     egui::Grid::new("cmp").num_columns(cols).show(ui, |ui| {
         // One plot per metric (the first series of each group).
-        let metrics: Vec<(&str, fn(&IterationMetrics) -> Option<f64>)> = vec![
+        let metrics: Vec<super::training::Series> = vec![
             ("Acc_ans", |m| Some(m.acc_ans)),
             ("Acc_rat", |m| m.acc_rat),
             ("zooms per trajectory", |m| Some(m.zooms)),

@@ -158,7 +158,7 @@ pub fn ui(
             .show(ui, |ui| {
                 ui.horizontal(|ui| {
                     if ui
-                        .button("◀")
+                        .button("<")
                         .on_hover_text(format!(
                             "previous action ({})",
                             Cmd::PrevAction.shortcut_text(ui.ctx())
@@ -173,7 +173,7 @@ pub fn ui(
                         "answer".to_string()
                     });
                     if ui
-                        .button("▶")
+                        .button(">")
                         .on_hover_text(format!(
                             "next action ({})",
                             Cmd::NextAction.shortcut_text(ui.ctx())
@@ -255,7 +255,7 @@ fn legend(ui: &mut egui::Ui) {
             ui.painter().rect_filled(r, 0.0, fidelity_color(f));
         }
         ui.weak("fidelity f_k: −1 … +1");
-        ui.colored_label(GT, "▭ ground truth");
+        ui.colored_label(GT, "[ ] ground truth");
         ui.weak("dashed: proposed box where clipping changed it");
         ui.weak("wheel: zoom · drag: pan · double-click: fit");
     });
@@ -530,7 +530,7 @@ fn group_view(ui: &mut egui::Ui, r: &Run, b: &mut BrowserState, t: &TrajectoryRe
         if spread.abs() < 1e-9 {
             ui.colored_label(
                 Color32::from_rgb(240, 170, 80),
-                "⚠ zero reward spread: every advantage is 0, this group teaches nothing",
+                "! zero reward spread: every advantage is 0, this group teaches nothing",
             );
         } else {
             ui.weak(format!("reward spread {spread:.3}"));
@@ -562,7 +562,7 @@ fn group_view(ui: &mut egui::Ui, r: &Run, b: &mut BrowserState, t: &TrajectoryRe
                                         } else {
                                             Color32::from_rgb(230, 90, 90)
                                         },
-                                        if ok { "✔" } else { "✘" },
+                                        if ok { "yes" } else { "no" },
                                     );
                                     ui.label(format!("#{k}"));
                                     ui.weak(format!("{} zooms", x.scored.actions.len()));

@@ -670,7 +670,7 @@ impl eframe::App for Studio {
                     if let Some(r) = &mut self.run {
                         self.settings.ui(ui, r);
                     } else {
-                        ui.label("No session. File → New ZoomBench session, or open one (Ctrl+O).");
+                        ui.label("No session. File > New ZoomBench session, or open one (Ctrl+O).");
                     }
                 });
             });

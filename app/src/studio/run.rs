@@ -6,7 +6,7 @@
 //! happen on background threads that answer over bounded channels and wake
 //! the UI with `request_repaint`.
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError, bounded};
+use crossbeam_channel::{Receiver, Sender, bounded};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -288,14 +288,9 @@ impl Run {
     /// whether anything changed.
     pub fn pump(&mut self) -> bool {
         let mut changed = false;
-        loop {
-            match self.io_rx.try_recv() {
-                Ok(r) => {
-                    changed = true;
-                    self.apply_io(r);
-                }
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
-            }
+        while let Ok(r) = self.io_rx.try_recv() {
+            changed = true;
+            self.apply_io(r);
         }
         // Bounded work per frame: the UI never drains an unbounded backlog.
         for _ in 0..256 {

@@ -67,8 +67,9 @@ impl SettingsState {
                 .show(ui, |ui| {
                     let row =
                         |ui: &mut egui::Ui, name: &str, tip: &str, v: &mut f64, speed: f64| {
-                            ui.label(name).on_hover_text(tip);
-                            ui.add(egui::DragValue::new(v).speed(speed).max_decimals(4));
+                            ui.label(name);
+                            ui.add(egui::DragValue::new(v).speed(speed).max_decimals(4))
+                                .on_hover_text(tip);
                             ui.end_row();
                         };
                     row(
@@ -152,7 +153,7 @@ impl SettingsState {
                     row(
                         ui,
                         "α",
-                        "modulation strength: m_k ∈ [1 − α, 1 + α]",
+                        "modulation strength: m_k within [1 − α, 1 + α]",
                         &mut c.alpha,
                         0.01,
                     );
@@ -171,27 +172,32 @@ impl SettingsState {
                 .num_columns(2)
                 .show(ui, |ui| {
                     ui.label("iterations");
-                    ui.add(egui::DragValue::new(&mut t.iterations).range(1..=1_000_000));
+                    ui.add(egui::DragValue::new(&mut t.iterations).range(1..=1_000_000))
+                        .on_hover_text("iterations");
                     ui.end_row();
                     ui.label("lr");
-                    ui.add(egui::DragValue::new(&mut t.lr).speed(1e-4).max_decimals(6));
+                    ui.add(egui::DragValue::new(&mut t.lr).speed(1e-4).max_decimals(6))
+                        .on_hover_text("lr");
                     ui.end_row();
                     ui.label("entropy coef");
                     ui.add(
                         egui::DragValue::new(&mut t.entropy_coef)
                             .speed(1e-3)
                             .max_decimals(4),
-                    );
+                    )
+                    .on_hover_text("entropy coef");
                     ui.end_row();
                     ui.label("clip");
                     ui.add(
                         egui::DragValue::new(&mut t.clip)
                             .speed(0.01)
                             .max_decimals(3),
-                    );
+                    )
+                    .on_hover_text("clip");
                     ui.end_row();
                     ui.label("epochs");
-                    ui.add(egui::DragValue::new(&mut t.epochs).range(1..=64));
+                    ui.add(egui::DragValue::new(&mut t.epochs).range(1..=64))
+                        .on_hover_text("epochs");
                     ui.end_row();
                 });
             let dirty = self.reward != r.cfg.reward || self.trainer != r.cfg.trainer;

@@ -129,7 +129,7 @@ pub fn progress_and_banners(ui: &mut egui::Ui, r: &Run) -> Option<FailureKind> {
                     m.acc_rat.map(|a| format!("{a:.2}")).unwrap_or("–".into()),
                     m.zooms
                 ),
-                None => "press Space (or Train → Train / pause) to train".into(),
+                None => "press Space (or Train menu) to train".into(),
             });
         }
     });
@@ -148,7 +148,7 @@ pub fn progress_and_banners(ui: &mut egui::Ui, r: &Run) -> Option<FailureKind> {
                     ui.horizontal(|ui| {
                         ui.colored_label(
                             Color32::from_rgb(255, 190, 120),
-                            format!("⚠ {}", kind.title()),
+                            format!("! {}", kind.title()),
                         );
                         ui.colored_label(
                             Color32::WHITE,
@@ -181,7 +181,8 @@ fn eta(secs: f64) -> String {
 pub fn curves(ui: &mut egui::Ui, r: &Run, smoothing: &mut f32) {
     ui.horizontal(|ui| {
         ui.label("smoothing");
-        ui.add(egui::Slider::new(smoothing, 0.0..=0.98));
+        ui.add(egui::Slider::new(smoothing, 0.0..=0.98))
+            .on_hover_text("EMA smoothing of the curves");
         let w = r.cfg.trainer.warmup_iterations;
         if w > 0 {
             ui.weak(format!(
