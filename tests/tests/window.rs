@@ -45,7 +45,12 @@ fn studio_renders_in_a_real_window() {
         String::from_utf8_lossy(&out.stderr)
     );
     let img = image::open(&shot).expect("a PNG screenshot").to_rgba8();
-    assert!(img.width() >= 800 && img.height() >= 500, "{}×{}", img.width(), img.height());
+    assert!(
+        img.width() >= 800 && img.height() >= 500,
+        "{}×{}",
+        img.width(),
+        img.height()
+    );
     let mut colours = std::collections::HashSet::new();
     for p in img.pixels() {
         colours.insert(p.0);
@@ -53,8 +58,14 @@ fn studio_renders_in_a_real_window() {
             break;
         }
     }
-    assert!(colours.len() > 64, "the screenshot is nearly blank ({} colours)", colours.len());
+    assert!(
+        colours.len() > 64,
+        "the screenshot is nearly blank ({} colours)",
+        colours.len()
+    );
     // The new session went under the working directory's sessions/.
-    let sessions: Vec<_> = std::fs::read_dir(tmp.path().join("sessions")).expect("sessions/").collect();
+    let sessions: Vec<_> = std::fs::read_dir(tmp.path().join("sessions"))
+        .expect("sessions/")
+        .collect();
     assert_eq!(sessions.len(), 1);
 }

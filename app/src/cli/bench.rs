@@ -17,6 +17,43 @@ pub enum BenchCommand {
     /// The policy alone: ZoomNet's rollout forward passes and PPO update on the
     /// workload of bench/torch_reference.py (prints JSON).
     Policy(PolicyBench),
+    /// Studio frame times (headless layout + tessellation) with many
+    /// trajectories loaded and a run training.
+    Studio(StudioBench),
+}
+
+/// Options of `virl bench studio`.
+#[derive(Debug, Args)]
+pub struct StudioBench {
+    /// Trajectories loaded in the browser ("all loaded").
+    #[arg(long, default_value_t = 100_000)]
+    trajectories: usize,
+    /// Frames timed.
+    #[arg(long, default_value_t = 600)]
+    frames: usize,
+    /// Config of the live run (default: the studio's ZoomBench default).
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
+}
+
+fn studio(b: StudioBench) -> anyhow::Result<()> {
+    let cfg = match &b.config {
+        Some(p) => virl_engine::config::SessionConfig::load(p).map_err(anyhow::Error::msg)?,
+        None => crate::studio::default_config(),
+    };
+    let t = crate::studio::bench::frame_times(cfg, b.trajectories, b.frames)
+        .map_err(anyhow::Error::msg)?;
+    println!(
+        "studio frames: {} frames, {} trajectories in the browser, {} live iterations during the frames: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms (layout + tessellation, no GPU)",
+        t.ms.len(),
+        t.trajectories,
+        t.live_iterations,
+        t.quantile(0.5),
+        t.quantile(0.9),
+        t.quantile(0.99),
+        t.quantile(1.0)
+    );
+    Ok(())
 }
 
 #[derive(Debug, Args)]
@@ -232,6 +269,7 @@ pub fn run(c: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Score(b) => score(b),
         BenchCommand::Train(b) => train(b),
         BenchCommand::Policy(b) => policy(b),
+        BenchCommand::Studio(b) => studio(b),
     }
 }
 

@@ -3,7 +3,8 @@
 //! The UI thread only draws and drains channels; training, file reading and
 //! image preparation run on their own threads (see [`run`] and [`images`]).
 
-mod browser;
+pub mod bench;
+pub mod browser;
 pub mod commands;
 mod compare;
 mod images;
@@ -652,6 +653,23 @@ impl eframe::App for Studio {
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.show(ui);
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, eframe::APP_KEY, &self.prefs);
+    }
+}
+
+impl Studio {
+    /// One frame's non-drawing work (channels, keys, dropped files); eframe
+    /// calls it before [`Studio::show`].
+    pub fn tick(&mut self, ctx: &egui::Context) {
+        self.logic(ctx);
+    }
+
+    /// Draws the whole studio into `ui`.
+    pub fn show(&mut self, ui: &mut egui::Ui) {
         let ctx = ui.ctx().clone();
         egui::Panel::top("menu").show(ui, |ui| self.menu_bar(ui));
         if let Some(r) = &self.run {
@@ -700,10 +718,6 @@ impl eframe::App for Studio {
             ),
         });
         self.overlays(&ctx);
-    }
-
-    fn save(&mut self, storage: &mut dyn eframe::Storage) {
-        eframe::set_value(storage, eframe::APP_KEY, &self.prefs);
     }
 }
 
