@@ -199,10 +199,11 @@ pub struct SortBy {
 }
 
 impl Default for SortBy {
+    /// Best first: total reward, descending.
     fn default() -> Self {
         Self {
-            column: Column::Iteration,
-            descending: false,
+            column: Column::Reward,
+            descending: true,
         }
     }
 }
@@ -333,21 +334,26 @@ mod tests {
             view(rows(), &RowFilter::default(), by_reward),
             vec![(0, 0), (1, 2), (0, 1), (1, 3)]
         );
+        assert_eq!(SortBy::default(), by_reward);
         let f = RowFilter {
             correct: Tri::Yes,
             ..Default::default()
         };
-        assert_eq!(view(rows(), &f, SortBy::default()), vec![(0, 0), (1, 2)]);
+        let by_iter = SortBy {
+            column: Column::Iteration,
+            descending: false,
+        };
+        assert_eq!(view(rows(), &f, by_iter), vec![(0, 0), (1, 2)]);
         let f = RowFilter {
             class: Some(TrajClass::Exploded),
             ..Default::default()
         };
-        assert_eq!(view(rows(), &f, SortBy::default()), vec![(1, 3)]);
+        assert_eq!(view(rows(), &f, by_iter), vec![(1, 3)]);
         let f = RowFilter {
             sample: "s1".into(),
             min_zooms: 2,
             ..Default::default()
         };
-        assert_eq!(view(rows(), &f, SortBy::default()), vec![(1, 2)]);
+        assert_eq!(view(rows(), &f, by_iter), vec![(1, 2)]);
     }
 }

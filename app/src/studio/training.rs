@@ -186,7 +186,7 @@ pub fn curves(ui: &mut egui::Ui, r: &Run, smoothing: &mut f32) {
         let w = r.cfg.trainer.warmup_iterations;
         if w > 0 {
             ui.weak(format!(
-                "iterations 0–{} are imitation warm-up (shaded)",
+                "iterations 0–{} are imitation warm-up (grey line: its end)",
                 w - 1
             ));
         }
