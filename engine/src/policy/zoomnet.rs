@@ -6,6 +6,10 @@
 //! - **Crop encoder**: 8×8 patches by reshape/permute, a shared linear
 //!   patch embedding, then a linear layer over all patches → `[H]`; the same
 //!   weights encode the previous crop (the memory for two-region questions).
+//! - **Reader** (for the answer head only): windows of 2×2 patches at every
+//!   patch offset through a shared two-layer MLP, max- and mean-pooled over
+//!   the crop's top and bottom halves, so a glyph is read wherever the zoom
+//!   put it in the crop; current and previous crop.
 //! - **Trunk**: question (hashed bag of words), current and previous crop,
 //!   step one-hot and flags → two layers → `[H]`.
 //! - **Heads**: action kind (zoom / answer); answer (a class per answer in
@@ -86,6 +90,9 @@ pub struct Choice {
 /// Number of sub-cell offsets.
 const OFFSETS: usize = 9;
 
+/// Feature width of the reader's crop encoder.
+const READ_DIM: usize = 48;
+
 /// Raw values of a global-view pixel's 3×3 neighbourhood, appended to its key.
 const RAW: usize = 27;
 
@@ -125,6 +132,8 @@ pub struct ZoomNet {
     kind: Linear,
     answer: Linear,
     reader: Linear,
+    read1: Linear,
+    read2: Linear,
     loc_q: Linear,
     loc_qq: Linear,
     fine: Linear,
@@ -203,7 +212,13 @@ impl ZoomNet {
             trunk2: linear(h, h, vb.pp("trunk.l2"))?,
             kind: linear(h, 2, vb.pp("head.kind"))?,
             answer: linear(h, answers.len(), vb.pp("head.answer"))?,
-            reader: linear(3 * h, h, vb.pp("head.reader"))?,
+            reader: linear(h + 8 * READ_DIM, h, vb.pp("head.reader"))?,
+            read1: linear(
+                4 * cfg.crop_patch * cfg.crop_patch * 6,
+                READ_DIM,
+                vb.pp("reader.l1"),
+            )?,
+            read2: linear(READ_DIM, READ_DIM, vb.pp("reader.l2"))?,
             loc_q: linear(h, p, vb.pp("head.loc_query"))?,
             loc_qq: linear(h, p, vb.pp("head.loc_query_q"))?,
             fine: linear(p + RAW + h, h, vb.pp("head.fine"))?,
@@ -247,6 +262,19 @@ impl ZoomNet {
     /// is added as three more channels, so a glyph looks the same whatever the
     /// placard's colour and whether its ink is dark or light.
     fn encode_crops(&self, crops: &Tensor) -> Result<Tensor> {
+        let (n, g) = (crops.dim(0)?, self.view / self.cfg.crop_patch);
+        let patches = self.crop_patches(crops)?;
+        let e = self
+            .crop_embed
+            .forward(&patches.reshape((n, g * g, ()))?)?
+            .relu()?;
+        self.crop_fc
+            .forward(&e.reshape((n, g * g * self.cfg.crop_dim))?)?
+            .relu()
+    }
+
+    /// Contrast-normalised crop patches `[n, g, g, ps²·6]`.
+    fn crop_patches(&self, crops: &Tensor) -> Result<Tensor> {
         let (n, v, ps) = (crops.dim(0)?, self.view, self.cfg.crop_patch);
         let g = v / ps;
         let mean = crops
@@ -255,15 +283,52 @@ impl ZoomNet {
             .reshape((n, 1, 1, 3))?;
         let centred = crops.broadcast_sub(&mean)?;
         let x = Tensor::cat(&[&centred, &centred.abs()?.affine(2.0, 0.0)?], 3)?;
-        let patches = x
-            .reshape((n, g, ps, g, ps, 6))?
+        x.reshape((n, g, ps, g, ps, 6))?
             .permute((0, 1, 3, 2, 4, 5))?
             .contiguous()?
-            .reshape((n, g * g, ps * ps * 6))?;
-        let e = self.crop_embed.forward(&patches)?.relu()?;
-        self.crop_fc
-            .forward(&e.reshape((n, g * g * self.cfg.crop_dim))?)?
-            .relu()
+            .reshape((n, g, g, ps * ps * 6))
+    }
+
+    /// The reader's crop features `[n, 4·R]`, tolerant to where the glyph
+    /// sits in the crop: windows of 2×2 patches (stride one patch) go through
+    /// a two-layer MLP shared by all positions, then are max- and mean-pooled
+    /// over the crop's top and bottom halves.
+    fn read_crops(&self, crops: &Tensor) -> Result<Tensor> {
+        let n = crops.dim(0)?;
+        let p = self.crop_patches(crops)?;
+        let g = p.dim(1)?;
+        let w = g - 1;
+        let win = Tensor::cat(
+            &[
+                &p.narrow(1, 0, w)?.narrow(2, 0, w)?,
+                &p.narrow(1, 0, w)?.narrow(2, 1, w)?,
+                &p.narrow(1, 1, w)?.narrow(2, 0, w)?,
+                &p.narrow(1, 1, w)?.narrow(2, 1, w)?,
+            ],
+            3,
+        )?;
+        let d = win.dim(3)?;
+        let win = win.contiguous()?.reshape((n, w * w, d))?;
+        let f = self.read1.forward(&win)?.relu()?;
+        let f = self
+            .read2
+            .forward(&f)?
+            .relu()?
+            .reshape((n, w, w, READ_DIM))?;
+        let half = w / 2 + 1;
+        let top = f.narrow(1, 0, half)?.reshape((n, half * w, READ_DIM))?;
+        let bottom = f
+            .narrow(1, w - half, half)?
+            .reshape((n, half * w, READ_DIM))?;
+        Tensor::cat(
+            &[
+                &top.max(1)?,
+                &bottom.max(1)?,
+                &top.mean(1)?,
+                &bottom.mean(1)?,
+            ],
+            1,
+        )
     }
 
     /// The trunk state: `t` `[n, H]` for the kind and box heads, `reader`
@@ -279,16 +344,10 @@ impl ZoomNet {
         let v = self.view;
         let q = Tensor::from_slice(questions, (n, self.cfg.question_dim), &self.device)?;
         let q = self.q_embed.forward(&q)?.relu()?;
-        let c = self.encode_crops(&Tensor::from_vec(
-            u8_to_f32(crops),
-            (n, v, v, 3),
-            &self.device,
-        )?)?;
-        let p = self.encode_crops(&Tensor::from_vec(
-            u8_to_f32(prevs),
-            (n, v, v, 3),
-            &self.device,
-        )?)?;
+        let ct = Tensor::from_vec(u8_to_f32(crops), (n, v, v, 3), &self.device)?;
+        let pt = Tensor::from_vec(u8_to_f32(prevs), (n, v, v, 3), &self.device)?;
+        let c = self.encode_crops(&ct)?;
+        let p = self.encode_crops(&pt)?;
         let r = self.max_rounds + 1;
         let mut extra = vec![0f32; n * (r + 2)];
         for (i, &s) in steps.iter().enumerate() {
@@ -302,9 +361,12 @@ impl ZoomNet {
         let t = (self.trunk2.forward(&h)?.relu()? + h)?.contiguous()?;
         // The answer reads the crops and the question on a path of its own,
         // so that learning where to look does not disturb learning to read.
+        // Current and previous crop through the reader in one batch.
+        let rcp = self.read_crops(&Tensor::cat(&[&ct, &pt], 0)?)?;
+        let (rc, rp) = (rcp.narrow(0, 0, n)?, rcp.narrow(0, n, n)?);
         let reader = self
             .reader
-            .forward(&Tensor::cat(&[&q, &c, &p], 1)?)?
+            .forward(&Tensor::cat(&[&q, &rc, &rp], 1)?)?
             .relu()?;
         // The cell query sees the question directly as well as the trunk.
         let query = (self.loc_q.forward(&t)? + self.loc_qq.forward(&q)?)?;
