@@ -3,6 +3,7 @@
 write instead of ViRL Studio's candle engine.
 
 The network is layer for layer the one in `engine/src/policy/zoomnet.rs`
+(including the shift-tolerant reader of the answer head)
 (default shape: hidden 64, pixel_dim 32, crop_patch 8, crop_dim 16,
 question_dim 128, 21 sizes, 9 offsets, 64 px views, max_rounds 6), and the
 update is the trainer's: clipped-ratio policy gradient with an entropy bonus,
@@ -29,6 +30,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 VIEW, HIDDEN, PIX, PATCH, CROP_DIM, QDIM, SIZES, OFFSETS, RAW = 64, 64, 32, 8, 16, 128, 21, 9, 27
+READ_DIM, READ_PATCH = 48, 32
 MAX_ROUNDS, ANSWERS = 6, 10
 U, G = 16, 8
 B = U * G
@@ -49,7 +51,10 @@ class ZoomNet(nn.Module):
         self.trunk2 = nn.Linear(h, h)
         self.kind = nn.Linear(h, 2)
         self.answer = nn.Linear(h, ANSWERS)
-        self.reader = nn.Linear(3 * h, h)
+        self.reader = nn.Linear(h + 8 * READ_DIM, h)
+        self.read_patch = nn.Linear(PATCH * PATCH * 6, READ_PATCH)
+        self.read1 = nn.Linear(4 * READ_PATCH, READ_DIM)
+        self.read2 = nn.Linear(READ_DIM, READ_DIM)
         self.loc_q = nn.Linear(h, p)
         self.loc_qq = nn.Linear(h, p)
         self.fine = nn.Linear(p + RAW + h, h)
@@ -64,15 +69,30 @@ class ZoomNet(nn.Module):
         k = self.pix2(F.relu(self.pix1(unfolded)))
         return torch.cat([k, unfolded], 2)
 
-    def encode_crops(self, c):  # [n, V, V, 3]
+    @staticmethod
+    def patches(c):  # [n, V, V, 3] -> [n, g, g, ps*ps*6]
         n, v, ps = c.shape[0], VIEW, PATCH
         g = v // ps
         mean = c.reshape(n, v * v, 3).mean(1).reshape(n, 1, 1, 3)
         centred = c - mean
         x = torch.cat([centred, centred.abs() * 2.0], 3)
-        patches = x.reshape(n, g, ps, g, ps, 6).permute(0, 1, 3, 2, 4, 5).reshape(n, g * g, ps * ps * 6)
-        e = F.relu(self.crop_patch(patches))
+        return x.reshape(n, g, ps, g, ps, 6).permute(0, 1, 3, 2, 4, 5).reshape(n, g, g, ps * ps * 6)
+
+    def encode_crops(self, c):
+        n, g = c.shape[0], VIEW // PATCH
+        e = F.relu(self.crop_patch(self.patches(c).reshape(n, g * g, -1)))
         return F.relu(self.crop_fc(e.reshape(n, g * g * CROP_DIM)))
+
+    def read_crops(self, c):
+        n = c.shape[0]
+        p = F.relu(self.read_patch(self.patches(c)))  # [n, g, g, RP]
+        w = p.shape[1] - 1
+        win = torch.cat([p[:, :w, :w], p[:, :w, 1:], p[:, 1:, :w], p[:, 1:, 1:]], 3)
+        f = F.relu(self.read2(F.relu(self.read1(win))))  # [n, w, w, R]
+        half = w // 2 + 1
+        top = f[:, :half].reshape(n, -1, READ_DIM)
+        bottom = f[:, w - half:].reshape(n, -1, READ_DIM)
+        return torch.cat([top.amax(1), bottom.amax(1), top.mean(1), bottom.mean(1)], 1)
 
     def trunk(self, q, crops, prevs, steps):
         n = q.shape[0]
@@ -85,7 +105,8 @@ class ZoomNet(nn.Module):
         extra[:, r + 1] = (steps >= 2).float()
         h = F.relu(self.trunk1(torch.cat([q, c, p, extra], 1)))
         t = F.relu(self.trunk2(h)) + h
-        reader = F.relu(self.reader(torch.cat([q, c, p], 1)))
+        rcp = self.read_crops(torch.cat([crops, prevs], 0))
+        reader = F.relu(self.reader(torch.cat([q, rcp[:n], rcp[n:]], 1)))
         query = self.loc_q(t) + self.loc_qq(q)
         return t, reader, query
 

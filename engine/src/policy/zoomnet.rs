@@ -6,8 +6,9 @@
 //! - **Crop encoder**: 8×8 patches by reshape/permute, a shared linear
 //!   patch embedding, then a linear layer over all patches → `[H]`; the same
 //!   weights encode the previous crop (the memory for two-region questions).
-//! - **Reader** (for the answer head only): windows of 2×2 patches at every
-//!   patch offset through a shared two-layer MLP, max- and mean-pooled over
+//! - **Reader** (for the answer head only): a patch embedding of its own,
+//!   then windows of 2×2 embedded patches at every patch offset through a
+//!   shared two-layer MLP, max- and mean-pooled over
 //!   the crop's top and bottom halves, so a glyph is read wherever the zoom
 //!   put it in the crop; current and previous crop.
 //! - **Trunk**: question (hashed bag of words), current and previous crop,
@@ -93,6 +94,9 @@ const OFFSETS: usize = 9;
 /// Feature width of the reader's crop encoder.
 const READ_DIM: usize = 48;
 
+/// Width of the reader's per-patch embedding.
+const READ_PATCH: usize = 32;
+
 /// Raw values of a global-view pixel's 3×3 neighbourhood, appended to its key.
 const RAW: usize = 27;
 
@@ -132,6 +136,7 @@ pub struct ZoomNet {
     kind: Linear,
     answer: Linear,
     reader: Linear,
+    read_patch: Linear,
     read1: Linear,
     read2: Linear,
     loc_q: Linear,
@@ -213,11 +218,12 @@ impl ZoomNet {
             kind: linear(h, 2, vb.pp("head.kind"))?,
             answer: linear(h, answers.len(), vb.pp("head.answer"))?,
             reader: linear(h + 8 * READ_DIM, h, vb.pp("head.reader"))?,
-            read1: linear(
-                4 * cfg.crop_patch * cfg.crop_patch * 6,
-                READ_DIM,
-                vb.pp("reader.l1"),
+            read_patch: linear(
+                cfg.crop_patch * cfg.crop_patch * 6,
+                READ_PATCH,
+                vb.pp("reader.patch"),
             )?,
+            read1: linear(4 * READ_PATCH, READ_DIM, vb.pp("reader.l1"))?,
             read2: linear(READ_DIM, READ_DIM, vb.pp("reader.l2"))?,
             loc_q: linear(h, p, vb.pp("head.loc_query"))?,
             loc_qq: linear(h, p, vb.pp("head.loc_query_q"))?,
@@ -290,13 +296,20 @@ impl ZoomNet {
     }
 
     /// The reader's crop features `[n, 4·R]`, tolerant to where the glyph
-    /// sits in the crop: windows of 2×2 patches (stride one patch) go through
-    /// a two-layer MLP shared by all positions, then are max- and mean-pooled
+    /// sits in the crop: patches get an embedding of their own, windows of
+    /// 2×2 embedded patches (stride one patch) go through a two-layer MLP
+    /// shared by all positions, then are max- and mean-pooled
     /// over the crop's top and bottom halves.
     fn read_crops(&self, crops: &Tensor) -> Result<Tensor> {
         let n = crops.dim(0)?;
         let p = self.crop_patches(crops)?;
         let g = p.dim(1)?;
+        // Embed each patch once; windows then combine four embeddings.
+        let p = self
+            .read_patch
+            .forward(&p.reshape((n, g * g, ()))?)?
+            .relu()?
+            .reshape((n, g, g, READ_PATCH))?;
         let w = g - 1;
         let win = Tensor::cat(
             &[
