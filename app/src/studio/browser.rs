@@ -318,14 +318,7 @@ fn table(ui: &mut egui::Ui, r: &Run, b: &mut BrowserState) {
                 ui.label(&t.scored.sample);
             });
             row.col(|ui| {
-                ui.colored_label(
-                    if ok {
-                        Color32::from_rgb(90, 200, 120)
-                    } else {
-                        Color32::from_rgb(230, 90, 90)
-                    },
-                    if ok { "yes" } else { "no" },
-                );
+                inspector::correct_label(ui, ok);
             });
             row.col(|ui| {
                 ui.label(format!("{:+.2}", t.scored.rewards.total));

@@ -3,8 +3,8 @@
 //! folder; opening that folder loads them all.
 
 use super::run::Run;
-use super::training::smooth;
-use egui_plot::{Legend, Line, Plot, PlotPoints};
+use super::training::smoothed;
+use egui_plot::{Legend, Line, Plot};
 use std::path::{Path, PathBuf};
 use virl_engine::metrics::IterationMetrics;
 use virl_engine::session::Session;
@@ -107,15 +107,7 @@ pub fn ui(ui: &mut egui::Ui, current: Option<&Run>, runs: &mut Vec<CompareRun>, 
                     .link_axis(link, [true, false])
                     .show(ui, |p| {
                         for (name, ms) in &series {
-                            let ys: Vec<f64> =
-                                ms.iter().map(|m| f(m).unwrap_or(f64::NAN)).collect();
-                            let pts: PlotPoints = ms
-                                .iter()
-                                .zip(smooth(&ys, smoothing as f64))
-                                .filter(|(_, y)| y.is_finite())
-                                .map(|(m, y)| [m.iteration as f64, y])
-                                .collect();
-                            p.line(Line::new(*name, pts));
+                            p.line(Line::new(*name, smoothed(ms, *f, smoothing)));
                         }
                     });
             });

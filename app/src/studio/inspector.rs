@@ -27,6 +27,18 @@ pub fn fidelity_color(f: f64) -> Color32 {
     Color32::from_rgb(c(0), c(1), c(2))
 }
 
+/// "yes" in green or "no" in red: whether an answer was correct.
+pub fn correct_label(ui: &mut egui::Ui, ok: bool) {
+    ui.colored_label(
+        if ok {
+            Color32::from_rgb(90, 200, 120)
+        } else {
+            Color32::from_rgb(230, 90, 90)
+        },
+        if ok { "yes" } else { "no" },
+    );
+}
+
 /// Pan and zoom of the image view.
 #[derive(Clone, Copy, Debug)]
 struct ViewXf {
@@ -556,14 +568,7 @@ fn group_view(ui: &mut egui::Ui, r: &Run, b: &mut BrowserState, t: &TrajectoryRe
                             ui.set_width(118.0);
                             ui.vertical(|ui| {
                                 ui.horizontal(|ui| {
-                                    ui.colored_label(
-                                        if ok {
-                                            Color32::from_rgb(90, 200, 120)
-                                        } else {
-                                            Color32::from_rgb(230, 90, 90)
-                                        },
-                                        if ok { "yes" } else { "no" },
-                                    );
+                                    correct_label(ui, ok);
                                     ui.label(format!("#{k}"));
                                     ui.weak(format!("{} zooms", x.scored.actions.len()));
                                 });

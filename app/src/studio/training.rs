@@ -24,6 +24,21 @@ pub fn smooth(ys: &[f64], alpha: f64) -> Vec<f64> {
     out
 }
 
+/// The EMA-smoothed curve of one metric over iterations (iterations where
+/// it is undefined are left out).
+pub fn smoothed(
+    ms: &[IterationMetrics],
+    f: fn(&IterationMetrics) -> Option<f64>,
+    smoothing: f32,
+) -> PlotPoints<'static> {
+    let ys: Vec<f64> = ms.iter().map(|m| f(m).unwrap_or(f64::NAN)).collect();
+    ms.iter()
+        .zip(smooth(&ys, smoothing as f64))
+        .filter(|(_, y)| y.is_finite())
+        .map(|(m, y)| [m.iteration as f64, y])
+        .collect()
+}
+
 /// A curve: its name and how to read it from a metrics line.
 pub type Series = (&'static str, fn(&IterationMetrics) -> Option<f64>);
 
@@ -209,17 +224,7 @@ pub fn curves(ui: &mut egui::Ui, r: &Run, smoothing: &mut f32) {
                     .link_axis(link, [true, false])
                     .show(ui, |p| {
                         for (name, f) in series.iter() {
-                            let ys: Vec<f64> =
-                                r.metrics.iter().map(|m| f(m).unwrap_or(f64::NAN)).collect();
-                            let sm = smooth(&ys, *smoothing as f64);
-                            let pts: PlotPoints = r
-                                .metrics
-                                .iter()
-                                .zip(sm)
-                                .filter(|(_, y)| y.is_finite())
-                                .map(|(m, y)| [m.iteration as f64, y])
-                                .collect();
-                            p.line(Line::new(*name, pts));
+                            p.line(Line::new(*name, smoothed(&r.metrics, *f, *smoothing)));
                         }
                         if *title == "Accuracy" && !r.evals.is_empty() {
                             let ev = |f: fn(&IterationMetrics) -> Option<f64>| -> PlotPoints {
