@@ -234,3 +234,29 @@ fn opening_a_folder_without_a_session_says_so() {
     assert!(h.state().run.is_none());
     assert!(h.query_all_by_label_contains("nothing to open").count() >= 1);
 }
+
+#[test]
+fn help_and_palette_open_from_the_keyboard() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut h = harness(new_session(tmp.path(), 1));
+    h.run_steps(2);
+    // F1: every command with its shortcut (drawn: a missing glyph would panic here).
+    h.key_press(egui::Key::F1);
+    h.run_steps(2);
+    assert!(h.state().help);
+    h.get_by_label("Next action");
+    h.get_by_label("Right");
+    h.key_press(egui::Key::F1);
+    h.run_steps(2);
+    assert!(!h.state().help);
+    // Ctrl+K, type, Enter runs the first match.
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::K);
+    h.run_steps(2);
+    assert!(h.state().palette.is_some());
+    h.state_mut().palette = Some("keyboard".into());
+    h.run_steps(1);
+    h.key_press(egui::Key::Enter);
+    h.run_steps(2);
+    assert!(h.state().palette.is_none());
+    assert!(h.state().help, "Enter ran \"Keyboard help\"");
+}

@@ -97,8 +97,15 @@ impl Cmd {
 
     /// The shortcut as text ("Ctrl+O").
     pub fn shortcut_text(self, ctx: &egui::Context) -> String {
+        // egui writes arrow keys as ⏴ ⏵, which the default fonts lack.
         self.shortcut()
-            .map(|s| ctx.format_shortcut(&s))
+            .map(|s| {
+                ctx.format_shortcut(&s)
+                    .replace('⏴', "Left")
+                    .replace('⏵', "Right")
+                    .replace('⏶', "Up")
+                    .replace('⏷', "Down")
+            })
             .unwrap_or_default()
     }
 
