@@ -83,12 +83,24 @@ pub struct SessionEvent {
 
 /// An error of the session store, naming the file.
 #[derive(Debug, thiserror::Error)]
-#[error("{message}: {}", path.display())]
 pub struct SessionError {
     /// The file or folder.
     pub path: PathBuf,
     /// What went wrong.
     pub message: String,
+}
+
+impl std::fmt::Display for SessionError {
+    /// `message: path`, the path last (STYLE.md) — unless the message (a
+    /// config error, say) already names it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let p = self.path.display().to_string();
+        if self.message.contains(&p) {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {p}", self.message)
+        }
+    }
 }
 
 fn err(path: &Path, message: impl Into<String>) -> SessionError {

@@ -352,6 +352,15 @@ impl Trainer {
         self.net.as_ref()
     }
 
+    /// The image stores of the train and eval splits (shared: a viewer that
+    /// uses them reads the trainer's cache instead of loading images again).
+    pub fn image_stores(&self) -> [Arc<ImageStore>; 2] {
+        [
+            self.train.env.store().clone(),
+            self.eval.env.store().clone(),
+        ]
+    }
+
     /// The config in force.
     pub fn config(&self) -> &SessionConfig {
         &self.cfg

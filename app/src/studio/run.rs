@@ -57,14 +57,19 @@ impl SampleIndex {
         let store = |d: Dataset, s: ImageSource| {
             Arc::new(ImageStore::new(Arc::new(d), s, cfg.env.view, 16))
         };
-        let stores = [store(train, ts), store(eval, es)];
+        Ok(Self::from_stores([store(train, ts), store(eval, es)]))
+    }
+
+    /// The index over existing stores (a live trainer's, so that images are
+    /// neither loaded nor indexed twice).
+    pub fn from_stores(stores: [Arc<ImageStore>; 2]) -> Self {
         let mut by_id = HashMap::new();
         for (k, st) in stores.iter().enumerate().rev() {
             for (i, s) in st.dataset().samples().iter().enumerate() {
                 by_id.insert(s.id.clone(), (k, i));
             }
         }
-        Ok(Self { stores, by_id })
+        Self { stores, by_id }
     }
 
     /// The sample with this id, its image store and index there.
@@ -196,21 +201,16 @@ impl Run {
         let name = folder_name(&dir);
         let (mut run, tx) = Self::empty(name, dir.clone(), cfg.clone(), RunStatus::Starting);
         run.reward_history.push((0, cfg.reward.clone()));
-        let (w1, w2) = (wake.clone(), wake);
-        let tx2 = tx.clone();
-        let cfg2 = cfg.clone();
         std::thread::spawn(move || {
             let r = (|| -> Result<EngineHandle, String> {
                 let session = Session::create(&dir, &cfg).map_err(|e| e.to_string())?;
                 let t = Trainer::new(cfg, Some(session))?;
-                Ok(EngineHandle::spawn(t, Some(w1.clone())))
+                let index = SampleIndex::from_stores(t.image_stores());
+                let _ = tx.send(IoReply::Index(Ok(Arc::new(index))));
+                Ok(EngineHandle::spawn(t, Some(wake.clone())))
             })();
             let _ = tx.send(IoReply::Engine(Box::new(r)));
-            w1();
-        });
-        std::thread::spawn(move || {
-            let _ = tx2.send(IoReply::Index(SampleIndex::build(&cfg2).map(Arc::new)));
-            w2();
+            wake();
         });
         run
     }
