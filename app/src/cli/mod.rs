@@ -2,6 +2,7 @@
 
 mod bench;
 mod experiment;
+mod interchange;
 mod reward_args;
 mod score;
 mod synth;
@@ -51,6 +52,10 @@ struct StudioArgs {
 enum Command {
     /// Write a ZoomBench split as an ordinary dataset folder (PNG images + manifest.jsonl).
     Synth(synth::SynthArgs),
+    /// Import a V* Bench folder or a COCO detection file as a dataset folder.
+    Import(interchange::ImportArgs),
+    /// Export a dataset (with its ground-truth corrections) as COCO or JSONL.
+    Export(interchange::ExportArgs),
     /// Score rollouts produced elsewhere (our JSONL, DeepEyes text, verl dumps) with the ViRL rewards and credit.
     Score(score::ScoreArgs),
     /// Train ZoomNet with GRPO/PPO and ViRL credit, headless, into a session folder.
@@ -111,6 +116,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match command {
         Command::Synth(a) => synth::run(a),
         Command::Score(a) => score::run(a),
+        Command::Import(a) => interchange::import(a),
+        Command::Export(a) => interchange::export(a),
         Command::Bench(b) => bench::run(b),
         Command::Train(a) => train::run(a),
         Command::Experiment(e) => experiment::run(e),

@@ -131,13 +131,13 @@ impl DatasetError {
 }
 
 /// Context for the errors of one manifest line.
-struct Line<'a> {
-    path: &'a Path,
-    line: usize,
+pub(crate) struct Line<'a> {
+    pub(crate) path: &'a Path,
+    pub(crate) line: usize,
 }
 
 impl Line<'_> {
-    fn err(&self, field: Option<&str>, message: impl Into<String>) -> DatasetError {
+    pub(crate) fn err(&self, field: Option<&str>, message: impl Into<String>) -> DatasetError {
         DatasetError::Invalid {
             path: self.path.to_path_buf(),
             location: Location {
@@ -150,7 +150,7 @@ impl Line<'_> {
 }
 
 /// A short description of a JSON value's type, for error messages.
-fn describe(v: &Value) -> String {
+pub(crate) fn describe(v: &Value) -> String {
     match v {
         Value::Null => "null".into(),
         Value::Bool(b) => format!("boolean {b}"),
@@ -267,6 +267,46 @@ fn bbox(v: &Value, field: &str, w: u32, h: u32, cx: &Line) -> Result<BBox, Datas
     Ok(b)
 }
 
+/// Parses a list of rationales `[{"bbox": [x1, y1, x2, y2], "label": …}, …]`
+/// whose boxes must lie inside a `w × h` image; errors name `field[i].bbox`.
+pub(crate) fn parse_rationales(
+    v: &Value,
+    field: &str,
+    width: u32,
+    height: u32,
+    cx: &Line,
+) -> Result<Vec<Rationale>, DatasetError> {
+    let Value::Array(a) = v else {
+        return Err(cx.err(
+            Some(field),
+            format!("expected an array, found {}", describe(v)),
+        ));
+    };
+    let mut out = Vec::with_capacity(a.len());
+    for (i, r) in a.iter().enumerate() {
+        let f = format!("{field}[{i}]");
+        let Value::Object(r) = r else {
+            return Err(cx.err(
+                Some(&f),
+                format!(
+                    "expected {{\"bbox\": [x1, y1, x2, y2], \"label\": ...}}, found {}",
+                    describe(r)
+                ),
+            ));
+        };
+        let bv = r
+            .get("bbox")
+            .ok_or_else(|| cx.err(Some(&format!("{f}.bbox")), "missing"))?;
+        let bb = bbox(bv, &format!("{f}.bbox"), width, height, cx)?;
+        let label = match r.get("label") {
+            None | Some(Value::Null) => String::new(),
+            Some(l) => string(l, &format!("{f}.label"), cx)?,
+        };
+        out.push(Rationale { bbox: bb, label });
+    }
+    Ok(out)
+}
+
 /// Parses one manifest line's JSON object into a sample, checking every
 /// field. Does not touch the file system (see [`check_image`]).
 fn parse_sample(v: Value, cx: &Line) -> Result<Sample, DatasetError> {
@@ -304,37 +344,7 @@ fn parse_sample(v: Value, cx: &Line) -> Result<Sample, DatasetError> {
     };
     let rationales = match obj.get("rationales") {
         None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(a)) => {
-            let mut out = Vec::with_capacity(a.len());
-            for (i, r) in a.iter().enumerate() {
-                let f = format!("rationales[{i}]");
-                let Value::Object(r) = r else {
-                    return Err(cx.err(
-                        Some(&f),
-                        format!(
-                            "expected {{\"bbox\": [x1, y1, x2, y2], \"label\": ...}}, found {}",
-                            describe(r)
-                        ),
-                    ));
-                };
-                let bv = r
-                    .get("bbox")
-                    .ok_or_else(|| cx.err(Some(&format!("{f}.bbox")), "missing"))?;
-                let bb = bbox(bv, &format!("{f}.bbox"), width, height, cx)?;
-                let label = match r.get("label") {
-                    None | Some(Value::Null) => String::new(),
-                    Some(l) => string(l, &format!("{f}.label"), cx)?,
-                };
-                out.push(Rationale { bbox: bb, label });
-            }
-            out
-        }
-        Some(other) => {
-            return Err(cx.err(
-                Some("rationales"),
-                format!("expected an array, found {}", describe(other)),
-            ));
-        }
+        Some(v) => parse_rationales(v, "rationales", width, height, cx)?,
     };
     let meta = obj.remove("meta").filter(|m| !m.is_null());
     for k in [
@@ -513,7 +523,12 @@ pub fn load(path: &Path) -> Result<Dataset, DatasetError> {
             "the manifest holds no samples (the file is empty)".into(),
         ));
     }
-    Ok(Dataset::new(root, samples))
+    let mut ds = Dataset::new(root, samples);
+    let journal = ds.journal_path();
+    let replay = super::annotations::apply(&mut ds, &journal)?;
+    ds.pending_edits = replay.applied;
+    ds.journal_warnings = replay.warnings;
+    Ok(ds)
 }
 
 /// If `text` holds bare `NaN`, `Infinity` or `-Infinity` tokens outside

@@ -3,11 +3,13 @@
 //! A dataset is a folder with `manifest.jsonl` (one [`Sample`] per line) and
 //! the images it names (paths relative to the folder).
 
+pub mod annotations;
 mod font;
+pub mod interchange;
 pub mod manifest;
 pub mod zoombench;
 
-pub use manifest::{DatasetError, MANIFEST};
+pub use manifest::{DatasetError, Location, MANIFEST};
 
 use crate::geometry::BBox;
 use serde::Serialize;
@@ -66,6 +68,10 @@ pub struct Dataset {
     root: PathBuf,
     samples: Vec<Sample>,
     index: HashMap<String, usize>,
+    /// Edits replayed from the journal at load time (not yet in the manifest).
+    pending_edits: usize,
+    /// Warnings of that replay.
+    journal_warnings: Vec<String>,
 }
 
 impl Dataset {
@@ -80,11 +86,27 @@ impl Dataset {
             root: root.into(),
             samples,
             index,
+            pending_edits: 0,
+            journal_warnings: Vec::new(),
         }
     }
 
+    /// Edits of the correction journal (`annotations.jsonl`) replayed at
+    /// load time that are not yet compacted into the manifest.
+    pub fn pending_edits(&self) -> usize {
+        self.pending_edits
+    }
+
+    /// What replaying the journal at load time reported (a torn last line,
+    /// edits of unknown samples).
+    pub fn journal_warnings(&self) -> &[String] {
+        &self.journal_warnings
+    }
+
     /// Loads and validates `dir/manifest.jsonl` (or `dir` itself, if it is a
-    /// manifest file). See [`manifest::load`] for what is checked.
+    /// manifest file), then replays the correction journal `annotations.jsonl`
+    /// beside it, if any ([`annotations`]). See [`manifest::load`] for what is
+    /// checked.
     pub fn load(dir: impl AsRef<Path>) -> Result<Self, DatasetError> {
         manifest::load(dir.as_ref())
     }

@@ -1,0 +1,114 @@
+//! `virl import` and `virl export`: V* Bench and COCO in, COCO and JSONL out
+//! (the engine's `dataset::interchange` does the work).
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use std::path::PathBuf;
+use virl_engine::dataset::Dataset;
+use virl_engine::dataset::interchange::{self, ExportFormat};
+
+/// Source formats of `virl import`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ImportFormat {
+    /// A V* Bench folder: `<id>.jpg` + `<id>.json` (question, options with the correct one first, target_object, bbox as x,y,w,h).
+    Vstar,
+    /// A COCO detection JSON file; images from `--images` (default: the file's folder).
+    Coco,
+}
+
+/// Flags of `virl import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The source format.
+    #[arg(long, value_enum)]
+    format: ImportFormat,
+    /// The V* folder, or the COCO JSON file.
+    src: PathBuf,
+    /// The dataset folder to create (images are linked or copied into it).
+    #[arg(long)]
+    out: PathBuf,
+    /// COCO: the folder the `file_name`s are relative to.
+    #[arg(long, value_name = "DIR")]
+    images: Option<PathBuf>,
+    /// Import the good samples and list the bad ones, instead of failing on the first bad file.
+    #[arg(long)]
+    skip_bad: bool,
+}
+
+/// Output formats of `virl export`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum OutFormat {
+    /// COCO detection JSON: rationales as annotations, their labels as categories.
+    Coco,
+    /// Our manifest JSONL, corrections from `annotations.jsonl` applied.
+    Jsonl,
+}
+
+/// Flags of `virl export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The output format.
+    #[arg(long, value_enum)]
+    format: OutFormat,
+    /// The dataset folder (its correction journal is applied).
+    #[arg(long)]
+    dataset: PathBuf,
+    /// The file to write.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub fn import(a: ImportArgs) -> anyhow::Result<()> {
+    let rep = match a.format {
+        ImportFormat::Vstar => interchange::read_vstar(&a.src)?,
+        ImportFormat::Coco => {
+            let images = a.images.clone().unwrap_or_else(|| {
+                a.src
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| PathBuf::from("."))
+            });
+            interchange::read_coco(&a.src, &images)?
+        }
+    };
+    let bad = rep.problems.len();
+    if a.skip_bad {
+        for p in &rep.problems {
+            eprintln!("skipped: {p}");
+        }
+    }
+    let ds = interchange::write_dataset(rep, &a.out, a.skip_bad)
+        .with_context(|| format!("importing {}", a.src.display()))?;
+    let boxes: usize = ds.samples().iter().map(|s| s.rationales.len()).sum();
+    println!(
+        "imported {} samples with {boxes} rationale boxes into {}{}",
+        ds.len(),
+        ds.manifest_path().display(),
+        if bad > 0 {
+            format!(" ({bad} skipped)")
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
+}
+
+pub fn export(a: ExportArgs) -> anyhow::Result<()> {
+    let ds = Dataset::load(&a.dataset)?;
+    for w in ds.journal_warnings() {
+        eprintln!("warning: {w}");
+    }
+    let f = match a.format {
+        OutFormat::Coco => ExportFormat::Coco,
+        OutFormat::Jsonl => ExportFormat::Jsonl,
+    };
+    interchange::export(&ds, f, &a.out)?;
+    println!(
+        "exported {} samples ({} corrections from the journal applied) to {}",
+        ds.len(),
+        ds.pending_edits(),
+        a.out.display()
+    );
+    Ok(())
+}
