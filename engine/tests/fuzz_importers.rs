@@ -41,7 +41,7 @@ fn json_value() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(|n| Value::from(n)),
+        any::<i64>().prop_map(Value::from),
         (-1e6f64..1e6).prop_map(Value::from),
         prop_oneof![Just(0i64), Just(1), Just(4), Just(10), Just(-1)].prop_map(Value::from),
         "[a-z./]{0,8}".prop_map(Value::String),
