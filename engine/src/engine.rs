@@ -31,6 +31,15 @@ pub enum Command {
     SetTrainerConfig(TrainerConfig),
     /// Write a checkpoint now (between iterations).
     SaveCheckpoint,
+    /// Use corrected ground-truth boxes for a sample from the next iteration
+    /// on (the studio's annotation editor sends it; the journal is written
+    /// by the editor).
+    SetGroundTruth {
+        /// The sample id.
+        sample: String,
+        /// Its rationales after the correction.
+        rationales: Vec<crate::dataset::Rationale>,
+    },
 }
 
 /// Forwards events into a bounded channel; if the front end has gone away
@@ -175,6 +184,11 @@ fn engine_loop(
                     Ok(()) => sink.emit(applied(&t)),
                     Err(e) => sink.emit(Event::Error(format!("trainer config refused: {e}"))),
                 },
+                Command::SetGroundTruth { sample, rationales } => {
+                    if let Err(e) = t.set_ground_truth(&sample, rationales) {
+                        sink.emit(Event::Error(format!("ground truth refused: {e}")));
+                    }
+                }
                 Command::SaveCheckpoint => {
                     if let Err(e) = t.save_checkpoint(sink) {
                         sink.emit(Event::Error(e));

@@ -24,4 +24,5 @@ pub mod policy;
 pub mod reward;
 pub mod score;
 pub mod session;
+pub mod suspect;
 pub mod trainer;

@@ -396,3 +396,123 @@ impl Session {
         Ok(())
     }
 }
+
+/// Re-scores the stored trajectories of one sample against its (corrected)
+/// ground truth with the same [`score_trajectory`](crate::score::score_trajectory)
+/// and [`assign_credit`](crate::score::assign_credit) as training: each
+/// trajectory's rewards and per-action `f_k` from its proposed boxes and
+/// answer, then `A_i`, `q_k`, `m_k`, `Â_k` within its GRPO group (the
+/// sample's trajectories of the same iteration). `reward_at(iteration)` gives
+/// the reward config in force at that iteration. Returns, for each record of
+/// `sample` (its index in `records`), the new scoring; records of other
+/// samples are not touched.
+pub fn rescore(
+    records: &[TrajectoryRecord],
+    sample: &crate::dataset::Sample,
+    reward_at: impl Fn(u64) -> RewardConfig,
+) -> Vec<(usize, ScoredTrajectory)> {
+    use crate::score::{TrajectoryInput, assign_credit, score_trajectory};
+    let mut by_iter: std::collections::BTreeMap<u64, Vec<usize>> = Default::default();
+    for (i, r) in records.iter().enumerate() {
+        if r.scored.sample == sample.id {
+            by_iter.entry(r.iteration).or_default().push(i);
+        }
+    }
+    let mut out = Vec::new();
+    for (it, idx) in by_iter {
+        let cfg = reward_at(it);
+        let mut scored: Vec<ScoredTrajectory> = idx
+            .iter()
+            .map(|&i| {
+                let r = &records[i];
+                score_trajectory(
+                    &TrajectoryInput {
+                        sample,
+                        group: &r.scored.group,
+                        zooms: &r.proposed,
+                        answer: r.answer.as_deref(),
+                        format_ok: r.scored.rewards.fmt == 0.0,
+                        hit_max_rounds: r.hit_max_rounds,
+                    },
+                    &cfg,
+                )
+            })
+            .collect();
+        assign_credit(&mut scored, &cfg);
+        out.extend(idx.into_iter().zip(scored));
+    }
+    out
+}
+
+#[cfg(test)]
+mod rescore_tests {
+    use super::*;
+    use crate::dataset::Rationale;
+    use crate::dataset::zoombench::{ZoomBench, ZoomBenchConfig};
+    use crate::score::{TrajectoryInput, assign_credit, score_trajectory};
+
+    #[test]
+    fn a_corrected_box_rescores_every_trajectory_of_its_group() {
+        let zb = ZoomBench::new(ZoomBenchConfig::default()).expect("zb");
+        let s = zb.sample(0, 1);
+        let gt = s.rationales[0].bbox;
+        // Two trajectories zoom 60 px to the right of the stored box, one on it.
+        let off = gt.translate(60.0, 0.0);
+        let cfg = RewardConfig::default();
+        let zooms = [vec![off], vec![off], vec![gt]];
+        let mut scored: Vec<ScoredTrajectory> = zooms
+            .iter()
+            .map(|z| {
+                score_trajectory(
+                    &TrajectoryInput {
+                        sample: &s,
+                        group: &s.id,
+                        zooms: z,
+                        answer: Some(&s.answer),
+                        format_ok: true,
+                        hit_max_rounds: false,
+                    },
+                    &cfg,
+                )
+            })
+            .collect();
+        assign_credit(&mut scored, &cfg);
+        let recs: Vec<TrajectoryRecord> = zooms
+            .iter()
+            .zip(scored)
+            .map(|(z, sc)| TrajectoryRecord {
+                iteration: 4,
+                truth: s.answer.clone(),
+                answer: Some(s.answer.clone()),
+                proposed: z.clone(),
+                executed: z.clone(),
+                hit_max_rounds: false,
+                logp: vec![-1.0, -0.1],
+                scored: sc,
+            })
+            .collect();
+        // The person moves the ground truth onto where the policy looked.
+        let fixed = crate::dataset::Sample {
+            rationales: vec![Rationale {
+                bbox: off,
+                label: "moved".into(),
+            }],
+            ..s.clone()
+        };
+        let new = rescore(&recs, &fixed, |_| cfg.clone());
+        assert_eq!(new.iter().map(|x| x.0).collect::<Vec<_>>(), [0, 1, 2]);
+        let (old0, new0) = (&recs[0].scored, &new[0].1);
+        assert!(new0.actions[0].score.fidelity > old0.actions[0].score.fidelity);
+        assert!(new0.rewards.rat > old0.rewards.rat);
+        assert_eq!(new0.actions[0].score.iou, Some(1.0));
+        // The one that looked at the old box now scores lower, and the group's
+        // advantages are recomputed: the off-box trajectories now lead.
+        assert!(new[2].1.rewards.rat < recs[2].scored.rewards.rat);
+        assert!(new0.advantage > 0.0 && new[2].1.advantage < 0.0);
+        // Re-scoring against the unchanged ground truth reproduces the stored scores.
+        let same = rescore(&recs, &s, |_| cfg.clone());
+        for (i, sc) in same {
+            assert_eq!(sc, recs[i].scored);
+        }
+    }
+}

@@ -15,8 +15,9 @@
 //! order all come from seeded SplitMix64 streams.
 
 use crate::config::{SessionConfig, TrainerConfig};
+use crate::dataset::annotations::{self, JOURNAL};
 use crate::dataset::zoombench::{SplitMix64, ZoomBench};
-use crate::dataset::{Dataset, Sample};
+use crate::dataset::{Dataset, Rationale, Sample};
 use crate::env::{Action, EpisodeBatch, ImageSource, ImageStore, ZoomEnv};
 use crate::geometry::BBox;
 use crate::metrics::{FailureMonitor, FailureSignature, IterationMetrics, RAT_IOU, summarize};
@@ -226,10 +227,47 @@ pub struct Trainer {
     monitor: FailureMonitor,
     session: Option<Session>,
     history: Vec<IterationMetrics>,
+    /// Ground truth corrected while training ([`Trainer::set_ground_truth`]),
+    /// by sample id: used by the rewards and the imitation expert instead of
+    /// the dataset's boxes.
+    gt: HashMap<String, Vec<Rationale>>,
 }
 
 /// The train and eval datasets of a config, with where their images come
-/// from (ZoomBench samples are generated, not read).
+/// from (ZoomBench samples are generated, not read), and the ground-truth
+/// corrections of the session folder `session` applied to generated data
+/// (a dataset folder's own corrections are applied when it loads; see
+/// [`journal_path`]).
+pub fn load_splits_for(
+    cfg: &SessionConfig,
+    session: Option<&std::path::Path>,
+) -> Result<(Dataset, ImageSource, Dataset, ImageSource), TrainError> {
+    let (mut train, ts, mut eval, es) = load_splits(cfg)?;
+    if let Some(dir) = session {
+        let j = dir.join(JOURNAL);
+        for (ds, src) in [(&mut train, &ts), (&mut eval, &es)] {
+            if matches!(src, ImageSource::ZoomBench(_)) {
+                annotations::apply(ds, &j).map_err(|e| e.to_string())?;
+            }
+        }
+    }
+    Ok((train, ts, eval, es))
+}
+
+/// Where corrections of a sample of `ds` go: beside the manifest for a
+/// dataset folder, in the session folder `session` for generated ZoomBench
+/// data (which has no folder).
+pub fn journal_path(ds: &Dataset, generated: bool, session: &std::path::Path) -> PathBuf {
+    if generated {
+        session.join(JOURNAL)
+    } else {
+        ds.journal_path()
+    }
+}
+
+/// The train and eval datasets of a config, with where their images come
+/// from (ZoomBench samples are generated, not read). No session journal is
+/// applied ([`load_splits_for`] does).
 pub fn load_splits(
     cfg: &SessionConfig,
 ) -> Result<(Dataset, ImageSource, Dataset, ImageSource), TrainError> {
@@ -283,7 +321,7 @@ impl Trainer {
     /// A fresh trainer (new weights from `cfg.seed`), writing to `session` if given.
     pub fn new(cfg: SessionConfig, session: Option<Session>) -> Result<Self, TrainError> {
         cfg.validate()?;
-        let (train, ts, eval, es) = load_splits(&cfg)?;
+        let (train, ts, eval, es) = load_splits_for(&cfg, session.as_ref().map(Session::dir))?;
         let answers = answer_classes(&train, &eval);
         let net = ZoomNet::new(
             cfg.policy.clone(),
@@ -306,6 +344,7 @@ impl Trainer {
             monitor: FailureMonitor::new(cfg.detectors.clone()),
             session,
             history: Vec::new(),
+            gt: HashMap::new(),
             cfg,
         })
     }
@@ -393,6 +432,52 @@ impl Trainer {
         );
         self.cfg.reward = r;
         Ok(())
+    }
+
+    /// Uses `rationales` as the ground truth of sample `id` from the next
+    /// iteration on (a correction made while training; the caller records it
+    /// in the journal). Refused for an unknown sample or a box outside its image.
+    pub fn set_ground_truth(
+        &mut self,
+        id: &str,
+        rationales: Vec<Rationale>,
+    ) -> Result<(), TrainError> {
+        let s = self
+            .train
+            .env
+            .store()
+            .dataset()
+            .get(id)
+            .or_else(|| self.eval.env.store().dataset().get(id))
+            .ok_or_else(|| format!("no sample {id:?} in this session's data"))?;
+        for (i, r) in rationales.iter().enumerate() {
+            if !r.bbox.is_well_formed() || !r.bbox.is_inside(s.width as f64, s.height as f64) {
+                return Err(format!(
+                    "box {i} of sample {id:?} ({:?}) is not a box inside the {}×{} image",
+                    r.bbox.to_array(),
+                    s.width,
+                    s.height
+                )
+                .into());
+            }
+        }
+        self.log_event(
+            "ground_truth",
+            format!("sample {id}: {} rationale boxes set", rationales.len()),
+        );
+        self.gt.insert(id.to_string(), rationales);
+        Ok(())
+    }
+
+    /// A sample with its corrected ground truth, if it was corrected.
+    fn corrected<'a>(&self, s: &'a Sample) -> std::borrow::Cow<'a, Sample> {
+        match self.gt.get(&s.id) {
+            Some(r) => std::borrow::Cow::Owned(Sample {
+                rationales: r.clone(),
+                ..s.clone()
+            }),
+            None => std::borrow::Cow::Borrowed(s),
+        }
     }
 
     /// Replaces the trainer config from the next iteration on.
@@ -538,10 +623,10 @@ impl Trainer {
             .episodes
             .iter()
             .map(|e| {
-                let s = &split.samples()[e.sample];
+                let s = self.corrected(&split.samples()[e.sample]);
                 score_trajectory(
                     &TrajectoryInput {
-                        sample: s,
+                        sample: &s,
                         group: &s.id,
                         zooms: &e.proposed,
                         answer: e.answer.as_deref(),
@@ -698,7 +783,7 @@ impl Trainer {
         for round in 0..=max_zooms {
             let mut actions = Vec::new();
             for i in batch.active() {
-                let s = &split.samples()[batch.episodes[i].sample];
+                let s = self.corrected(&split.samples()[batch.episodes[i].sample]);
                 let gts = s.gt_boxes();
                 let choice = if round < gts.len().min(max_zooms) {
                     self.net

@@ -5,6 +5,7 @@ mod experiment;
 mod interchange;
 mod reward_args;
 mod score;
+mod suspects;
 mod synth;
 mod train;
 
@@ -54,6 +55,8 @@ enum Command {
     Synth(synth::SynthArgs),
     /// Import a V* Bench folder or a COCO detection file as a dataset folder.
     Import(interchange::ImportArgs),
+    /// Rank a session's samples by how likely their ground-truth boxes are wrong.
+    Suspects(suspects::SuspectArgs),
     /// Export a dataset (with its ground-truth corrections) as COCO or JSONL.
     Export(interchange::ExportArgs),
     /// Score rollouts produced elsewhere (our JSONL, DeepEyes text, verl dumps) with the ViRL rewards and credit.
@@ -118,6 +121,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Score(a) => score::run(a),
         Command::Import(a) => interchange::import(a),
         Command::Export(a) => interchange::export(a),
+        Command::Suspects(a) => suspects::run(a),
         Command::Bench(b) => bench::run(b),
         Command::Train(a) => train::run(a),
         Command::Experiment(e) => experiment::run(e),
