@@ -245,7 +245,11 @@ fn help_and_palette_open_from_the_keyboard() {
     h.run_steps(2);
     assert!(h.state().help);
     h.get_by_label("Next action");
-    h.get_by_label("Right");
+    // Right is "next action" outside the editor and "nudge right" in it.
+    assert_eq!(h.query_all_by_label("Right").count(), 2);
+    h.get_by_label("Annotation editor (keys as in CVAT)");
+    h.get_by_label("Delete or Backspace");
+    h.get_by_label("Nudge box left 10 px");
     h.key_press(egui::Key::F1);
     h.run_steps(2);
     assert!(!h.state().help);

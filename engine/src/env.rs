@@ -119,6 +119,17 @@ impl ImageStore {
         }
     }
 
+    /// The side of the global view and crops, in pixels.
+    pub fn view(&self) -> u32 {
+        self.view
+    }
+
+    /// Whether the images are generated (ZoomBench in memory) rather than
+    /// read from a dataset folder.
+    pub fn is_generated(&self) -> bool {
+        matches!(self.source, ImageSource::ZoomBench(_))
+    }
+
     /// The dataset.
     pub fn dataset(&self) -> &Arc<Dataset> {
         &self.dataset

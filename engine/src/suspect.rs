@@ -154,12 +154,12 @@ pub fn score(s: &Sample, rs: &[&TrajectoryRecord], cfg: &SuspectConfig) -> Suspe
             .map(|(z, wk)| wk * c.iou(&z.0))
             .sum::<f64>()
     };
-    let (c, best) = zooms
-        .iter()
-        .map(|z| (z.0, agreement(&z.0)))
-        .fold((zooms[0].0, f64::NEG_INFINITY), |acc, x| {
+    let (c, best) = zooms.iter().map(|z| (z.0, agreement(&z.0))).fold(
+        (zooms[0].0, f64::NEG_INFINITY),
+        |acc, x| {
             if x.1 > acc.1 { x } else { acc }
-        });
+        },
+    );
     let u = (best / wsum).clamp(0.0, 1.0);
     let g = gts
         .iter()

@@ -15,7 +15,7 @@
 //! order all come from seeded SplitMix64 streams.
 
 use crate::config::{SessionConfig, TrainerConfig};
-use crate::dataset::annotations::{self, JOURNAL};
+use crate::dataset::annotations::JOURNAL;
 use crate::dataset::zoombench::{SplitMix64, ZoomBench};
 use crate::dataset::{Dataset, Rationale, Sample};
 use crate::env::{Action, EpisodeBatch, ImageSource, ImageStore, ZoomEnv};
@@ -247,7 +247,7 @@ pub fn load_splits_for(
         let j = dir.join(JOURNAL);
         for (ds, src) in [(&mut train, &ts), (&mut eval, &es)] {
             if matches!(src, ImageSource::ZoomBench(_)) {
-                annotations::apply(ds, &j).map_err(|e| e.to_string())?;
+                ds.apply_journal(&j).map_err(|e| e.to_string())?;
             }
         }
     }
@@ -457,8 +457,7 @@ impl Trainer {
                     r.bbox.to_array(),
                     s.width,
                     s.height
-                )
-                .into());
+                ));
             }
         }
         self.log_event(

@@ -113,7 +113,32 @@ pub fn ui(
         if class != TrajClass::Ok {
             ui.colored_label(Color32::from_rgb(240, 170, 80), class.name());
         }
+        if ui
+            .button("Edit ground truth")
+            .on_hover_text(format!(
+                "open this sample in the annotation editor ({})",
+                Cmd::EditGroundTruth.shortcut_text(ui.ctx())
+            ))
+            .clicked()
+        {
+            fire = Some(Cmd::EditGroundTruth);
+        }
     });
+    let rescored = b.selected.and_then(|k| r.rescored.get(&k));
+    if let Some(n) = rescored {
+        ui.horizontal_wrapped(|ui| {
+            ui.colored_label(GT, "ground truth corrected, re-scored:");
+            ui.monospace(format!(
+                "R_rat {:+.3} -> {:+.3}   R {:+.3} -> {:+.3}   A_i {:+.3} -> {:+.3}",
+                t.scored.rewards.rat,
+                n.rewards.rat,
+                t.scored.rewards.total,
+                n.rewards.total,
+                t.scored.advantage,
+                n.advantage
+            ));
+        });
+    }
     ui.separator();
     let n_actions = t.scored.actions.len();
     b.action = b.action.min(n_actions);
@@ -131,10 +156,7 @@ pub fn ui(
         ),
         _ => None,
     };
-    let gts: Vec<BBox> = sample
-        .as_ref()
-        .map(|(s, _, _)| s.gt_boxes())
-        .unwrap_or_default();
+    let gts: Vec<BBox> = r.gt_boxes(&t.scored.sample).unwrap_or_default();
     let side_w = 330.0_f32.min(ui.available_width() * 0.5);
     // Explicit rects: image on the left, the action on the right, the group below.
     let full = ui.available_rect_before_wrap();
@@ -226,7 +248,7 @@ pub fn ui(
                     }
                 }
                 ui.separator();
-                actions_table(ui, t, b);
+                actions_table(ui, t, rescored, b);
             });
     }
     {
@@ -392,7 +414,12 @@ fn image_view(
     }
 }
 
-fn actions_table(ui: &mut egui::Ui, t: &TrajectoryRecord, b: &mut BrowserState) {
+fn actions_table(
+    ui: &mut egui::Ui,
+    t: &TrajectoryRecord,
+    rescored: Option<&virl_engine::score::ScoredTrajectory>,
+    b: &mut BrowserState,
+) {
     let ai = t.scored.advantage;
     let max_abs = t
         .scored
@@ -442,6 +469,17 @@ fn actions_table(ui: &mut egui::Ui, t: &TrajectoryRecord, b: &mut BrowserState) 
                 kv("m_k", format!("{:.3}", a.credit.modulator));
                 kv("Â_k", format!("{:+.3}", a.credit.advantage));
                 kv("A_i", format!("{ai:+.3}"));
+                if let Some(n) = rescored.and_then(|n| n.actions.get(b.action)) {
+                    kv("IoU (corrected GT)", o(n.score.iou));
+                    kv(
+                        "f_k (corrected GT)",
+                        format!("{:+.3} -> {:+.3}", a.score.fidelity, n.score.fidelity),
+                    );
+                    kv(
+                        "Â_k (corrected GT)",
+                        format!("{:+.3} -> {:+.3}", a.credit.advantage, n.credit.advantage),
+                    );
+                }
             });
         ui.separator();
     }

@@ -3,6 +3,7 @@
 //! The UI thread only draws and drains channels; training, file reading and
 //! image preparation run on their own threads (see [`run`] and [`images`]).
 
+mod annotate;
 pub mod bench;
 pub mod browser;
 pub mod commands;
@@ -53,6 +54,8 @@ pub enum Tab {
     Rollouts,
     /// Curves of several sessions.
     Compare,
+    /// The ground-truth annotation editor.
+    Annotate,
 }
 
 impl std::str::FromStr for Tab {
@@ -62,8 +65,9 @@ impl std::str::FromStr for Tab {
             "training" => Ok(Self::Training),
             "rollouts" => Ok(Self::Rollouts),
             "compare" => Ok(Self::Compare),
+            "annotate" => Ok(Self::Annotate),
             o => Err(format!(
-                "unknown tab `{o}` (expected training, rollouts or compare)"
+                "unknown tab `{o}` (expected training, rollouts, compare or annotate)"
             )),
         }
     }
@@ -109,6 +113,11 @@ pub struct Studio {
     pub browser: browser::BrowserState,
     /// Settings drafts.
     pub settings: settings::SettingsState,
+    /// The annotation editor.
+    pub annotate: annotate::AnnotateState,
+    /// The quit confirmation is shown (uncompacted corrections).
+    pub confirm_quit: bool,
+    quit_allowed: bool,
     /// The keyboard help is open.
     pub help: bool,
     /// The command palette's query, when open.
@@ -155,6 +164,9 @@ impl Studio {
             prefs,
             browser: Default::default(),
             settings: Default::default(),
+            annotate: Default::default(),
+            confirm_quit: false,
+            quit_allowed: false,
             help: false,
             palette: None,
             open_window: None,
@@ -355,6 +367,28 @@ impl Studio {
                 }
             }
             Cmd::Help => self.help = !self.help,
+            Cmd::EditGroundTruth => {
+                let id = self
+                    .run
+                    .as_ref()
+                    .and_then(|r| self.browser.record(r))
+                    .map(|t| t.scored.sample.clone());
+                match (id, &self.run) {
+                    (Some(id), Some(r)) => {
+                        self.annotate.open_sample(r, &id);
+                        self.tab = Tab::Annotate;
+                    }
+                    _ => self.toast("select a trajectory first", false),
+                }
+            }
+            c => {
+                if let Some(r) = &mut self.run {
+                    self.annotate.cmd(r, c);
+                }
+            }
+        }
+        for (m, error) in std::mem::take(&mut self.annotate.messages) {
+            self.toast(m, error);
         }
     }
 
@@ -413,9 +447,15 @@ impl Studio {
             };
             self.open_path(&dir);
         }
-        for c in Cmd::pressed(ctx) {
+        for c in Cmd::pressed(ctx, self.tab == Tab::Annotate) {
+            if c.scope() == commands::Scope::Annotate {
+                // Tab and the arrows are the editor's keys here, not egui's
+                // focus navigation.
+                ctx.memory_mut(|m| m.move_focus(egui::FocusDirection::None));
+            }
             self.run_cmd(c);
         }
+        self.quit_logic(ctx);
         if let Some(r) = &self.run {
             self.browser.update(r);
         }
@@ -425,6 +465,66 @@ impl Studio {
             ctx.request_repaint_after(Duration::from_millis(500));
         }
         self.screenshot_logic(ctx);
+    }
+
+    /// Closing the window with corrections that are only in the journal
+    /// asks first (they are safe on disk, but not in the manifest).
+    fn quit_logic(&mut self, ctx: &egui::Context) {
+        if ctx.input(|i| i.viewport().close_requested())
+            && !self.quit_allowed
+            && self.annotate.uncompacted() > 0
+        {
+            ctx.send_viewport_cmd(egui::ViewportCommand::CancelClose);
+            self.confirm_quit = true;
+        }
+    }
+
+    fn quit_dialog(&mut self, ctx: &egui::Context) {
+        if !self.confirm_quit {
+            return;
+        }
+        let n = self.annotate.uncompacted();
+        let mut choice = None;
+        egui::Modal::new(egui::Id::unique("confirm-quit")).show(ctx, |ui| {
+            ui.heading("Save the ground-truth corrections?");
+            ui.label(format!(
+                "{n} correction{} {} in annotations.jsonl but not in manifest.jsonl. The journal keeps {}: it is applied whenever the dataset is loaded.",
+                if n == 1 { "" } else { "s" },
+                if n == 1 { "is" } else { "are" },
+                if n == 1 { "it" } else { "them" },
+            ));
+            ui.horizontal(|ui| {
+                if ui.button("Save and quit").clicked() {
+                    choice = Some(0);
+                }
+                if ui.button("Quit without compacting").clicked() {
+                    choice = Some(1);
+                }
+                if ui.button("Cancel").clicked() {
+                    choice = Some(2);
+                }
+            });
+        });
+        match choice {
+            Some(0) => {
+                self.annotate.save();
+                for (m, e) in std::mem::take(&mut self.annotate.messages) {
+                    self.toast(m, e);
+                }
+                self.confirm_quit = false;
+                if self.annotate.uncompacted() == 0 {
+                    self.quit_allowed = true;
+                    ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+                }
+            }
+            Some(1) => {
+                self.confirm_quit = false;
+                self.quit_allowed = true;
+                ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+            }
+            Some(2) => self.confirm_quit = false,
+            _ => {}
+        }
     }
 
     fn screenshot_logic(&mut self, ctx: &egui::Context) {
@@ -497,6 +597,13 @@ impl Studio {
                     item(ui, c, &mut fire);
                 }
             });
+            ui.menu_button("Annotate", |ui| {
+                item(ui, Cmd::EditGroundTruth, &mut fire);
+                ui.separator();
+                for c in Cmd::ANNOTATE {
+                    item(ui, c, &mut fire);
+                }
+            });
             ui.menu_button("Help", |ui| {
                 for c in [Cmd::Help, Cmd::Palette] {
                     item(ui, c, &mut fire);
@@ -507,7 +614,14 @@ impl Studio {
                 (Tab::Training, "Training"),
                 (Tab::Rollouts, "Rollouts"),
                 (Tab::Compare, "Compare"),
+                (Tab::Annotate, "Annotate"),
             ] {
+                let dirty = t == Tab::Annotate && self.annotate.uncompacted() > 0;
+                let name = if dirty {
+                    format!("{name} *")
+                } else {
+                    name.to_string()
+                };
                 ui.selectable_value(&mut self.tab, t, name);
             }
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
@@ -528,12 +642,23 @@ impl Studio {
                 .open(&mut open)
                 .collapsible(false)
                 .show(ctx, |ui| {
-                    egui::Grid::new("help").striped(true).show(ui, |ui| {
-                        for c in Cmd::ALL {
-                            ui.label(c.title());
-                            ui.monospace(c.shortcut_text(ctx));
-                            ui.end_row();
+                    egui::ScrollArea::vertical().max_height(620.0).show(ui, |ui| {
+                        for (scope, heading) in [
+                            (commands::Scope::Global, "Everywhere"),
+                            (commands::Scope::NotAnnotate, "Training, rollouts and the inspector"),
+                            (commands::Scope::Annotate, "Annotation editor (keys as in CVAT)"),
+                        ] {
+                            ui.strong(heading);
+                            egui::Grid::new(("help", heading)).striped(true).show(ui, |ui| {
+                                for c in Cmd::ALL.into_iter().filter(|c| c.scope() == scope) {
+                                    ui.label(c.title());
+                                    ui.monospace(c.shortcut_text(ctx));
+                                    ui.end_row();
+                                }
+                            });
+                            ui.add_space(6.0);
                         }
+                        ui.weak("Annotation mouse: drag a box to move it, its handles to resize; right-drag pans, the wheel zooms.");
                     });
                 });
             self.help = open;
@@ -716,8 +841,23 @@ impl Studio {
                 &mut self.compare,
                 self.prefs.smoothing,
             ),
+            Tab::Annotate => match &mut self.run {
+                Some(r) => {
+                    let fire = annotate::ui(ui, r, &mut self.annotate, &mut self.images);
+                    if let Some(c) = fire {
+                        self.run_cmd(c);
+                    }
+                }
+                None => {
+                    ui.label("No session: open a dataset or session to annotate its samples.");
+                }
+            },
         });
         self.overlays(&ctx);
+        self.quit_dialog(&ctx);
+        for (m, e) in std::mem::take(&mut self.annotate.messages) {
+            self.toast(m, e);
+        }
     }
 }
 

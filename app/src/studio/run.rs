@@ -17,8 +17,9 @@ use virl_engine::engine::{Command, EngineHandle};
 use virl_engine::env::{ImageSource, ImageStore};
 use virl_engine::metrics::{FailureSignature, IterationMetrics};
 use virl_engine::reward::RewardConfig;
+use virl_engine::score::ScoredTrajectory;
 use virl_engine::session::{Session, TrajectoryRecord};
-use virl_engine::trainer::{Event, Phase, Trainer, load_splits};
+use virl_engine::trainer::{Event, Phase, Trainer, load_splits_for};
 
 /// Wakes the UI.
 pub type Waker = Arc<dyn Fn() + Send + Sync>;
@@ -52,8 +53,10 @@ pub struct SampleIndex {
 impl SampleIndex {
     /// Builds the index of a config's datasets (slow for large datasets: call
     /// it off the UI thread).
-    pub fn build(cfg: &SessionConfig) -> Result<Self, String> {
-        let (train, ts, eval, es) = load_splits(cfg)?;
+    /// `session` is the session folder, whose correction journal applies to
+    /// generated data.
+    pub fn build(cfg: &SessionConfig, session: Option<&Path>) -> Result<Self, String> {
+        let (train, ts, eval, es) = load_splits_for(cfg, session)?;
         let store = |d: Dataset, s: ImageSource| {
             Arc::new(ImageStore::new(Arc::new(d), s, cfg.env.view, 16))
         };
@@ -70,6 +73,11 @@ impl SampleIndex {
             }
         }
         Self { stores, by_id }
+    }
+
+    /// The image stores of the train and eval splits.
+    pub fn stores(&self) -> &[Arc<ImageStore>; 2] {
+        &self.stores
     }
 
     /// The sample with this id, its image store and index there.
@@ -140,6 +148,13 @@ pub struct Run {
     pub reward_history: Vec<(u64, RewardConfig)>,
     /// Samples and images, once indexed.
     pub index: Option<Arc<SampleIndex>>,
+    /// Samples whose ground truth was corrected (in the annotation editor,
+    /// or by the correction journal replayed at load), with their current boxes.
+    pub corrected: HashMap<String, Sample>,
+    /// Loaded trajectories of corrected samples re-scored against the
+    /// corrected boxes, by (iteration, row); the stored scores stay as they
+    /// were trained with.
+    pub rescored: HashMap<(u64, usize), ScoredTrajectory>,
     /// Messages for the user (errors of loading, engine errors).
     pub messages: Vec<String>,
     engine: Option<EngineHandle>,
@@ -185,6 +200,8 @@ impl Run {
                 loading: HashSet::new(),
                 reward_history: Vec::new(),
                 index: None,
+                corrected: HashMap::new(),
+                rescored: HashMap::new(),
                 messages: Vec::new(),
                 engine: None,
                 io_tx: None,
@@ -231,8 +248,11 @@ impl Run {
         let alive = run.alive.clone();
         let tx2 = tx.clone();
         let w2 = wake.clone();
+        let dir2 = dir.to_path_buf();
         std::thread::spawn(move || {
-            let _ = tx2.send(IoReply::Index(SampleIndex::build(&cfg).map(Arc::new)));
+            let _ = tx2.send(IoReply::Index(
+                SampleIndex::build(&cfg, Some(&dir2)).map(Arc::new),
+            ));
             w2();
         });
         std::thread::spawn(move || watch(session, req_rx, tx, wake, alive));
@@ -323,12 +343,25 @@ impl Run {
             IoReply::Rollouts(i, Ok(v)) => {
                 self.loading.remove(&i);
                 self.rollouts.insert(i, v);
+                self.rescore_iteration(i);
             }
             IoReply::Rollouts(i, Err(e)) => {
                 self.loading.remove(&i);
                 self.messages.push(e);
             }
-            IoReply::Index(Ok(ix)) => self.index = Some(ix),
+            IoReply::Index(Ok(ix)) => {
+                // Samples the correction journal changed at load: their stored
+                // trajectories may have been scored against the old boxes.
+                for st in ix.stores() {
+                    for id in st.dataset().journal_samples() {
+                        if let Some(s) = st.dataset().get(id) {
+                            self.corrected.insert(id.clone(), s.clone());
+                        }
+                    }
+                }
+                self.index = Some(ix);
+                self.rescore_all();
+            }
             IoReply::Index(Err(e)) => self.messages.push(format!("cannot index the samples: {e}")),
             IoReply::Engine(r) => match *r {
                 Ok(e) => {
@@ -367,7 +400,9 @@ impl Run {
                 trajectories,
                 seconds,
             } => {
-                self.rollouts.insert(metrics.iteration, trajectories);
+                let it = metrics.iteration;
+                self.rollouts.insert(it, trajectories);
+                self.rescore_iteration(it);
                 if self.stored.last().is_none_or(|&l| l < metrics.iteration) {
                     self.stored.push(metrics.iteration);
                 }
@@ -396,6 +431,71 @@ impl Run {
                 self.status = RunStatus::Finished;
                 self.progress = None;
             }
+        }
+    }
+
+    /// The reward config in force at `iteration`.
+    pub fn reward_at(&self, iteration: u64) -> RewardConfig {
+        self.reward_history
+            .iter()
+            .rev()
+            .find(|(from, _)| *from <= iteration)
+            .or(self.reward_history.first())
+            .map(|(_, c)| c.clone())
+            .unwrap_or_else(|| self.cfg.reward.clone())
+    }
+
+    /// The current ground-truth boxes of a sample (corrected, if it was).
+    pub fn gt_boxes(&self, id: &str) -> Option<Vec<virl_engine::geometry::BBox>> {
+        if let Some(s) = self.corrected.get(id) {
+            return Some(s.gt_boxes());
+        }
+        self.index.as_ref()?.get(id).map(|(s, _, _)| s.gt_boxes())
+    }
+
+    /// Records a correction of a sample's ground truth (already written to
+    /// its journal by the editor): loaded trajectories of the sample are
+    /// re-scored at once, and a live trainer uses the boxes from its next
+    /// iteration.
+    pub fn correct_ground_truth(&mut self, s: Sample) {
+        let id = s.id.clone();
+        if self.engine.is_some() {
+            self.command(Command::SetGroundTruth {
+                sample: id.clone(),
+                rationales: s.rationales.clone(),
+            });
+        }
+        self.corrected.insert(id.clone(), s);
+        let its: Vec<u64> = self.rollouts.keys().copied().collect();
+        for it in its {
+            self.rescore_sample(it, &id);
+        }
+    }
+
+    fn rescore_all(&mut self) {
+        let its: Vec<u64> = self.rollouts.keys().copied().collect();
+        for it in its {
+            self.rescore_iteration(it);
+        }
+    }
+
+    fn rescore_iteration(&mut self, it: u64) {
+        if self.corrected.is_empty() {
+            return;
+        }
+        let ids: Vec<String> = self.corrected.keys().cloned().collect();
+        for id in ids {
+            self.rescore_sample(it, &id);
+        }
+    }
+
+    fn rescore_sample(&mut self, it: u64, id: &str) {
+        let (Some(recs), Some(s)) = (self.rollouts.get(&it), self.corrected.get(id)) else {
+            return;
+        };
+        let cfg = self.reward_at(it);
+        for (row, sc) in virl_engine::session::rescore(recs, s, |_| cfg.clone()) {
+            self.rescored.insert((it, row), sc);
         }
     }
 

@@ -525,9 +525,7 @@ pub fn load(path: &Path) -> Result<Dataset, DatasetError> {
     }
     let mut ds = Dataset::new(root, samples);
     let journal = ds.journal_path();
-    let replay = super::annotations::apply(&mut ds, &journal)?;
-    ds.pending_edits = replay.applied;
-    ds.journal_warnings = replay.warnings;
+    ds.apply_journal(&journal)?;
     Ok(ds)
 }
 

@@ -72,6 +72,8 @@ pub struct Dataset {
     pending_edits: usize,
     /// Warnings of that replay.
     journal_warnings: Vec<String>,
+    /// Samples the replay changed.
+    journal_samples: Vec<String>,
 }
 
 impl Dataset {
@@ -88,7 +90,28 @@ impl Dataset {
             index,
             pending_edits: 0,
             journal_warnings: Vec::new(),
+            journal_samples: Vec::new(),
         }
+    }
+
+    /// Replays the correction journal at `path` onto this dataset (see
+    /// [`annotations`]) and remembers what it did ([`Dataset::pending_edits`],
+    /// [`Dataset::journal_warnings`], [`Dataset::journal_samples`]).
+    pub fn apply_journal(&mut self, path: &Path) -> Result<(), DatasetError> {
+        let r = annotations::apply(self, path)?;
+        self.pending_edits += r.applied;
+        self.journal_warnings.extend(r.warnings);
+        for s in r.samples {
+            if !self.journal_samples.contains(&s) {
+                self.journal_samples.push(s);
+            }
+        }
+        Ok(())
+    }
+
+    /// Samples whose ground truth the journal replayed at load time changed.
+    pub fn journal_samples(&self) -> &[String] {
+        &self.journal_samples
     }
 
     /// Edits of the correction journal (`annotations.jsonl`) replayed at
