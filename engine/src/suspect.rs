@@ -75,8 +75,8 @@ pub struct Suspect {
 /// Scores and ranks every sample that has trajectories in `records`
 /// (highest suspicion first; ties by id). `sample` looks a sample up by id
 /// (with its current ground truth); records of unknown samples are skipped.
-pub fn rank<'a>(
-    records: &[TrajectoryRecord],
+pub fn rank<'a, 'r>(
+    records: impl IntoIterator<Item = &'r TrajectoryRecord>,
     sample: impl Fn(&str) -> Option<&'a Sample>,
     cfg: &SuspectConfig,
 ) -> Vec<Suspect> {

@@ -227,6 +227,19 @@ pub struct AnnotateState {
     pub messages: Vec<(String, bool)>,
     thumbs: Thumbs,
     scroll_to_selected: bool,
+    /// Order the sample list by suspicion (engine `suspect`), most suspect
+    /// first (on by default: a person should fix the likely-wrong boxes first).
+    pub by_suspicion: bool,
+    /// The user turned the suspicion order off.
+    suspicion_off: bool,
+    /// Suspicion of the shown split's samples, from the loaded trajectories.
+    pub suspicion: HashMap<String, virl_engine::suspect::Suspect>,
+    suspicion_key: Option<(usize, usize, usize)>,
+    auto_loaded: bool,
+    /// The user picked a sample (so a new ranking does not jump away from it).
+    user_chose: bool,
+    /// Trajectories the suspicion was computed from.
+    pub suspicion_evidence: usize,
     /// The canvas's image-to-screen map of the last frame: screen position
     /// of image pixel (0, 0) and points per image pixel (for tests and tools
     /// that place the pointer on image coordinates).
@@ -289,6 +302,7 @@ impl AnnotateState {
                 .is_some_and(|d| d.dataset.get(id).is_some())
             {
                 self.split = k;
+                self.user_chose = true;
                 self.select_sample(Some(id.to_string()));
                 self.scroll_to_selected = true;
                 return;
@@ -502,6 +516,7 @@ impl AnnotateState {
                     (Some(i), true) => (i + 1).min(ids.len() - 1),
                     (Some(i), false) => i.saturating_sub(1),
                 };
+                self.user_chose = true;
                 self.select_sample(Some(ids[next].clone()));
                 self.scroll_to_selected = true;
             }
@@ -524,6 +539,35 @@ impl AnnotateState {
         Some((s.width as f64, s.height as f64))
     }
 
+    /// Recomputes the suspicion ranking when the loaded trajectories or the
+    /// boxes changed.
+    fn update_suspicion(&mut self, r: &Run) {
+        if !self.by_suspicion {
+            return;
+        }
+        let Some(d) = self.doc() else { return };
+        let key = (
+            r.rollouts.values().map(|v| v.len()).sum::<usize>(),
+            d.undo.len() + d.redo.len(),
+            self.split,
+        );
+        if self.suspicion_key == Some(key) {
+            return;
+        }
+        let ds = &d.dataset;
+        let ranking = virl_engine::suspect::rank(
+            r.rollouts.values().flat_map(|v| v.iter()),
+            |id| ds.get(id),
+            &virl_engine::suspect::SuspectConfig::default(),
+        );
+        self.suspicion_evidence = key.0;
+        if !self.user_chose && key.0 > 0 {
+            self.sample = None; // the list's first (most suspect) is shown next
+        }
+        self.suspicion = ranking.into_iter().map(|s| (s.sample.clone(), s)).collect();
+        self.suspicion_key = Some(key);
+    }
+
     /// Ids of the shown split's samples matching the search (id, question,
     /// answer or a box label), in dataset order.
     fn filtered_ids(&self) -> Vec<String> {
@@ -544,7 +588,23 @@ impl AnnotateState {
                         .any(|r| r.label.to_lowercase().contains(&q))
             })
             .map(|s| s.id.clone())
-            .collect()
+            .collect::<Vec<_>>()
+            .tap_sort(self.by_suspicion.then_some(&self.suspicion))
+    }
+}
+
+trait TapSort {
+    fn tap_sort(self, by: Option<&HashMap<String, virl_engine::suspect::Suspect>>) -> Self;
+}
+
+impl TapSort for Vec<String> {
+    /// Most suspect first (stable: dataset order among equals).
+    fn tap_sort(mut self, by: Option<&HashMap<String, virl_engine::suspect::Suspect>>) -> Self {
+        if let Some(m) = by {
+            let score = |id: &String| m.get(id).map_or(0.0, |s| s.score);
+            self.sort_by(|a, b| score(b).total_cmp(&score(a)));
+        }
+        self
     }
 }
 
@@ -665,8 +725,8 @@ pub fn ui(
     }
     let full = ui.available_rect_before_wrap();
     ui.allocate_rect(full, Sense::hover());
-    let list_w = 260.0_f32.min(full.width() * 0.3);
-    let side_w = 260.0_f32.min(full.width() * 0.3);
+    let list_w = 240.0_f32.min(full.width() * 0.3);
+    let side_w = 310.0_f32.min(full.width() * 0.3);
     let list_rect = Rect::from_min_max(
         full.left_top(),
         Pos2::new(full.left() + list_w, full.bottom()),
@@ -687,13 +747,13 @@ pub fn ui(
                 .layout(egui::Layout::top_down(egui::Align::Min)),
         )
     };
-    sample_list(&mut child(list_rect, "annot-list"), st);
+    sample_list(&mut child(list_rect, "annot-list"), r, st);
     fire = side_panel(&mut child(side_rect, "annot-side"), r, st).or(fire);
     canvas(&mut child(canvas_rect, "annot-canvas"), r, st, images);
     fire
 }
 
-fn sample_list(ui: &mut egui::Ui, st: &mut AnnotateState) {
+fn sample_list(ui: &mut egui::Ui, r: &mut Run, st: &mut AnnotateState) {
     ui.horizontal(|ui| {
         let names = ["training split", "evaluation split"];
         let before = st.split;
@@ -714,6 +774,35 @@ fn sample_list(ui: &mut egui::Ui, st: &mut AnnotateState) {
             .hint_text("search id, question, answer, label")
             .desired_width(f32::INFINITY),
     );
+    ui.horizontal_wrapped(|ui| {
+        st.by_suspicion = !st.suspicion_off;
+        let mut on = st.by_suspicion;
+        let resp = ui.checkbox(&mut on, "most suspect first");
+        st.suspicion_off = !on;
+        st.by_suspicion = on;
+        resp
+            .on_hover_text("Samples where the policy answers right while its confident zooms agree on a place away from the ground truth come first: likely wrong boxes.");
+        let auto = st.by_suspicion && !st.auto_loaded && r.rollouts.is_empty() && !r.stored.is_empty();
+        if auto
+            || (st.by_suspicion
+                && r.stored.len() > r.rollouts.len()
+                && ui.small_button("load the last 50 iterations").clicked())
+        {
+            st.auto_loaded = true;
+            let its: Vec<u64> = r.stored.iter().rev().take(50).copied().collect();
+            for it in its {
+                r.request_rollouts(it);
+            }
+        }
+    });
+    st.update_suspicion(r);
+    if st.by_suspicion {
+        ui.weak(format!(
+            "from {} trajectories in {} loaded iterations",
+            st.suspicion_evidence,
+            r.rollouts.len()
+        ));
+    }
     let ids = st.filtered_ids();
     let Some(doc) = st.docs[st.split].as_ref() else {
         return;
@@ -758,13 +847,18 @@ fn sample_list(ui: &mut egui::Ui, st: &mut AnnotateState) {
                         ui.add_sized([row_h - 4.0, row_h - 4.0], egui::Spinner::new());
                     }
                 }
-                let text = format!(
+                let mut text = format!(
                     "{}\n{} · {} box{}",
                     s.id,
                     s.answer,
                     s.rationales.len(),
                     if s.rationales.len() == 1 { "" } else { "es" }
                 );
+                if st.by_suspicion
+                    && let Some(x) = st.suspicion.get(id)
+                {
+                    text.push_str(&format!(" · suspicion {:.2}", x.score));
+                }
                 if ui
                     .selectable_label(sel, text)
                     .on_hover_text(&s.question)
@@ -776,6 +870,7 @@ fn sample_list(ui: &mut egui::Ui, st: &mut AnnotateState) {
         }
     });
     if let Some(c) = clicked {
+        st.user_chose = true;
         st.select_sample(Some(c));
     }
 }
@@ -796,7 +891,9 @@ fn side_panel(ui: &mut egui::Ui, r: &mut Run, st: &mut AnnotateState) -> Option<
     let journal = doc.journal.path().display().to_string();
     let generated = doc.generated;
     let (n_undo, n_redo) = (doc.undo.len(), doc.redo.len());
+    let width = ui.available_width();
     egui::ScrollArea::vertical().id_salt("annot-side-scroll").show(ui, |ui| {
+        ui.set_max_width(width - 8.0);
         ui.strong(&s.id);
         ui.label(RichText::new(&s.question).italics());
         ui.label(format!("answer {}   ·   {}×{} px", s.answer, s.width, s.height));
@@ -811,7 +908,8 @@ fn side_panel(ui: &mut egui::Ui, r: &mut Run, st: &mut AnnotateState) -> Option<
         } else {
             ui.weak("All corrections are in manifest.jsonl.");
         }
-        ui.weak(format!("journal: {journal}"));
+        ui.add(egui::Label::new(RichText::new(format!("journal: {journal}")).weak()).truncate())
+            .on_hover_text(&journal);
         ui.horizontal_wrapped(|ui| {
             let b = |ui: &mut egui::Ui, c: Cmd, enabled: bool, fire: &mut Option<Cmd>| {
                 if ui
@@ -840,17 +938,20 @@ fn side_panel(ui: &mut egui::Ui, r: &mut Run, st: &mut AnnotateState) -> Option<
             let sel = st.selected == Some(i);
             let hidden = st.hidden.contains(&(s.id.clone(), i));
             ui.horizontal(|ui| {
-                let b = rat.bbox;
                 let text = format!(
-                    "{}  {}  [{:.0}, {:.0}, {:.0}, {:.0}]",
+                    "{}  {}",
                     i + 1,
-                    if rat.label.is_empty() { "(no label)" } else { &rat.label },
-                    b.x1,
-                    b.y1,
-                    b.x2,
-                    b.y2
+                    if rat.label.is_empty() {
+                        "(no label)"
+                    } else {
+                        &rat.label
+                    }
                 );
-                let t = if hidden { RichText::new(text).weak() } else { RichText::new(text) };
+                let t = if hidden {
+                    RichText::new(text).weak()
+                } else {
+                    RichText::new(text)
+                };
                 if ui.selectable_label(sel, t).clicked() {
                     select = Some(i);
                 }
@@ -861,6 +962,8 @@ fn side_panel(ui: &mut egui::Ui, r: &mut Run, st: &mut AnnotateState) -> Option<
                     delete = Some(i);
                 }
             });
+            let b = rat.bbox;
+            ui.weak(format!("    [{:.0}, {:.0}, {:.0}, {:.0}]", b.x1, b.y1, b.x2, b.y2));
             if sel {
                 let draft = match &mut st.label_draft {
                     Some((k, d)) if *k == i => d,
@@ -1182,6 +1285,41 @@ fn canvas(ui: &mut egui::Ui, r: &mut Run, st: &mut AnnotateState, images: &mut I
                 );
             }
         }
+    }
+    // Where the policy's confident, correct zooms agree (the suspect ranking's
+    // consensus box), when it differs from the ground truth.
+    if st.by_suspicion
+        && let Some(x) = st.suspicion.get(&id)
+        && let Some(c) = x.consensus
+        && x.score > 0.0
+    {
+        let rr = to_screen(&c);
+        let col = Color32::from_rgb(255, 150, 60);
+        let pts = [
+            rr.left_top(),
+            rr.right_top(),
+            rr.right_bottom(),
+            rr.left_bottom(),
+            rr.left_top(),
+        ];
+        for seg in pts.windows(2) {
+            painter.extend(egui::Shape::dashed_line(
+                &[seg[0], seg[1]],
+                Stroke::new(1.5, col),
+                6.0,
+                4.0,
+            ));
+        }
+        painter.text(
+            rr.right_top() + Vec2::new(4.0, 0.0),
+            egui::Align2::LEFT_TOP,
+            format!(
+                "policy looks here ({} of {} right)",
+                x.correct, x.trajectories
+            ),
+            egui::FontId::proportional(12.0),
+            col,
+        );
     }
     if let (Some(Drag::Draw { .. }), Some(b)) = (st.drag, st.preview) {
         painter.rect_stroke(
