@@ -233,6 +233,15 @@ pub struct Trainer {
     gt: HashMap<String, Vec<Rationale>>,
 }
 
+/// How [`Trainer::probe`] forces the policy's actions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Probe {
+    /// Answer at once, without any zoom.
+    NoZoom,
+    /// Zoom on each ground-truth box in order, then answer.
+    GroundTruthZoom,
+}
+
 /// The train and eval datasets of a config, with where their images come
 /// from (ZoomBench samples are generated, not read), and the ground-truth
 /// corrections of the session folder `session` applied to generated data
@@ -613,6 +622,102 @@ impl Trainer {
             });
         }
         Ok(Rollout { batch, steps })
+    }
+
+    /// Runs `k` sampled episodes of every sample of `ds` with the actions
+    /// forced as `probe` says, and returns each sample's pass rate (the
+    /// fraction answered correctly). The policy's own sampled answer is used
+    /// in both probes; [`Probe::NoZoom`] answers at once, and
+    /// [`Probe::GroundTruthZoom`] first zooms on each ground-truth box in
+    /// order (at most `max_rounds − 1` of them). Used by the three-stage
+    /// filter (`dataset::filter`). Images of `ds` are read from its folder.
+    pub fn probe(
+        &mut self,
+        ds: Dataset,
+        source: ImageSource,
+        k: usize,
+        probe: Probe,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<Vec<f64>, TrainError> {
+        let qdim = self.cfg.policy.question_dim;
+        let n = ds.len();
+        let split = Split::new(ds, source, &self.cfg, qdim)?;
+        let k = k.max(1);
+        let mut right = vec![0usize; n];
+        // Episodes in batches of about 256.
+        let per = (256 / k).max(1);
+        let mut done = 0;
+        for chunk in (0..n).collect::<Vec<_>>().chunks(per) {
+            let samples: Vec<usize> = chunk
+                .iter()
+                .flat_map(|&s| std::iter::repeat_n(s, k))
+                .collect();
+            let mut batch = split.env.reset(&samples).map_err(|e| e.to_string())?;
+            let (uniq, of_episode) = unique_samples(&samples);
+            let keys = self
+                .net
+                .encode_globals(&globals_of(&batch, &of_episode, uniq.len()), uniq.len())
+                .map_err(ce)?;
+            let questions: Vec<Vec<f32>> = samples
+                .iter()
+                .map(|&s| split.questions[s].clone())
+                .collect();
+            let max_zooms = self.cfg.env.max_rounds.saturating_sub(1);
+            for round in 0..=self.cfg.env.max_rounds {
+                let active = batch.active();
+                if active.is_empty() {
+                    break;
+                }
+                let acts = self
+                    .net
+                    .act(
+                        &batch,
+                        &keys,
+                        &of_episode,
+                        &questions,
+                        &split.sizes,
+                        &active,
+                        Some(&mut self.rng),
+                    )
+                    .map_err(ce)?;
+                let mut actions = Vec::with_capacity(active.len());
+                for (&i, (_, c, _)) in active.iter().zip(acts) {
+                    let s = &split.samples()[batch.episodes[i].sample];
+                    let zooms = match probe {
+                        Probe::NoZoom => 0,
+                        Probe::GroundTruthZoom => s.rationales.len().min(max_zooms),
+                    };
+                    let a = if round < zooms {
+                        Action::Zoom(s.rationales[round].bbox)
+                    } else {
+                        Action::Answer(
+                            self.net
+                                .answers()
+                                .get(c.answer as usize)
+                                .cloned()
+                                .unwrap_or_default(),
+                        )
+                    };
+                    actions.push((i, a));
+                }
+                split
+                    .env
+                    .step(&mut batch, &actions)
+                    .map_err(|e| e.to_string())?;
+            }
+            for e in &batch.episodes {
+                let s = &split.samples()[e.sample];
+                if e.answer
+                    .as_deref()
+                    .is_some_and(|a| crate::reward::answer_correct(a, &s.answer, &s.options))
+                {
+                    right[e.sample] += 1;
+                }
+            }
+            done += chunk.len();
+            progress(done, n);
+        }
+        Ok(right.into_iter().map(|r| r as f64 / k as f64).collect())
     }
 
     fn score(&self, eval: bool, r: &Rollout) -> Vec<ScoredTrajectory> {

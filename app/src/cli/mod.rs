@@ -2,6 +2,7 @@
 
 mod bench;
 mod experiment;
+mod filter;
 mod interchange;
 mod reward_args;
 mod score;
@@ -55,6 +56,8 @@ enum Command {
     Synth(synth::SynthArgs),
     /// Import a V* Bench folder or a COCO detection file as a dataset folder.
     Import(interchange::ImportArgs),
+    /// The three-stage reasoning-centric filter: area ratio, solvable without zoom, unsolvable with the ground-truth zoom.
+    Filter(filter::FilterArgs),
     /// Rank a session's samples by how likely their ground-truth boxes are wrong.
     Suspects(suspects::SuspectArgs),
     /// Export a dataset (with its ground-truth corrections) as COCO or JSONL.
@@ -122,6 +125,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import(a) => interchange::import(a),
         Command::Export(a) => interchange::export(a),
         Command::Suspects(a) => suspects::run(a),
+        Command::Filter(a) => filter::run(a),
         Command::Bench(b) => bench::run(b),
         Command::Train(a) => train::run(a),
         Command::Experiment(e) => experiment::run(e),

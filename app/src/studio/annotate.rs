@@ -57,6 +57,9 @@ pub struct Doc {
     pub generated: bool,
     /// Corrections in the journal that are not in the manifest yet.
     pub uncompacted: usize,
+    /// `filter-report.json` beside the manifest, when the dataset is a
+    /// `virl filter` output (or the error reading it).
+    pub filter_report: Option<Result<virl_engine::dataset::filter::FilterReport, String>>,
     undo: Vec<Step>,
     redo: Vec<Step>,
 }
@@ -73,6 +76,13 @@ impl Doc {
         } else {
             dataset.pending_edits()
         };
+        let report_path = dataset.root().join(virl_engine::dataset::filter::REPORT);
+        let filter_report = (!generated && report_path.is_file()).then(|| {
+            std::fs::read(&report_path)
+                .map_err(|e| e.to_string())
+                .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+                .map_err(|e| format!("{e}: {}", report_path.display()))
+        });
         Self {
             split,
             dataset,
@@ -80,6 +90,7 @@ impl Doc {
             journal,
             generated,
             uncompacted,
+            filter_report,
             undo: Vec::new(),
             redo: Vec::new(),
         }
@@ -1004,8 +1015,56 @@ fn side_panel(ui: &mut egui::Ui, r: &mut Run, st: &mut AnnotateState) -> Option<
         }
         ui.separator();
         rescore_summary(ui, r, &s.id);
+        if let Some(rep) = st.doc().and_then(|d| d.filter_report.clone()) {
+            ui.separator();
+            filter_report(ui, &rep, &s.id);
+        }
     });
     fire
+}
+
+/// The `virl filter` report of this dataset: samples per stage, and why
+/// samples were dropped.
+fn filter_report(
+    ui: &mut egui::Ui,
+    rep: &Result<virl_engine::dataset::filter::FilterReport, String>,
+    _id: &str,
+) {
+    egui::CollapsingHeader::new("Filter report")
+        .default_open(true)
+        .show(ui, |ui| {
+            let rep = match rep {
+                Ok(r) => r,
+                Err(e) => {
+                    ui.colored_label(Color32::from_rgb(230, 90, 90), format!("cannot read it: {e}"));
+                    return;
+                }
+            };
+            let c = rep.config.unwrap_or_default();
+            let dropped = |st: u8| rep.dropped.iter().filter(|d| d.stage == st).count();
+            egui::Grid::new("filter-report").striped(true).show(ui, |ui| {
+                ui.weak("stage");
+                ui.weak("dropped");
+                ui.weak("left");
+                ui.end_row();
+                ui.label("input");
+                ui.label("");
+                ui.label(rep.input.to_string());
+                ui.end_row();
+                let rows = [
+                    format!("1 area ratio > {}", c.max_area_ratio),
+                    format!("2 no-zoom pass >= {:.0} %", 100.0 * c.no_zoom_pass),
+                    format!("3 never solved with GT zoom (k = {})", c.k),
+                ];
+                for (k, name) in rows.iter().enumerate() {
+                    ui.label(name);
+                    ui.label(dropped(k as u8 + 1).to_string());
+                    ui.label(rep.after_stage[k].to_string());
+                    ui.end_row();
+                }
+            });
+            ui.weak(format!("this folder holds the {} kept samples; dropped.jsonl lists the others with their reasons", rep.kept.len()));
+        });
 }
 
 /// The effect of the sample's correction on its stored trajectories.

@@ -1,0 +1,145 @@
+//! `virl filter`: the three-stage reasoning-centric filter (engine
+//! `dataset::filter`).
+
+use anyhow::Context;
+use clap::Args;
+use std::path::{Path, PathBuf};
+use virl_engine::dataset::Dataset;
+use virl_engine::dataset::filter::{self, FilterConfig};
+use virl_engine::env::ImageSource;
+use virl_engine::session::Session;
+use virl_engine::trainer::Trainer;
+
+/// Flags of `virl filter`.
+#[derive(Debug, Args)]
+pub struct FilterArgs {
+    /// The dataset folder to filter (its correction journal is applied).
+    #[arg(long)]
+    dataset: PathBuf,
+    /// The policy: a session folder (its latest checkpoint) or a checkpoint file in a session's checkpoints/.
+    #[arg(long)]
+    policy: PathBuf,
+    /// The dataset folder to write: the kept samples, filter-report.json and dropped.jsonl.
+    #[arg(long)]
+    out: PathBuf,
+    /// Stage 1: drop samples whose rationale area ratio exceeds this.
+    #[arg(long, default_value_t = FilterConfig::default().max_area_ratio)]
+    max_area_ratio: f64,
+    /// Stages 2 and 3: rollouts per sample.
+    #[arg(long, default_value_t = FilterConfig::default().k)]
+    k: usize,
+    /// Stage 2: drop samples solved without zooming at least this often.
+    #[arg(long, default_value_t = FilterConfig::default().no_zoom_pass)]
+    no_zoom_pass: f64,
+}
+
+/// The session folder and checkpoint name a `--policy` path names.
+fn policy_location(p: &Path) -> anyhow::Result<(PathBuf, Option<String>)> {
+    if p.join("session.toml").is_file() {
+        return Ok((p.to_path_buf(), None));
+    }
+    let dir = p
+        .parent()
+        .and_then(Path::parent)
+        .filter(|d| d.join("session.toml").is_file())
+        .with_context(|| {
+            format!(
+                "{} is neither a session folder nor a checkpoint inside one (<session>/checkpoints/<name>.safetensors)",
+                p.display()
+            )
+        })?;
+    let name = p
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok((dir.to_path_buf(), Some(name)))
+}
+
+pub fn run(a: FilterArgs) -> anyhow::Result<()> {
+    let cfg = FilterConfig {
+        max_area_ratio: a.max_area_ratio,
+        k: a.k,
+        no_zoom_pass: a.no_zoom_pass,
+    };
+    cfg.validate().map_err(anyhow::Error::msg)?;
+    let ds = Dataset::load(&a.dataset)?;
+    for w in ds.journal_warnings() {
+        eprintln!("warning: {w}");
+    }
+    let (dir, ckpt) = policy_location(&a.policy)?;
+    let (session, scfg) = Session::open(&dir)?;
+    let mut t = Trainer::new(scfg, None).map_err(anyhow::Error::msg)?;
+    let loaded = match &ckpt {
+        Some(c) => Some(session.load_checkpoint(c, t.policy().device())?),
+        None => session.latest_checkpoint(t.policy().device())?,
+    };
+    let (tensors, state) =
+        loaded.with_context(|| format!("{} has no checkpoint yet", dir.display()))?;
+    let it = state.iteration;
+    t.load(&tensors, state).map_err(anyhow::Error::msg)?;
+    eprintln!(
+        "filtering {} samples of {} with the policy of {} after {it} iterations",
+        ds.len(),
+        a.dataset.display(),
+        dir.display()
+    );
+    let mut bar: Option<(u8, indicatif::ProgressBar)> = None;
+    let rep = filter::run(
+        &ds,
+        ImageSource::Folder,
+        &mut t,
+        &cfg,
+        |stage, done, total| {
+            if bar.as_ref().is_none_or(|(s, _)| *s != stage) {
+                if let Some((_, b)) = bar.take() {
+                    b.finish_and_clear();
+                }
+                let what = if stage == 2 {
+                    "stage 2 (no zoom)"
+                } else {
+                    "stage 3 (ground-truth zoom)"
+                };
+                bar = Some((stage, super::progress_bar(total as u64, what)));
+            }
+            if let Some((_, b)) = &bar {
+                b.set_position(done as u64);
+            }
+        },
+    )
+    .map_err(anyhow::Error::msg)?;
+    if let Some((_, b)) = bar {
+        b.finish_and_clear();
+    }
+    filter::write(&rep, &ds, &a.out)?;
+    println!("{}", summary(&rep));
+    println!(
+        "kept samples in {}; every dropped sample with its reason in {}",
+        a.out.join("manifest.jsonl").display(),
+        a.out.join(filter::DROPPED).display()
+    );
+    Ok(())
+}
+
+/// The report as a small table.
+pub fn summary(rep: &filter::FilterReport) -> String {
+    let c = rep.config.unwrap_or_default();
+    let dropped = |st: u8| rep.dropped.iter().filter(|d| d.stage == st).count();
+    format!(
+        "stage                                              dropped    left\n\
+         input                                                       {:>6}\n\
+         1  rationale area ratio > {:<10}                {:>6}  {:>6}\n\
+         2  solved without zoom in ≥ {:>3.0} % of {} rollouts      {:>6}  {:>6}\n\
+         3  never solved with the ground-truth zoom ({} rollouts) {:>4}  {:>6}",
+        rep.input,
+        c.max_area_ratio,
+        dropped(1),
+        rep.after_stage[0],
+        100.0 * c.no_zoom_pass,
+        c.k,
+        dropped(2),
+        rep.after_stage[1],
+        c.k,
+        dropped(3),
+        rep.after_stage[2],
+    )
+}
