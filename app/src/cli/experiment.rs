@@ -18,6 +18,8 @@ pub enum ExperimentCommand {
     Ablation(ExpArgs),
     /// h0 ∈ {0.2, 0.3, 0.4, 0.5} in virl mode.
     H0(ExpArgs),
+    /// Train on unfiltered vs filtered (three-stage filter) shortcut-biased ZoomBench.
+    Filtering(ExpArgs),
 }
 
 #[derive(Debug, Args)]
@@ -43,17 +45,9 @@ pub fn run(c: ExperimentCommand) -> anyhow::Result<()> {
     let (name, a) = match &c {
         ExperimentCommand::Ablation(a) => ("ablation", a),
         ExperimentCommand::H0(a) => ("h0", a),
+        ExperimentCommand::Filtering(a) => return filtering(a),
     };
-    let mut base = match &a.config {
-        Some(p) => SessionConfig::load(p).map_err(anyhow::Error::msg)?,
-        None => {
-            let mut c = SessionConfig::default();
-            c.data.zoombench.shortcut_bias = 0.5;
-            c
-        }
-    };
-    base.trainer.iterations = a.iters;
-    base.trainer.warmup_iterations = a.warmup;
+    let base = base_config(a)?;
     let runs: Vec<(String, SessionConfig)> = match c {
         ExperimentCommand::Ablation(_) => RewardMode::ALL
             .iter()
@@ -63,6 +57,7 @@ pub fn run(c: ExperimentCommand) -> anyhow::Result<()> {
                 (m.to_string(), c)
             })
             .collect(),
+        ExperimentCommand::Filtering(_) => Vec::new(),
         ExperimentCommand::H0(_) => [0.2, 0.3, 0.4, 0.5]
             .iter()
             .map(|&h| {
@@ -143,4 +138,118 @@ pub fn run(c: ExperimentCommand) -> anyhow::Result<()> {
 
 fn write(p: &Path, s: &str) -> anyhow::Result<()> {
     atomic_write(p, s.as_bytes()).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))
+}
+
+/// The base config of an experiment: `--config`, or the defaults with
+/// `shortcut_bias = 0.5`; iterations from the flags.
+fn base_config(a: &ExpArgs) -> anyhow::Result<SessionConfig> {
+    let mut base = match &a.config {
+        Some(p) => SessionConfig::load(p).map_err(anyhow::Error::msg)?,
+        None => {
+            let mut c = SessionConfig::default();
+            c.data.zoombench.shortcut_bias = 0.5;
+            c
+        }
+    };
+    base.trainer.iterations = a.iters;
+    base.trainer.warmup_iterations = a.warmup;
+    Ok(base)
+}
+
+/// `virl experiment filtering`: the base config's ZoomBench training and
+/// evaluation splits are written as dataset folders; a policy is trained on
+/// the whole training split ("unfiltered"); that policy filters the split
+/// (three stages, default knobs); a second policy is trained, same config
+/// and seed, on the kept samples ("filtered"). Both are evaluated greedily on
+/// the same evaluation folder.
+fn filtering(a: &ExpArgs) -> anyhow::Result<()> {
+    use virl_engine::dataset::filter::{self, FilterConfig};
+    use virl_engine::dataset::zoombench::ZoomBench;
+    let base = base_config(a)?;
+    let out = a.out.clone().unwrap_or_else(|| {
+        let ts = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        PathBuf::from("sessions").join(format!("filtering-{ts}"))
+    });
+    std::fs::create_dir_all(&out)?;
+    let zb = ZoomBench::new(base.data.zoombench.clone()).map_err(anyhow::Error::msg)?;
+    let train_dir = out.join("data/train");
+    let eval_dir = out.join("data/eval");
+    let train = zb.write_dataset(&train_dir, base.data.train_n, base.data.train_seed, |_| {})?;
+    zb.write_dataset(&eval_dir, base.data.eval_n, base.data.eval_seed, |_| {})?;
+    let arm = |label: &str, data: &Path| -> anyhow::Result<Trainer> {
+        let mut cfg = base.clone();
+        cfg.data.dataset = Some(data.to_path_buf());
+        cfg.data.eval_dataset = Some(eval_dir.clone());
+        let dir = out.join(label);
+        eprintln!("filtering: run {label} on {} -> {}", data.display(), dir.display());
+        let session = Session::create(&dir, &cfg)?;
+        let mut t = Trainer::new(cfg, Some(session)).map_err(anyhow::Error::msg)?;
+        let mut sink = ProgressSink::new(a.iters, 0, false);
+        t.run(&mut sink, &AtomicBool::new(false))
+            .map_err(anyhow::Error::msg)?;
+        Ok(t)
+    };
+    let mut unfiltered = arm("unfiltered", &train_dir)?;
+    let fcfg = FilterConfig::default();
+    let rep = filter::run(
+        &train,
+        virl_engine::env::ImageSource::Folder,
+        &mut unfiltered,
+        &fcfg,
+        |_, _, _| {},
+    )
+    .map_err(anyhow::Error::msg)?;
+    let kept_dir = out.join("data/filtered");
+    filter::write(&rep, &train, &kept_dir)?;
+    println!("{}", super::filter::summary(&rep));
+    let mut filtered = arm("filtered", &kept_dir)?;
+    let mut table = format!(
+        "Filter of the {} training samples by the unfiltered policy: {} kept (stage 1 {}, stage 2 {}, stage 3 {} left).\n\n| run | training samples | final Acc_ans (greedy) | Acc_rat | coverage | zooms/traj |\n|---|---|---|---|---|---|\n",
+        rep.input,
+        rep.kept.len(),
+        rep.after_stage[0],
+        rep.after_stage[1],
+        rep.after_stage[2]
+    );
+    let mut csv = String::from("run,iteration,warmup,reward,acc_ans,acc_rat,coverage,zooms\n");
+    for (label, t, n) in [
+        ("unfiltered", &mut unfiltered, rep.input),
+        ("filtered", &mut filtered, rep.kept.len()),
+    ] {
+        let (e, _) = t
+            .evaluate(a.eval_n, &mut virl_engine::trainer::NullSink)
+            .map_err(anyhow::Error::msg)?;
+        let o = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.3}"));
+        let _ = writeln!(
+            table,
+            "| {label} | {n} | {:.3} | {} | {} | {:.2} |",
+            e.acc_ans,
+            o(e.acc_rat),
+            o(e.coverage),
+            e.zooms
+        );
+        for m in t.history() {
+            let o = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.5}"));
+            let _ = writeln!(
+                csv,
+                "{label},{},{},{:.5},{:.5},{},{},{:.5}",
+                m.iteration,
+                m.warmup,
+                m.reward_total,
+                m.acc_ans,
+                o(m.acc_rat),
+                o(m.coverage),
+                m.zooms
+            );
+        }
+    }
+    write(&out.join("curves.csv"), &csv)?;
+    write(&out.join("summary.md"), &table)?;
+    println!("{table}");
+    eprintln!("wrote {} and {}", out.join("curves.csv").display(), out.join("summary.md").display());
+    let _ = fcfg;
+    Ok(())
 }

@@ -121,7 +121,7 @@ pub fn run(a: FilterArgs) -> anyhow::Result<()> {
 }
 
 /// The report as a small table.
-pub fn summary(rep: &filter::FilterReport) -> String {
+pub(crate) fn summary(rep: &filter::FilterReport) -> String {
     let c = rep.config.unwrap_or_default();
     let dropped = |st: u8| rep.dropped.iter().filter(|d| d.stage == st).count();
     format!(

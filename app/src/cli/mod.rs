@@ -2,7 +2,7 @@
 
 mod bench;
 mod experiment;
-mod filter;
+pub(crate) mod filter;
 mod interchange;
 mod reward_args;
 mod score;
