@@ -615,3 +615,99 @@ fn synth_then_score_round_trip() {
         stderr(&o)
     );
 }
+
+#[test]
+fn import_vstar_export_coco_import_back_and_bad_inputs() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let src = tmp.path().join("vstar/relative_position");
+    fs::create_dir_all(&src).expect("mkdir");
+    RgbImage::from_pixel(120, 80, Rgb([10, 120, 200]))
+        .save(src.join("sa_1.jpg"))
+        .expect("jpg");
+    fs::write(
+        src.join("sa_1.json"),
+        r#"{"target_object": ["cup", "lamp"], "bbox": [[10, 10, 20, 15], [60, 30, 40, 40]], "question": "Is the cup left of the lamp?", "options": ["Yes", "No"]}"#,
+    )
+    .expect("json");
+    let ds = tmp.path().join("ds");
+    let o = virl(&[
+        "import",
+        "--format",
+        "vstar",
+        p(&tmp.path().join("vstar")),
+        "--out",
+        p(&ds),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let d = Dataset::load(&ds).expect("imported dataset loads");
+    let s = d.get("relative_position/sa_1").expect("sample");
+    assert_eq!(s.answer, "Yes");
+    assert_eq!(s.rationales.len(), 2);
+    assert_eq!(s.rationales[1].bbox.to_array(), [60.0, 30.0, 100.0, 70.0]);
+    assert_eq!(s.rationales[1].label, "lamp");
+    // COCO out and back in.
+    let coco = tmp.path().join("ds.coco.json");
+    let o = virl(&[
+        "export",
+        "--format",
+        "coco",
+        "--dataset",
+        p(&ds),
+        "--out",
+        p(&coco),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let again = tmp.path().join("again");
+    let o = virl(&[
+        "import",
+        "--format",
+        "coco",
+        p(&coco),
+        "--images",
+        p(&ds),
+        "--out",
+        p(&again),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let back = Dataset::load(&again).expect("loads");
+    assert_eq!(back.samples()[0].rationales, d.samples()[0].rationales);
+    assert_eq!(back.samples()[0].options, d.samples()[0].options);
+    // A V* annotation with a 3-number box: exit 1, the file and field named, nothing written.
+    fs::write(
+        src.join("sa_2.json"),
+        r#"{"target_object": "cup", "bbox": [1, 2, 3], "question": "q", "options": ["a"]}"#,
+    )
+    .expect("json");
+    RgbImage::new(10, 10)
+        .save(src.join("sa_2.jpg"))
+        .expect("jpg");
+    let bad = tmp.path().join("bad");
+    let o = virl(&[
+        "import",
+        "--format",
+        "vstar",
+        p(&tmp.path().join("vstar")),
+        "--out",
+        p(&bad),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(
+        e.contains("sa_2.json") && e.contains("`bbox`") && e.contains("4 numbers"),
+        "{e}"
+    );
+    assert!(!bad.exists());
+    // --skip-bad imports the good one and lists the bad one.
+    let o = virl(&[
+        "import",
+        "--format",
+        "vstar",
+        p(&tmp.path().join("vstar")),
+        "--out",
+        p(&bad),
+        "--skip-bad",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("skipped") && stderr(&o).contains("sa_2.json"));
+    assert_eq!(Dataset::load(&bad).expect("loads").len(), 1);
+}

@@ -184,7 +184,11 @@ fn filtering(a: &ExpArgs) -> anyhow::Result<()> {
         cfg.data.dataset = Some(data.to_path_buf());
         cfg.data.eval_dataset = Some(eval_dir.clone());
         let dir = out.join(label);
-        eprintln!("filtering: run {label} on {} -> {}", data.display(), dir.display());
+        eprintln!(
+            "filtering: run {label} on {} -> {}",
+            data.display(),
+            dir.display()
+        );
         let session = Session::create(&dir, &cfg)?;
         let mut t = Trainer::new(cfg, Some(session)).map_err(anyhow::Error::msg)?;
         let mut sink = ProgressSink::new(a.iters, 0, false);
@@ -249,7 +253,11 @@ fn filtering(a: &ExpArgs) -> anyhow::Result<()> {
     write(&out.join("curves.csv"), &csv)?;
     write(&out.join("summary.md"), &table)?;
     println!("{table}");
-    eprintln!("wrote {} and {}", out.join("curves.csv").display(), out.join("summary.md").display());
+    eprintln!(
+        "wrote {} and {}",
+        out.join("curves.csv").display(),
+        out.join("summary.md").display()
+    );
     let _ = fcfg;
     Ok(())
 }
