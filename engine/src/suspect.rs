@@ -70,6 +70,10 @@ pub struct Suspect {
     /// Fraction of correct trajectories none of whose zooms reach IoU 0.5
     /// with a ground-truth box ("right answer, looked elsewhere").
     pub right_elsewhere: f64,
+    /// Pass rates with the zoom forced onto the consensus box and onto the
+    /// ground truth, when probed ([`with_probe`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe: Option<(f64, f64)>,
 }
 
 /// Scores and ranks every sample that has trajectories in `records`
@@ -137,6 +141,7 @@ pub fn score(s: &Sample, rs: &[&TrajectoryRecord], cfg: &SuspectConfig) -> Suspe
         support: 0.0,
         gt_cover: 0.0,
         right_elsewhere,
+        probe: None,
     };
     if gts.is_empty() || zooms.is_empty() {
         return out;
@@ -172,6 +177,19 @@ pub fn score(s: &Sample, rs: &[&TrajectoryRecord], cfg: &SuspectConfig) -> Suspe
     out.gt_cover = g;
     out.score = u * (1.0 - g) * n / (n + cfg.n0);
     out
+}
+
+/// Sharpens a suspicion with a probe of the policy (`Trainer::probe`): `p_c`
+/// is the pass rate with the zoom forced onto the consensus box `c`, `p_gt`
+/// with the zoom forced onto the ground-truth boxes. A wrong box reads
+/// worse than where the policy looks (`p_c > p_gt`); a sample the policy
+/// answers without looking at its (correct) box reads as well or better at
+/// the box. The score becomes `suspicion · (1 + p_c − p_gt) / 2` — unchanged
+/// order among equal probes, halved when they agree, zero when only the
+/// ground truth reads.
+pub fn with_probe(s: &mut Suspect, p_c: f64, p_gt: f64) {
+    s.probe = Some((p_c, p_gt));
+    s.score *= ((1.0 + p_c - p_gt) / 2.0).clamp(0.0, 1.0);
 }
 
 /// Of the first `k` of `ranking`, the fraction for which `is_wrong` holds
