@@ -91,6 +91,10 @@ pub struct TrainerConfig {
     pub minibatch: usize,
     /// AdamW learning rate. Default 3e-3.
     pub lr: f64,
+    /// Learning rate of the RL phase (after the warm-up), if it differs from
+    /// `lr`: RL on top of an imitation-trained policy can undo what imitation
+    /// taught at the imitation rate (RESULTS.md §1c). Default: `lr`.
+    pub rl_lr: Option<f64>,
     /// AdamW weight decay. Default 0.
     pub weight_decay: f64,
     /// Global gradient-norm clip. Default 1.0.
@@ -122,6 +126,7 @@ impl Default for TrainerConfig {
             epochs: 2,
             minibatch: 256,
             lr: 3e-3,
+            rl_lr: None,
             weight_decay: 0.0,
             max_grad_norm: 1.0,
             clip: 0.2,
@@ -146,6 +151,9 @@ impl TrainerConfig {
             }
         };
         pos("lr", self.lr)?;
+        if let Some(r) = self.rl_lr {
+            pos("rl_lr", r)?;
+        }
         pos("clip", self.clip)?;
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
             return Err(format!(

@@ -1005,6 +1005,11 @@ impl Trainer {
             total: rollout.batch.len(),
         });
         let warmup = self.iteration < t.warmup_iterations;
+        self.opt.params.lr = if warmup {
+            t.lr
+        } else {
+            t.rl_lr.unwrap_or(t.lr)
+        };
         let stats = if warmup {
             // Imitation needs no groups: as many distinct samples as rollouts.
             let n = self.train.samples().len() as u64;
