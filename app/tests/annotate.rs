@@ -441,3 +441,60 @@ fn correcting_a_trajectorys_ground_truth_rescores_its_rollouts() {
         "the inspector shows the re-score"
     );
 }
+
+#[test]
+fn file_menu_import_then_export_round_trip() {
+    use egui_kittest::kittest::Queryable;
+    use virl_studio::studio::interchange::{Mode, Window};
+    let tmp = tempfile::tempdir().expect("tmp");
+    let ds = dataset(tmp.path(), 3);
+    // A COCO file of the dataset, as another tool would hand it over.
+    let coco = tmp.path().join("in.coco.json");
+    virl_engine::dataset::interchange::export(
+        &Dataset::load(&ds).expect("load"),
+        virl_engine::dataset::interchange::ExportFormat::Coco,
+        &coco,
+    )
+    .expect("export");
+    let mut h = harness(StudioOptions {
+        sessions_root: Some(tmp.path().join("sessions")),
+        config: Some(tiny()),
+        ..Default::default()
+    });
+    h.run_steps(2);
+    let mut w = Window::new(Mode::ImportCoco, None);
+    w.src = coco.display().to_string();
+    w.images = ds.display().to_string();
+    let imported = tmp.path().join("imported");
+    w.out = imported.display().to_string();
+    h.state_mut().interchange = Some(w);
+    h.run_steps(2);
+    h.get_by_label("Import").click();
+    step_until(&mut h, "the imported dataset opened for annotation", |s| {
+        s.tab == Tab::Annotate
+            && s.run
+                .as_ref()
+                .is_some_and(|r| r.cfg.data.dataset.as_deref() == Some(imported.as_path()))
+    });
+    let back = Dataset::load(&imported).expect("imported dataset loads");
+    let orig = Dataset::load(&ds).expect("load");
+    assert_eq!(back.len(), orig.len());
+    for (a, b) in orig.samples().iter().zip(back.samples()) {
+        assert_eq!(
+            (&a.id, &a.answer, a.gt_boxes()),
+            (&b.id, &b.answer, b.gt_boxes())
+        );
+    }
+    // Export it again as JSONL from the studio.
+    let mut w = Window::new(Mode::ExportJsonl, Some(&imported));
+    let out = tmp.path().join("out.jsonl");
+    w.out = out.display().to_string();
+    h.state_mut().interchange = Some(w);
+    h.run_steps(2);
+    h.get_by_label("Export").click();
+    step_until(&mut h, "the export", |_| out.exists());
+    assert_eq!(
+        Dataset::load(&out).expect("exported manifest loads").len(),
+        3
+    );
+}

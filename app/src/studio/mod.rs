@@ -10,6 +10,7 @@ pub mod commands;
 mod compare;
 mod images;
 mod inspector;
+pub mod interchange;
 pub mod rows;
 pub mod run;
 mod settings;
@@ -115,6 +116,8 @@ pub struct Studio {
     pub settings: settings::SettingsState,
     /// The annotation editor.
     pub annotate: annotate::AnnotateState,
+    /// The import / export window, when open.
+    pub interchange: Option<interchange::Window>,
     /// The quit confirmation is shown (uncompacted corrections).
     pub confirm_quit: bool,
     quit_allowed: bool,
@@ -165,6 +168,7 @@ impl Studio {
             browser: Default::default(),
             settings: Default::default(),
             annotate: Default::default(),
+            interchange: None,
             confirm_quit: false,
             quit_allowed: false,
             help: false,
@@ -569,6 +573,30 @@ impl Studio {
                     item(ui, c, &mut fire);
                 }
                 ui.separator();
+                let dataset = self.run.as_ref().and_then(|r| r.cfg.data.dataset.clone());
+                for (m, label) in [
+                    (interchange::Mode::ImportVstar, "Import V* Bench folder…"),
+                    (interchange::Mode::ImportCoco, "Import COCO detection file…"),
+                ] {
+                    if ui.button(label).clicked() {
+                        self.interchange = Some(interchange::Window::new(m, None));
+                    }
+                }
+                for (m, label) in [
+                    (interchange::Mode::ExportCoco, "Export dataset as COCO…"),
+                    (interchange::Mode::ExportJsonl, "Export dataset as JSONL…"),
+                ] {
+                    let b = ui.add_enabled(dataset.is_some(), egui::Button::new(label));
+                    let b = if dataset.is_none() {
+                        b.on_disabled_hover_text("the session's data is generated ZoomBench: write it as a dataset folder with `virl synth` and open that")
+                    } else {
+                        b
+                    };
+                    if b.clicked() {
+                        self.interchange = Some(interchange::Window::new(m, dataset.as_deref()));
+                    }
+                }
+                ui.separator();
                 ui.label("Recent");
                 for p in self.prefs.recent.clone() {
                     if ui.button(p.display().to_string()).clicked() {
@@ -734,6 +762,20 @@ impl Studio {
             if let Some(p) = go {
                 self.open_window = None;
                 self.open_path(&p);
+            }
+        }
+        if let Some(w) = &mut self.interchange {
+            let (open, msg, opened) = w.ui(ctx);
+            if !open {
+                self.interchange = None;
+            }
+            if let Some((m, e)) = msg {
+                self.toast(m, e);
+            }
+            if let Some(p) = opened {
+                self.interchange = None;
+                self.open_path(&p);
+                self.tab = Tab::Annotate;
             }
         }
         // Toasts, newest at the bottom right.

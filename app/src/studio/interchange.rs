@@ -1,0 +1,216 @@
+//! File > Import / Export: the studio's front end to `virl import` and
+//! `virl export` (engine `dataset::interchange`). The work runs on a
+//! background thread; the result comes back as a toast, and an imported
+//! dataset is opened.
+
+use crossbeam_channel::{Receiver, bounded};
+use std::path::{Path, PathBuf};
+use virl_engine::dataset::Dataset;
+use virl_engine::dataset::interchange::{self, ExportFormat};
+
+/// What the window does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// V* folder in.
+    ImportVstar,
+    /// COCO file in.
+    ImportCoco,
+    /// COCO file out.
+    ExportCoco,
+    /// JSONL out.
+    ExportJsonl,
+}
+
+impl Mode {
+    fn title(self) -> &'static str {
+        match self {
+            Self::ImportVstar => "Import a V* Bench folder",
+            Self::ImportCoco => "Import a COCO detection file",
+            Self::ExportCoco => "Export the dataset as COCO",
+            Self::ExportJsonl => "Export the dataset as JSONL",
+        }
+    }
+}
+
+/// The window's state.
+pub struct Window {
+    /// What it does.
+    pub mode: Mode,
+    /// Source (import) or the dataset folder (export).
+    pub src: String,
+    /// COCO: the images folder.
+    pub images: String,
+    /// Output: dataset folder (import) or file (export).
+    pub out: String,
+    /// Import: keep the good samples and list the bad ones.
+    pub skip_bad: bool,
+    running: Option<Receiver<Result<(String, Option<PathBuf>), String>>>,
+}
+
+impl Window {
+    /// A window for `mode`; `dataset` is the open session's dataset folder, if any.
+    pub fn new(mode: Mode, dataset: Option<&Path>) -> Self {
+        let d = dataset.map(|p| p.display().to_string()).unwrap_or_default();
+        let (src, out) = match mode {
+            Mode::ImportVstar | Mode::ImportCoco => (String::new(), "datasets/imported".into()),
+            Mode::ExportCoco => (d.clone(), format!("{}.coco.json", d.trim_end_matches('/'))),
+            Mode::ExportJsonl => (
+                d.clone(),
+                format!("{}.export.jsonl", d.trim_end_matches('/')),
+            ),
+        };
+        Self {
+            mode,
+            src,
+            images: String::new(),
+            out,
+            skip_bad: false,
+            running: None,
+        }
+    }
+
+    /// Draws the window. Returns `(open, message, dataset to open)`: the
+    /// window stays open while `open`; a finished job gives its message (error
+    /// flagged) and, for an import, the new dataset's folder.
+    pub fn ui(&mut self, ctx: &egui::Context) -> (bool, Option<(String, bool)>, Option<PathBuf>) {
+        let mut open = true;
+        let mut go = false;
+        let mut result = (None, None);
+        if let Some(rx) = &self.running
+            && let Ok(r) = rx.try_recv()
+        {
+            self.running = None;
+            result = match r {
+                Ok((m, p)) => (Some((m, false)), p),
+                Err(e) => (Some((e, true)), None),
+            };
+        }
+        egui::Window::new(self.mode.title())
+            .open(&mut open)
+            .collapsible(false)
+            .show(ctx, |ui| {
+                let importing = matches!(self.mode, Mode::ImportVstar | Mode::ImportCoco);
+                egui::Grid::new("interchange")
+                    .num_columns(2)
+                    .show(ui, |ui| {
+                        ui.label(match self.mode {
+                            Mode::ImportVstar => "V* folder",
+                            Mode::ImportCoco => "COCO JSON file",
+                            _ => "dataset folder",
+                        });
+                        ui.add(egui::TextEdit::singleline(&mut self.src).desired_width(360.0));
+                        ui.end_row();
+                        if self.mode == Mode::ImportCoco {
+                            ui.label("images folder");
+                            ui.add(
+                                egui::TextEdit::singleline(&mut self.images)
+                                    .hint_text("default: the JSON file's folder")
+                                    .desired_width(360.0),
+                            );
+                            ui.end_row();
+                        }
+                        ui.label(if importing {
+                            "new dataset folder"
+                        } else {
+                            "output file"
+                        });
+                        ui.add(egui::TextEdit::singleline(&mut self.out).desired_width(360.0));
+                        ui.end_row();
+                    });
+                if importing {
+                    ui.checkbox(
+                        &mut self.skip_bad,
+                        "skip bad samples (list them) instead of failing",
+                    );
+                }
+                ui.horizontal(|ui| {
+                    let busy = self.running.is_some();
+                    if ui
+                        .add_enabled(
+                            !busy,
+                            egui::Button::new(if importing { "Import" } else { "Export" }),
+                        )
+                        .clicked()
+                    {
+                        go = true;
+                    }
+                    if busy {
+                        ui.add(egui::Spinner::new());
+                    }
+                });
+            });
+        if go {
+            let (tx, rx) = bounded(1);
+            let (mode, src, images, out, skip) = (
+                self.mode,
+                PathBuf::from(self.src.trim()),
+                self.images.trim().to_string(),
+                PathBuf::from(self.out.trim()),
+                self.skip_bad,
+            );
+            let ctx = ctx.clone();
+            std::thread::spawn(move || {
+                let _ = tx.send(run(mode, &src, &images, &out, skip));
+                ctx.request_repaint();
+            });
+            self.running = Some(rx);
+        }
+        (open || self.running.is_some(), result.0, result.1)
+    }
+}
+
+fn run(
+    mode: Mode,
+    src: &Path,
+    images: &str,
+    out: &Path,
+    skip_bad: bool,
+) -> Result<(String, Option<PathBuf>), String> {
+    match mode {
+        Mode::ImportVstar | Mode::ImportCoco => {
+            let rep = if mode == Mode::ImportVstar {
+                interchange::read_vstar(src)
+            } else {
+                let images = if images.is_empty() {
+                    src.parent()
+                        .filter(|p| !p.as_os_str().is_empty())
+                        .map(Path::to_path_buf)
+                        .unwrap_or_else(|| PathBuf::from("."))
+                } else {
+                    PathBuf::from(images)
+                };
+                interchange::read_coco(src, &images)
+            }
+            .map_err(|e| e.to_string())?;
+            let skipped = rep.problems.len();
+            let first = rep.problems.first().map(ToString::to_string);
+            let ds = interchange::write_dataset(rep, out, skip_bad).map_err(|e| e.to_string())?;
+            let mut m = format!("imported {} samples into {}", ds.len(), out.display());
+            if skipped > 0 {
+                m.push_str(&format!(
+                    "; {skipped} skipped, the first: {}",
+                    first.unwrap_or_default()
+                ));
+            }
+            Ok((m, Some(out.to_path_buf())))
+        }
+        Mode::ExportCoco | Mode::ExportJsonl => {
+            let ds = Dataset::load(src).map_err(|e| e.to_string())?;
+            let f = if mode == Mode::ExportCoco {
+                ExportFormat::Coco
+            } else {
+                ExportFormat::Jsonl
+            };
+            interchange::export(&ds, f, out).map_err(|e| e.to_string())?;
+            Ok((
+                format!(
+                    "exported {} samples (with {} corrections from the journal) to {}",
+                    ds.len(),
+                    ds.pending_edits(),
+                    out.display()
+                ),
+                None,
+            ))
+        }
+    }
+}
