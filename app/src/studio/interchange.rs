@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 use virl_engine::dataset::Dataset;
 use virl_engine::dataset::interchange::{self, ExportFormat};
 
+/// A finished job: its message and, for an import, the new dataset.
+type JobResult = Result<(String, Option<PathBuf>), String>;
+
 /// What the window does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -44,7 +47,7 @@ pub struct Window {
     pub out: String,
     /// Import: keep the good samples and list the bad ones.
     pub skip_bad: bool,
-    running: Option<Receiver<Result<(String, Option<PathBuf>), String>>>,
+    running: Option<Receiver<JobResult>>,
 }
 
 impl Window {
@@ -165,7 +168,7 @@ fn run(
     images: &str,
     out: &Path,
     skip_bad: bool,
-) -> Result<(String, Option<PathBuf>), String> {
+) -> JobResult {
     match mode {
         Mode::ImportVstar | Mode::ImportCoco => {
             let rep = if mode == Mode::ImportVstar {
