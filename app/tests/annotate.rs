@@ -498,3 +498,33 @@ fn file_menu_import_then_export_round_trip() {
         3
     );
 }
+
+#[test]
+fn closing_with_uncompacted_corrections_asks_first() {
+    use egui_kittest::kittest::Queryable;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let ds = dataset(tmp.path(), 2);
+    let mut h = open_annotator(tmp.path(), &ds);
+    h.key_press(Key::Tab);
+    h.run_steps(2);
+    h.key_press(Key::ArrowRight);
+    h.run_steps(2);
+    assert_eq!(h.state().annotate.uncompacted(), 1);
+    let close = |h: &mut Harness<'_, Studio>| {
+        h.input_mut()
+            .viewports
+            .entry(egui::ViewportId::ROOT)
+            .or_default()
+            .events
+            .push(egui::ViewportEvent::Close);
+        h.run_steps(2);
+    };
+    close(&mut h);
+    assert!(h.state().confirm_quit, "the close is held back");
+    // "Save and quit" compacts the journal into the manifest.
+    h.get_by_label("Save and quit").click();
+    h.run_steps(2);
+    assert!(!ds.join("annotations.jsonl").exists());
+    assert_eq!(h.state().annotate.uncompacted(), 0);
+    assert!(!h.state().confirm_quit);
+}

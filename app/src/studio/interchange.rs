@@ -162,13 +162,7 @@ impl Window {
     }
 }
 
-fn run(
-    mode: Mode,
-    src: &Path,
-    images: &str,
-    out: &Path,
-    skip_bad: bool,
-) -> JobResult {
+fn run(mode: Mode, src: &Path, images: &str, out: &Path, skip_bad: bool) -> JobResult {
     match mode {
         Mode::ImportVstar | Mode::ImportCoco => {
             let rep = if mode == Mode::ImportVstar {
