@@ -564,18 +564,8 @@ impl Trainer {
         phase: Phase,
     ) -> Result<Rollout, TrainError> {
         let split = if eval { &self.eval } else { &self.train };
-        let mut batch = split.env.reset(samples).map_err(|e| e.to_string())?;
-        // The global view is encoded once per distinct sample (a GRPO group
-        // shares one), then shared by its episodes and steps.
-        let (uniq, of_episode) = unique_samples(samples);
-        let keys = self
-            .net
-            .encode_globals(&globals_of(&batch, &of_episode, uniq.len()), uniq.len())
-            .map_err(ce)?;
-        let questions: Vec<Vec<f32>> = samples
-            .iter()
-            .map(|&s| split.questions[s].clone())
-            .collect();
+        let (mut batch, keys, of_episode, questions) =
+            start_batch(self.net.as_ref(), split, samples)?;
         let sizes: Vec<(f64, f64)> = split.sizes.clone();
         let mut steps = Vec::new();
         let max = self.cfg.env.max_rounds + 1;
@@ -652,16 +642,8 @@ impl Trainer {
                 .iter()
                 .flat_map(|&s| std::iter::repeat_n(s, k))
                 .collect();
-            let mut batch = split.env.reset(&samples).map_err(|e| e.to_string())?;
-            let (uniq, of_episode) = unique_samples(&samples);
-            let keys = self
-                .net
-                .encode_globals(&globals_of(&batch, &of_episode, uniq.len()), uniq.len())
-                .map_err(ce)?;
-            let questions: Vec<Vec<f32>> = samples
-                .iter()
-                .map(|&s| split.questions[s].clone())
-                .collect();
+            let (mut batch, keys, of_episode, questions) =
+                start_batch(self.net.as_ref(), &split, &samples)?;
             let max_zooms = self.cfg.env.max_rounds.saturating_sub(1);
             for round in 0..=self.cfg.env.max_rounds {
                 let active = batch.active();
@@ -1144,6 +1126,27 @@ pub fn ppo_loss(
 
 /// The distinct samples of a batch (in first-seen order) and, for each
 /// episode, the index of its sample among them.
+/// A batch ready to roll out: episodes, encoded global views, each
+/// episode's global view index, and each episode's question encoding.
+type Started = (EpisodeBatch, Tensor, Vec<usize>, Vec<Vec<f32>>);
+
+/// Resets a batch of episodes of `samples` and encodes each distinct
+/// sample's global view once (a GRPO group shares one, as do its episodes'
+/// steps). Returns the batch, the encoded global views, each episode's index
+/// among them, and each episode's question encoding.
+fn start_batch(net: &dyn Policy, split: &Split, samples: &[usize]) -> Result<Started, TrainError> {
+    let batch = split.env.reset(samples).map_err(|e| e.to_string())?;
+    let (uniq, of_episode) = unique_samples(samples);
+    let keys = net
+        .encode_globals(&globals_of(&batch, &of_episode, uniq.len()), uniq.len())
+        .map_err(ce)?;
+    let questions = samples
+        .iter()
+        .map(|&s| split.questions[s].clone())
+        .collect();
+    Ok((batch, keys, of_episode, questions))
+}
+
 fn unique_samples(samples: &[usize]) -> (Vec<usize>, Vec<usize>) {
     let mut uniq = Vec::new();
     let mut pos = HashMap::new();

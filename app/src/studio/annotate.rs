@@ -16,6 +16,7 @@
 
 use super::commands::Cmd;
 use super::images::{ImageCache, ImageJob};
+use super::inspector::ViewXf;
 use super::run::Run;
 use egui::{Color32, Pos2, Rect, RichText, Sense, Stroke, StrokeKind, Vec2};
 use std::collections::{HashMap, HashSet};
@@ -190,22 +191,6 @@ impl Handle {
             Self::SW => (x1, y2) = (px, py),
         }
         BBox::new(x1.min(x2), y1.min(y2), x1.max(x2), y1.max(y2))
-    }
-}
-
-/// Pan and zoom of the canvas.
-#[derive(Clone, Copy, Debug)]
-struct ViewXf {
-    zoom: f32,
-    pan: Vec2,
-}
-
-impl Default for ViewXf {
-    fn default() -> Self {
-        Self {
-            zoom: 1.0,
-            pan: Vec2::ZERO,
-        }
     }
 }
 
@@ -1171,21 +1156,9 @@ fn canvas(ui: &mut egui::Ui, r: &mut Run, st: &mut AnnotateState, images: &mut I
     {
         xf.pan += resp.drag_delta();
     }
-    if resp.hovered() {
-        let scroll = ui.input(|i| i.smooth_scroll_delta.y);
-        if scroll != 0.0 {
-            let old = xf.zoom;
-            xf.zoom = (xf.zoom * (scroll / 200.0).exp()).clamp(1.0, 64.0);
-            if let Some(p) = resp.hover_pos() {
-                let c = rect.center() + xf.pan;
-                xf.pan += (p - c) * (1.0 - xf.zoom / old);
-            }
-        }
-    }
-    let fit = (size.x / w as f32).min(size.y / h as f32);
-    let scale = fit * xf.zoom;
+    xf.wheel(ui, &resp, rect);
+    let (origin, scale) = xf.place(rect, w, h);
     let img_size = Vec2::new(w as f32, h as f32) * scale;
-    let origin = rect.center() + xf.pan - img_size / 2.0;
     st.canvas_xf = Some((origin, scale));
     painter.image(
         tex.0.id(),

@@ -39,11 +39,12 @@ pub fn correct_label(ui: &mut egui::Ui, ok: bool) {
     );
 }
 
-/// Pan and zoom of the image view.
+/// Pan and zoom of an image view (the inspector's and the annotation
+/// canvas): zoom ≥ 1 relative to fitting the image in the view.
 #[derive(Clone, Copy, Debug)]
-struct ViewXf {
-    zoom: f32,
-    pan: Vec2,
+pub(crate) struct ViewXf {
+    pub(crate) zoom: f32,
+    pub(crate) pan: Vec2,
 }
 
 impl Default for ViewXf {
@@ -52,6 +53,34 @@ impl Default for ViewXf {
             zoom: 1.0,
             pan: Vec2::ZERO,
         }
+    }
+}
+
+impl ViewXf {
+    /// The mouse wheel zooms about the pointer while `resp` is hovered.
+    pub(crate) fn wheel(&mut self, ui: &egui::Ui, resp: &egui::Response, rect: Rect) {
+        if !resp.hovered() {
+            return;
+        }
+        let scroll = ui.input(|i| i.smooth_scroll_delta.y);
+        if scroll != 0.0 {
+            let old = self.zoom;
+            self.zoom = (self.zoom * (scroll / 200.0).exp()).clamp(1.0, 64.0);
+            if let Some(p) = resp.hover_pos() {
+                let c = rect.center() + self.pan;
+                self.pan += (p - c) * (1.0 - self.zoom / old);
+            }
+        }
+    }
+
+    /// Screen position of image pixel (0, 0) and points per image pixel, for
+    /// a `w × h` image in the view `rect`.
+    pub(crate) fn place(&self, rect: Rect, w: f64, h: f64) -> (Pos2, f32) {
+        let size = rect.size();
+        let fit = (size.x / w as f32).min(size.y / h as f32);
+        let scale = fit * self.zoom;
+        let img_size = Vec2::new(w as f32, h as f32) * scale;
+        (rect.center() + self.pan - img_size / 2.0, scale)
     }
 }
 
@@ -333,23 +362,10 @@ fn image_view(
     if resp.dragged() {
         xf.pan += resp.drag_delta();
     }
-    if resp.hovered() {
-        let scroll = ui.input(|i| i.smooth_scroll_delta.y);
-        if scroll != 0.0 {
-            let old = xf.zoom;
-            xf.zoom = (xf.zoom * (scroll / 200.0).exp()).clamp(1.0, 64.0);
-            // Zoom about the pointer.
-            if let Some(p) = resp.hover_pos() {
-                let c = rect.center() + xf.pan;
-                xf.pan += (p - c) * (1.0 - xf.zoom / old);
-            }
-        }
-    }
+    xf.wheel(ui, &resp, rect);
     ui.data_mut(|d| d.insert_temp(id, xf));
-    let fit = (size.x / w as f32).min(size.y / h as f32);
-    let scale = fit * xf.zoom;
+    let (origin, scale) = xf.place(rect, w as f64, h as f64);
     let img_size = Vec2::new(w as f32, h as f32) * scale;
-    let origin = rect.center() + xf.pan - img_size / 2.0;
     painter.image(
         tex.id(),
         Rect::from_min_size(origin, img_size),
