@@ -528,3 +528,46 @@ fn closing_with_uncompacted_corrections_asks_first() {
     assert_eq!(h.state().annotate.uncompacted(), 0);
     assert!(!h.state().confirm_quit);
 }
+
+#[test]
+fn saving_keeps_edits_made_before_and_after_opening() {
+    // A journal left by an earlier session (not compacted), then a new edit:
+    // Ctrl+S must write both into the manifest.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let ds = dataset(tmp.path(), 3);
+    let d = Dataset::load(&ds).expect("load");
+    let (a, b) = (d.samples()[0].clone(), d.samples()[1].clone());
+    let mut moved = a.rationales.clone();
+    moved[0].bbox = moved[0].bbox.translate(3.0, 0.0);
+    virl_engine::dataset::annotations::Journal::new(d.journal_path())
+        .append(&virl_engine::dataset::annotations::Edit::now(
+            &a.id,
+            "move",
+            a.rationales.clone(),
+            moved.clone(),
+        ))
+        .expect("append");
+    let mut h = open_annotator(tmp.path(), &ds);
+    assert_eq!(
+        h.state().annotate.uncompacted(),
+        1,
+        "the old edit is pending"
+    );
+    // Edit the second sample.
+    h.key_press(Key::F);
+    h.run_steps(2);
+    assert_eq!(h.state().annotate.sample.as_deref(), Some(b.id.as_str()));
+    h.key_press(Key::Tab);
+    h.run_steps(2);
+    h.key_press(Key::ArrowDown);
+    h.run_steps(2);
+    h.key_press_modifiers(Modifiers::COMMAND, Key::S);
+    h.run_steps(2);
+    assert!(!ds.join("annotations.jsonl").exists());
+    let after = Dataset::load(&ds).expect("load");
+    assert_eq!(after.get(&a.id).expect("a").rationales, moved);
+    assert_eq!(
+        after.get(&b.id).expect("b").rationales[0].bbox,
+        b.rationales[0].bbox.translate(0.0, 1.0)
+    );
+}

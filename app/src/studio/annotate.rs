@@ -252,11 +252,18 @@ impl AnnotateState {
                 ..Default::default()
             };
         }
-        if let Some(ix) = &r.index {
-            for k in 0..2 {
-                if self.docs[k].is_none() {
-                    self.docs[k] = Some(Doc::new(k, ix.stores()[k].clone(), &r.dir));
-                }
+        if let Some(ix) = &r.index
+            && self.docs[0].is_none()
+        {
+            let [train, eval] = ix.stores();
+            self.docs[0] = Some(Doc::new(0, train.clone(), &r.dir));
+            // A folder that serves both splits is one document: two copies
+            // of one manifest would overwrite each other's corrections.
+            let same = !train.is_generated()
+                && !eval.is_generated()
+                && train.dataset().manifest_path() == eval.dataset().manifest_path();
+            if !same {
+                self.docs[1] = Some(Doc::new(1, eval.clone(), &r.dir));
             }
         }
     }
@@ -751,7 +758,12 @@ pub fn ui(
 
 fn sample_list(ui: &mut egui::Ui, r: &mut Run, st: &mut AnnotateState) {
     ui.horizontal(|ui| {
-        let names = ["training split", "evaluation split"];
+        let names = if st.docs[1].is_some() {
+            vec!["training split", "evaluation split"]
+        } else {
+            vec!["training and evaluation (one folder)"]
+        };
+        st.split = st.split.min(names.len() - 1);
         let before = st.split;
         egui::ComboBox::new("annot-split", "samples")
             .selected_text(names[st.split])
