@@ -571,3 +571,45 @@ fn saving_keeps_edits_made_before_and_after_opening() {
         b.rationales[0].bbox.translate(0.0, 1.0)
     );
 }
+
+#[test]
+fn the_selected_boxs_label_is_edited_in_the_side_panel() {
+    use egui_kittest::kittest::Queryable;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let ds = dataset(tmp.path(), 1);
+    let mut h = open_annotator(tmp.path(), &ds);
+    let id = h.state().annotate.sample.clone().expect("sample");
+    let old = Dataset::load(&ds)
+        .expect("load")
+        .get(&id)
+        .expect("s")
+        .rationales[0]
+        .label
+        .clone();
+    h.key_press(Key::Tab);
+    h.run_steps(2);
+    // The label field holds the box's label; replace it and press Enter.
+    let field = |h: &Harness<'_, Studio>| {
+        h.get_all_by_role(egui::accesskit::Role::TextInput)
+            .find(|n| n.value().as_deref() == Some(old.as_str()))
+            .map(|n| n.rect().center())
+            .expect("the label field")
+    };
+    let at = field(&h);
+    h.get_all_by_role(egui::accesskit::Role::TextInput)
+        .find(|n| n.rect().center() == at)
+        .expect("field")
+        .focus();
+    h.run_steps(1);
+    h.key_press_modifiers(Modifiers::COMMAND, Key::A);
+    h.run_steps(1);
+    h.get_all_by_role(egui::accesskit::Role::TextInput)
+        .find(|n| n.rect().center() == at)
+        .expect("field")
+        .type_text("red sign");
+    h.run_steps(1);
+    h.key_press(Key::Enter);
+    h.run_steps(3);
+    let stored = Dataset::load(&ds).expect("load");
+    assert_eq!(stored.get(&id).expect("s").rationales[0].label, "red sign");
+}
