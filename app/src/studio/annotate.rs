@@ -931,7 +931,7 @@ fn side_panel(ui: &mut egui::Ui, r: &mut Run, st: &mut AnnotateState) -> Option<
             b(ui, Cmd::DrawBox, true, &mut fire);
             b(ui, Cmd::Undo, n_undo > 0, &mut fire);
             b(ui, Cmd::Redo, n_redo > 0, &mut fire);
-            b(ui, Cmd::SaveAnnotations, true, &mut fire);
+            b(ui, Cmd::SaveAnnotations, !generated, &mut fire);
         });
         if st.drawing {
             ui.colored_label(SELECTED, "Drawing: drag on the image (Esc cancels).");
