@@ -243,6 +243,7 @@ pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
         loaded.with_context(|| format!("{} has no checkpoint yet", a.session.display()))?;
     let it = state.iteration;
     t.load(&tensors, state).map_err(anyhow::Error::msg)?;
+    apply_session_corrections(&mut t, &a.session)?;
     let (m, _) = t
         .evaluate(a.n, &mut virl_engine::trainer::NullSink)
         .map_err(anyhow::Error::msg)?;
@@ -256,5 +257,38 @@ pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
         m.zooms,
         m.max_rounds_frac
     );
+    Ok(())
+}
+
+/// Ground-truth corrections of generated data live in the session's journal:
+/// a trainer built without the session (so that evaluating writes nothing)
+/// gets them here, so that Acc_rat is measured against the corrected boxes.
+fn apply_session_corrections(t: &mut Trainer, session: &std::path::Path) -> anyhow::Result<()> {
+    let journal = session.join(virl_engine::dataset::annotations::JOURNAL);
+    if !journal.is_file() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(&journal)
+        .with_context(|| format!("cannot read {}", journal.display()))?;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        // Torn or foreign lines were reported when the session loaded; skip them here.
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let (Some(id), Some(after)) = (v["sample"].as_str(), v["after"].as_array()) else {
+            continue;
+        };
+        let rats = after
+            .iter()
+            .filter_map(|r| {
+                let b: Vec<f64> = serde_json::from_value(r["bbox"].clone()).ok()?;
+                (b.len() == 4).then(|| virl_engine::dataset::Rationale {
+                    bbox: virl_engine::geometry::BBox::new(b[0], b[1], b[2], b[3]),
+                    label: r["label"].as_str().unwrap_or_default().to_string(),
+                })
+            })
+            .collect();
+        t.set_ground_truth(id, rats).map_err(anyhow::Error::msg)?;
+    }
     Ok(())
 }
