@@ -239,3 +239,107 @@ fn sigkill_at_several_points_then_resume() {
         kill_and_resume(after, delay);
     }
 }
+
+#[test]
+fn eval_suspects_and_filter_use_a_trained_session() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let cfg = root.path().join("tiny.toml");
+    fs::write(&cfg, TINY).expect("config");
+    let dir = root.path().join("s");
+    let o = run(&[
+        "train",
+        "--config",
+        p(&cfg),
+        "--session",
+        p(&dir),
+        "--iters",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Corrections of generated data live in the session's journal; moving
+    // every evaluation sample's box into a corner that no zoom reaches
+    // (minimum zoom side is larger) makes eval's coverage 0.
+    let mut journal = String::new();
+    for i in 0..16 {
+        journal.push_str(&format!(
+            "{{\"time\":1,\"sample\":\"zb-s1000001-{i:06}\",\"op\":\"move\",\"before\":[],\"after\":[{{\"bbox\":[0,0,1,1]}}]}}\n"
+        ));
+    }
+    fs::write(dir.join("annotations.jsonl"), journal).expect("journal");
+    let o = run(&["eval", "--session", p(&dir), "--n", "16"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("coverage 0.000"), "{out}");
+    // suspects ranks the training samples with rollouts.
+    let o = run(&["suspects", "--session", p(&dir), "--top", "3"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("samples ranked from"));
+    // filter: a dataset folder, this session's policy; every sample is kept or
+    // dropped with a reason.
+    let ds = root.path().join("ds");
+    let o = run(&[
+        "synth",
+        "--out",
+        p(&ds),
+        "--n",
+        "12",
+        "--canvas",
+        "256",
+        "--placards-min",
+        "1",
+        "--placards-max",
+        "2",
+        "--distractors",
+        "8",
+        "--global-view",
+        "32",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out_dir = root.path().join("filtered");
+    let o = run(&[
+        "filter",
+        "--dataset",
+        p(&ds),
+        "--policy",
+        p(&dir),
+        "--out",
+        p(&out_dir),
+        "--k",
+        "2",
+        "--max-area-ratio",
+        "0.006",
+    ]);
+    let report: serde_json::Value = serde_json::from_slice(
+        &fs::read(out_dir.join("filter-report.json")).expect("the report is written either way"),
+    )
+    .expect("json");
+    let kept = report["kept"].as_array().expect("kept").len();
+    let dropped = fs::read_to_string(out_dir.join("dropped.jsonl")).expect("dropped");
+    assert_eq!(kept + dropped.lines().count(), 12);
+    if kept > 0 {
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(String::from_utf8_lossy(&o.stdout).contains("rationale area ratio > 0.006"));
+    } else {
+        assert!(
+            stderr(&o).contains("every sample was dropped"),
+            "{}",
+            stderr(&o)
+        );
+    }
+    // A --policy that is not a session names it.
+    let o = run(&[
+        "filter",
+        "--dataset",
+        p(&ds),
+        "--policy",
+        p(&ds),
+        "--out",
+        p(&root.path().join("x")),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("neither a session folder nor a checkpoint"),
+        "{}",
+        stderr(&o)
+    );
+}
