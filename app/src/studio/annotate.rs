@@ -1339,21 +1339,7 @@ fn canvas(ui: &mut egui::Ui, r: &mut Run, st: &mut AnnotateState, images: &mut I
     {
         let rr = to_screen(&c);
         let col = Color32::from_rgb(255, 150, 60);
-        let pts = [
-            rr.left_top(),
-            rr.right_top(),
-            rr.right_bottom(),
-            rr.left_bottom(),
-            rr.left_top(),
-        ];
-        for seg in pts.windows(2) {
-            painter.extend(egui::Shape::dashed_line(
-                &[seg[0], seg[1]],
-                Stroke::new(1.5, col),
-                6.0,
-                4.0,
-            ));
-        }
+        super::inspector::dashed_rect(&painter, rr, Stroke::new(1.5, col), 6.0);
         painter.text(
             rr.right_top() + Vec2::new(4.0, 0.0),
             egui::Align2::LEFT_TOP,

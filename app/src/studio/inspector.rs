@@ -410,23 +410,22 @@ fn image_view(
         if let (Some(p), Some(e)) = (t.proposed.get(k), exec)
             && *p != e
         {
-            let r = to_screen(p);
-            let pts = [
-                r.left_top(),
-                r.right_top(),
-                r.right_bottom(),
-                r.left_bottom(),
-                r.left_top(),
-            ];
-            for s in pts.windows(2) {
-                painter.extend(egui::Shape::dashed_line(
-                    &[s[0], s[1]],
-                    Stroke::new(1.0, col),
-                    5.0,
-                    4.0,
-                ));
-            }
+            dashed_rect(&painter, to_screen(p), Stroke::new(1.0, col), 5.0);
         }
+    }
+}
+
+/// A rectangle outlined with dashes of `dash` points (gaps of 4).
+pub(crate) fn dashed_rect(painter: &egui::Painter, r: Rect, stroke: Stroke, dash: f32) {
+    let pts = [
+        r.left_top(),
+        r.right_top(),
+        r.right_bottom(),
+        r.left_bottom(),
+        r.left_top(),
+    ];
+    for s in pts.windows(2) {
+        painter.extend(egui::Shape::dashed_line(&[s[0], s[1]], stroke, dash, 4.0));
     }
 }
 
