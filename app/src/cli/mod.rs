@@ -9,6 +9,7 @@ mod score;
 mod suspects;
 mod synth;
 mod train;
+mod vlm;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -74,6 +75,9 @@ enum Command {
     /// Measure the speed of parts of the engine.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// The Qwen3-VL policy: make a random checkpoint, compare with transformers.
+    #[command(subcommand)]
+    Vlm(vlm::VlmCommand),
 }
 
 /// Runs the command line with the process's arguments; errors are printed
@@ -130,6 +134,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(a) => train::run(a),
         Command::Experiment(e) => experiment::run(e),
         Command::Eval(a) => train::eval(a),
+        Command::Vlm(c) => vlm::run(c),
     }
 }
 

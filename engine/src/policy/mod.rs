@@ -1,6 +1,7 @@
 //! Policies: the [`Policy`] trait, the built-in [`zoomnet::ZoomNet`], and the
 //! device helper.
 
+pub mod qwen_vl;
 pub mod zoomnet;
 
 pub use zoomnet::{Choice, StepObs};

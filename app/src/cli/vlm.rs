@@ -1,0 +1,85 @@
+//! `virl vlm …`: tools for the Qwen3-VL policy: make a random checkpoint,
+//! compare with transformers.
+
+use anyhow::{Context, Result};
+use std::path::PathBuf;
+use virl_engine::policy::qwen_vl::{Precision, QwenVl, reference, tiny};
+use virl_engine::policy::{DeviceKind, device};
+
+/// The `vlm` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum VlmCommand {
+    /// Write a random Qwen3-VL checkpoint (real tensor names, config and a byte-level tokenizer) for tests, demos and benchmarks.
+    Init(InitArgs),
+    /// Compare our logits with the ones `bench/qwen3vl_reference.py` saved from transformers.
+    Compare(CompareArgs),
+}
+
+/// `virl vlm init`.
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {
+    /// Folder to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// `tiny` (under 1 MB) or `2b` (the shapes of Qwen3-VL-2B, 8.5 GB in f32).
+    #[arg(long, default_value = "tiny")]
+    preset: String,
+    /// Seed of the random weights.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+/// `virl vlm compare`.
+#[derive(Debug, clap::Args)]
+pub struct CompareArgs {
+    /// The checkpoint folder the script saved.
+    #[arg(long)]
+    model: PathBuf,
+    /// `reference.safetensors` (f32) or `reference-bf16.safetensors`.
+    #[arg(long)]
+    reference: PathBuf,
+    /// f32, bf16 or f16.
+    #[arg(long, default_value = "f32")]
+    dtype: Precision,
+    /// cpu or cuda.
+    #[arg(long, default_value = "cpu")]
+    device: DeviceKind,
+}
+
+/// Runs a `vlm` subcommand.
+pub fn run(c: VlmCommand) -> Result<()> {
+    match c {
+        VlmCommand::Init(a) => {
+            let spec = tiny::TinySpec::preset(&a.preset).map_err(anyhow::Error::msg)?;
+            tiny::write_tiny_model(&a.out, &spec, a.seed).map_err(anyhow::Error::msg)?;
+            println!(
+                "wrote a random Qwen3-VL ({} preset, seed {}) to {}",
+                a.preset,
+                a.seed,
+                a.out.display()
+            );
+            Ok(())
+        }
+        VlmCommand::Compare(a) => {
+            let dev = device(a.device).map_err(anyhow::Error::msg)?;
+            let model = QwenVl::load(&a.model, a.dtype, &dev)?;
+            let r = reference::compare(&model, &a.reference)
+                .with_context(|| format!("comparing with {}", a.reference.display()))?;
+            println!(
+                "{} tokens, {} on {}, reference from transformers {}",
+                r.tokens, a.dtype, a.device, r.transformers
+            );
+            println!("pixel values        max |diff| {:.3e}", r.pixel_max_abs);
+            println!(
+                "logits, one pass    max |diff| {:.3e}   max |diff| / max |ref| {:.3e}",
+                r.max_abs, r.max_rel
+            );
+            println!(
+                "logits, KV cache    max |diff| / max |ref| {:.3e}",
+                r.max_rel_cached
+            );
+            println!("arg-max agreement   {:.1} %", 100.0 * r.argmax_agree);
+            Ok(())
+        }
+    }
+}
