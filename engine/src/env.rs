@@ -26,6 +26,31 @@ use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
+/// The box actually cropped for a proposal on a `w × h` image: clipped,
+/// grown to `min_side` around its centre; a proposal entirely outside the
+/// image (or not finite) becomes a minimum box at the nearest point inside.
+/// ZoomNet's environment and the VLM protocol both execute zooms with it.
+pub fn execute_box(proposed: &BBox, min_side: f64, w: f64, h: f64) -> BBox {
+    let min = min_side.min(w).min(h);
+    match proposed.clip(w, h) {
+        Some(b) => b.ensure_min_side(min, w, h),
+        None => {
+            let (cx, cy) = proposed.center();
+            let cx = if cx.is_finite() {
+                cx.clamp(0.0, w)
+            } else {
+                w / 2.0
+            };
+            let cy = if cy.is_finite() {
+                cy.clamp(0.0, h)
+            } else {
+                h / 2.0
+            };
+            BBox::new(cx, cy, cx, cy).ensure_min_side(min, w, h)
+        }
+    }
+}
+
 /// Episode rules.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -340,24 +365,7 @@ impl ZoomEnv {
     /// outside the image (or not finite) becomes a minimum box at the
     /// nearest point inside.
     pub fn executed_box(&self, proposed: &BBox, w: f64, h: f64) -> BBox {
-        let min = self.cfg.min_zoom_side.min(w).min(h);
-        match proposed.clip(w, h) {
-            Some(b) => b.ensure_min_side(min, w, h),
-            None => {
-                let (cx, cy) = proposed.center();
-                let cx = if cx.is_finite() {
-                    cx.clamp(0.0, w)
-                } else {
-                    w / 2.0
-                };
-                let cy = if cy.is_finite() {
-                    cy.clamp(0.0, h)
-                } else {
-                    h / 2.0
-                };
-                BBox::new(cx, cy, cx, cy).ensure_min_side(min, w, h)
-            }
-        }
+        execute_box(proposed, self.cfg.min_zoom_side, w, h)
     }
 
     /// Applies one action to each listed episode (`(episode index, action)`),

@@ -295,7 +295,8 @@ pub fn parse_model_output(text: &str) -> ParsedOutput {
     out
 }
 
-fn parse_zoom_call(body: &str) -> Result<BBox, String> {
+/// Reads the JSON body of one `<tool_call>`: the zoom box, or why not.
+pub fn parse_zoom_call(body: &str) -> Result<BBox, String> {
     let v: Value = serde_json::from_str(body).map_err(|e| format!("invalid JSON ({e})"))?;
     let name = v.get("name").and_then(Value::as_str).ok_or("no \"name\"")?;
     if name != ZOOM_TOOL {

@@ -309,8 +309,9 @@ pub fn tensor_shapes(s: &TinySpec) -> Vec<(String, Vec<usize>)> {
 }
 
 /// Writes a checkpoint folder for `spec` with weights drawn from `seed`:
-/// matrices ~ N(0, 0.02²) scaled up for the tiny preset so that outputs are
-/// far from uniform, norms 1 ± 0.1, biases ± 0.02.
+/// matrices ~ N(0, 1/fan_in), token embeddings ~ N(0, 0.25²), norms
+/// 1 ± 0.1, biases ± 0.02: outputs far from uniform but not one-hot, so
+/// sampling explores.
 pub fn write_tiny_model(dir: &Path, spec: &TinySpec, seed: u64) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut rng = SplitMix64::new(seed);
@@ -336,8 +337,12 @@ pub fn write_tiny_model(dir: &Path, spec: &TinySpec, seed: u64) -> Result<(), St
                     1.0 + 0.1 * z
                 } else if name.ends_with(".bias") {
                     0.02 * z
-                } else if name.contains("embed") {
+                } else if name.contains("pos_embed") {
                     z
+                } else if name.contains("embed") {
+                    // Tied to lm_head: logits ~ N(0, (0.25·√hidden)²)
+                    // after the final RMSNorm, spread but not one-hot.
+                    0.25 * z
                 } else {
                     z / (fan_in as f64).sqrt()
                 }) as f32
