@@ -26,3 +26,4 @@ pub mod score;
 pub mod session;
 pub mod suspect;
 pub mod trainer;
+pub mod vlm;

@@ -156,7 +156,8 @@ pub fn assign_credit(trajs: &mut [ScoredTrajectory], cfg: &RewardConfig) -> usiz
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RolloutFormat {
-    /// `{"sample", "group"?, "zooms": [[x1,y1,x2,y2], …], "answer"}`.
+    /// `{"sample", "group"?, "zooms": [[x1,y1,x2,y2], …], "answer",
+    /// "truncated"?, "format_errors"?}`.
     #[default]
     Virl,
     /// `{"sample", "group"?, "output": "<model text>"}` with DeepEyes tool calls.
@@ -424,13 +425,30 @@ pub fn parse_rollout_line(
                 Some(o) => return Err(format!("`answer` must be a string, found {o}")),
             };
             let truncated = v.get("truncated").and_then(Value::as_bool).unwrap_or(false);
+            // Written by `virl rollout` for a VLM's malformed turns.
+            let format_errors = match v.get("format_errors") {
+                None | Some(Value::Null) => Vec::new(),
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .map(|e| {
+                        e.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| e.to_string())
+                    })
+                    .collect(),
+                Some(o) => {
+                    return Err(format!(
+                        "`format_errors` must be an array of strings, found {o}"
+                    ));
+                }
+            };
             Ok(RolloutLine {
                 line,
                 sample,
                 group,
                 zooms,
                 answer,
-                format_errors: Vec::new(),
+                format_errors,
                 truncated,
             })
         }

@@ -47,6 +47,9 @@ pub struct TrajectoryRecord {
     pub hit_max_rounds: bool,
     /// Log-probability of each action at rollout time (zooms, then the answer).
     pub logp: Vec<f32>,
+    /// For a VLM policy: the conversation, turn by turn.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub turns: Vec<crate::policy::qwen_vl::rollout::Turn>,
     /// Rewards, advantages and per-action scores.
     #[serde(flatten)]
     pub scored: ScoredTrajectory,
@@ -488,6 +491,7 @@ mod rescore_tests {
                 executed: z.clone(),
                 hit_max_rounds: false,
                 logp: vec![-1.0, -0.1],
+                turns: Vec::new(),
                 scored: sc,
             })
             .collect();

@@ -295,6 +295,7 @@ mod tests {
                     executed: vec![zoom],
                     hit_max_rounds: false,
                     logp: vec![lp as f32, -0.1],
+                    turns: Vec::new(),
                     scored: sc,
                 });
             }

@@ -751,6 +751,7 @@ impl Trainer {
                 executed: e.executed.clone(),
                 hit_max_rounds: e.hit_max_rounds,
                 logp,
+                turns: Vec::new(),
                 scored: sc,
             })
             .collect()

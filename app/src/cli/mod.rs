@@ -5,6 +5,7 @@ mod experiment;
 pub(crate) mod filter;
 mod interchange;
 mod reward_args;
+pub(crate) mod rollout;
 mod score;
 mod suspects;
 mod synth;
@@ -67,8 +68,10 @@ enum Command {
     Score(score::ScoreArgs),
     /// Train ZoomNet with GRPO/PPO and ViRL credit, headless, into a session folder.
     Train(train::TrainArgs),
-    /// Evaluate a session's checkpoint greedily.
+    /// Evaluate a session's checkpoint, or a Qwen3-VL checkpoint (--policy qwen-vl), greedily.
     Eval(train::EvalArgs),
+    /// Roll out a Qwen3-VL checkpoint over a dataset: multi-turn zoom conversations, scored.
+    Rollout(rollout::RolloutArgs),
     /// Run the ablations: reward modes, h0.
     #[command(subcommand)]
     Experiment(experiment::ExperimentCommand),
@@ -135,6 +138,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Experiment(e) => experiment::run(e),
         Command::Eval(a) => train::eval(a),
         Command::Vlm(c) => vlm::run(c),
+        Command::Rollout(a) => rollout::rollout(a),
     }
 }
 

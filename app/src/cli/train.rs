@@ -221,35 +221,44 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
 /// Flags of `virl eval`.
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// Session folder.
-    #[arg(long)]
-    session: PathBuf,
+    /// zoomnet (a session's checkpoint) or qwen-vl (a checkpoint folder, --model).
+    #[arg(long, value_enum, default_value = "zoomnet")]
+    policy: super::rollout::PolicyKind,
+    /// Session folder (ZoomNet).
+    #[arg(long, required_if_eq("policy", "zoomnet"))]
+    session: Option<PathBuf>,
+    #[command(flatten)]
+    vlm: super::rollout::VlmArgs,
     /// Checkpoint name (`ckpt-000120`; default: the newest).
     #[arg(long)]
     checkpoint: Option<String>,
-    /// Evaluation samples.
-    #[arg(long, default_value_t = 128)]
-    n: usize,
 }
 
 pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
-    let (session, cfg) = Session::open(&a.session)?;
+    if a.policy == super::rollout::PolicyKind::QwenVl {
+        return super::rollout::eval(&a.vlm);
+    }
+    let session_dir = a
+        .session
+        .clone()
+        .context("--session DIR is needed for ZoomNet")?;
+    let (session, cfg) = Session::open(&session_dir)?;
     let mut t = Trainer::new(cfg, None).map_err(anyhow::Error::msg)?;
     let loaded = match &a.checkpoint {
         Some(c) => Some(session.load_checkpoint(c, t.policy().device())?),
         None => session.latest_checkpoint(t.policy().device())?,
     };
     let (tensors, state) =
-        loaded.with_context(|| format!("{} has no checkpoint yet", a.session.display()))?;
+        loaded.with_context(|| format!("{} has no checkpoint yet", session_dir.display()))?;
     let it = state.iteration;
     t.load(&tensors, state).map_err(anyhow::Error::msg)?;
-    apply_session_corrections(&mut t, &a.session)?;
+    apply_session_corrections(&mut t, &session_dir)?;
     let (m, _) = t
-        .evaluate(a.n, &mut virl_engine::trainer::NullSink)
+        .evaluate(a.vlm.n.unwrap_or(128), &mut virl_engine::trainer::NullSink)
         .map_err(anyhow::Error::msg)?;
     println!(
         "eval of {} after {it} iterations on {} samples (greedy): Acc_ans {:.3}  Acc_rat {}  coverage {}  zooms {:.2}  max_rounds {:.2}",
-        a.session.display(),
+        session_dir.display(),
         m.trajectories,
         m.acc_ans,
         m.acc_rat.map_or("n/a".into(), |v| format!("{v:.3}")),

@@ -259,7 +259,11 @@ pub fn ui(
                             ui.add_sized([crop_side, crop_side], egui::Spinner::new());
                         }
                     }
-                    ui.weak(format!("the {0}×{0} crop the policy saw", r.cfg.env.view));
+                    if t.turns.is_empty() {
+                        ui.weak(format!("the {0}×{0} crop the policy saw", r.cfg.env.view));
+                    } else {
+                        ui.weak("the executed region (the VLM saw it at its own resolution)");
+                    }
                     if let (Some(p), Some(e)) = (t.proposed.get(b.action), exec)
                         && p != &e
                     {
@@ -278,6 +282,10 @@ pub fn ui(
                 }
                 ui.separator();
                 actions_table(ui, t, rescored, b);
+                if !t.turns.is_empty() {
+                    ui.separator();
+                    conversation(ui, t, b.action);
+                }
             });
     }
     {
@@ -298,6 +306,86 @@ pub fn ui(
         legend(ui);
     }
     fire
+}
+
+/// Model text made safe to draw: control characters and undecodable bytes
+/// become `?`; very long turns are shortened.
+pub(crate) fn printable(text: &str, max_chars: usize) -> String {
+    let mut out: String = text
+        .chars()
+        .take(max_chars)
+        .map(|c| {
+            if (c.is_control() && c != '\n' && c != '\t') || c == '\u{fffd}' {
+                '?'
+            } else {
+                c
+            }
+        })
+        .collect();
+    if text.chars().count() > max_chars {
+        out.push_str(" ...");
+    }
+    out
+}
+
+/// The index in `t.turns` of the assistant turn that made action `action`
+/// (zoom `k` is the `k`-th turn that zoomed; the answer is the last
+/// assistant turn).
+pub(crate) fn turn_of_action(t: &TrajectoryRecord, action: usize) -> Option<usize> {
+    let zooming: Vec<usize> = t
+        .turns
+        .iter()
+        .enumerate()
+        .filter(|(_, x)| x.role == "assistant" && x.zoom.is_some())
+        .map(|(i, _)| i)
+        .collect();
+    if action < zooming.len() {
+        return Some(zooming[action]);
+    }
+    t.turns.iter().rposition(|x| x.role == "assistant")
+}
+
+/// A VLM trajectory's conversation: the turn behind the selected action
+/// first, then every turn.
+fn conversation(ui: &mut egui::Ui, t: &TrajectoryRecord, action: usize) {
+    let current = turn_of_action(t, action);
+    if let Some(i) = current {
+        let turn = &t.turns[i];
+        ui.strong("the model's turn for this action");
+        egui::Frame::group(ui.style()).show(ui, |ui| {
+            ui.add(egui::Label::new(RichText::new(printable(&turn.text, 1500)).monospace()).wrap());
+            if let Some(z) = &turn.zoom {
+                ui.weak(format!("zoom, original pixels: {}", fmt_box(z)));
+            }
+            if let Some(e) = &turn.error {
+                ui.colored_label(
+                    Color32::from_rgb(240, 170, 80),
+                    format!("format error: {e}"),
+                );
+            }
+        });
+    }
+    egui::CollapsingHeader::new(format!("conversation ({} turns)", t.turns.len()))
+        .id_salt("conversation")
+        .show(ui, |ui| {
+            for (i, turn) in t.turns.iter().enumerate() {
+                let role = RichText::new(&turn.role).strong();
+                ui.label(if Some(i) == current {
+                    role.color(Color32::from_rgb(120, 190, 255))
+                } else {
+                    role
+                });
+                let max = if turn.role == "system" { 300 } else { 1500 };
+                ui.add(
+                    egui::Label::new(
+                        RichText::new(printable(&turn.text, max))
+                            .monospace()
+                            .small(),
+                    )
+                    .wrap(),
+                );
+            }
+        });
 }
 
 fn fmt_box(b: &BBox) -> String {

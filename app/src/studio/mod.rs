@@ -15,6 +15,7 @@ pub mod rows;
 pub mod run;
 mod settings;
 mod training;
+pub mod vlm;
 
 use commands::Cmd;
 use crossbeam_channel::{Receiver, Sender, bounded};
@@ -118,6 +119,8 @@ pub struct Studio {
     pub annotate: annotate::AnnotateState,
     /// The import / export window, when open.
     pub interchange: Option<interchange::Window>,
+    /// Train > Run VLM rollouts.
+    pub vlm: Option<vlm::Window>,
     /// The quit confirmation is shown (uncompacted corrections).
     pub confirm_quit: bool,
     quit_allowed: bool,
@@ -169,6 +172,7 @@ impl Studio {
             settings: Default::default(),
             annotate: Default::default(),
             interchange: None,
+            vlm: None,
             confirm_quit: false,
             quit_allowed: false,
             help: false,
@@ -613,6 +617,19 @@ impl Studio {
                 ] {
                     item(ui, c, &mut fire);
                 }
+                ui.separator();
+                if ui
+                    .button("Run VLM rollouts…")
+                    .on_hover_text("a local Qwen3-VL checkpoint as the policy: multi-turn zoom rollouts, scored and shown in the inspector")
+                    .clicked()
+                {
+                    let dataset = self.run.as_ref().and_then(|r| r.cfg.data.dataset.clone());
+                    self.vlm = Some(vlm::Window::new(
+                        &self.sessions_root,
+                        dataset.as_deref(),
+                        format!("vlm-{}", unix_secs()),
+                    ));
+                }
             });
             ui.menu_button("Inspect", |ui| {
                 for c in [
@@ -776,6 +793,20 @@ impl Studio {
                 self.interchange = None;
                 self.open_path(&p);
                 self.tab = Tab::Annotate;
+            }
+        }
+        if let Some(w) = &mut self.vlm {
+            let (open, msg, opened) = w.ui(ctx);
+            if !open {
+                self.vlm = None;
+            }
+            if let Some((m, e)) = msg {
+                self.toast(m, e);
+            }
+            if let Some(p) = opened {
+                self.vlm = None;
+                self.open_path(&p);
+                self.tab = Tab::Rollouts;
             }
         }
         // Toasts, newest at the bottom right.

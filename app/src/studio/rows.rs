@@ -270,6 +270,7 @@ mod tests {
             executed: vec![BBox::new(0.0, 0.0, 10.0, 10.0); ious.len()],
             hit_max_rounds: max_rounds,
             logp: vec![0.0; ious.len() + 1],
+            turns: Vec::new(),
             scored: ScoredTrajectory {
                 sample: sample.into(),
                 group: sample.into(),

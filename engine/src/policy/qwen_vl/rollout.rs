@@ -201,6 +201,8 @@ pub struct VlmTrajectory {
     pub generated: Vec<(u32, f32)>,
     /// Where each generated token sits in the sequence.
     pub gen_positions: Vec<usize>,
+    /// Log-probability of each assistant turn (the sum over its tokens).
+    pub turn_logp: Vec<f32>,
     /// Tokens run as prefill (prompt, tool responses).
     pub prefill_tokens: usize,
     /// Seconds spent in prefill.
@@ -554,6 +556,7 @@ pub fn rollout_group(
             images: vec![img],
             generated: Vec::new(),
             gen_positions: Vec::new(),
+            turn_logp: Vec::new(),
             prefill_tokens: 0,
             prefill_secs: 0.0,
             decode_tokens: 0,
@@ -607,6 +610,9 @@ fn run_turns(
             }
             logits = c.feed(vec![SeqPiece::Text(vec![id])])?;
         }
+        let n_gen = c.t.generated.len();
+        c.t.turn_logp
+            .push(c.t.generated[n_gen - ids.len()..].iter().map(|g| g.1).sum());
         let body: &[u32] = if stopped { &ids[..ids.len() - 1] } else { &ids };
         let text = tok.decode(body).map_err(candle_core::Error::Msg)?;
         let (outcome, extra) = if stopped {
@@ -674,13 +680,14 @@ fn run_turns(
                 let crop = image::imageops::crop_imm(image, x0, y0, x1 - x0, y1 - y0).to_image();
                 let prepared = prepare(&crop, &c.model.image_config, Some(cfg.crop_max_pixels))
                     .map_err(candle_core::Error::Msg)?;
-                let tail = format!(
-                    "\n</tool_response>\nThis is the region [{:.0}, {:.0}, {:.0}, {:.0}] zoomed in. Answer in <answer></answer> if you can, or zoom again.<|im_end|>\n<|im_start|>assistant\n",
+                let said = format!(
+                    "\n</tool_response>\nThis is the region [{:.0}, {:.0}, {:.0}, {:.0}] zoomed in. Answer in <answer></answer> if you can, or zoom again.",
                     b.x1, b.y1, b.x2, b.y2
                 );
+                let tail = format!("{said}<|im_end|>\n<|im_start|>assistant\n");
                 c.t.turns.push(Turn {
                     role: "tool".into(),
-                    text: format!("{}{}", placeholder(&prepared), tail.trim_end()),
+                    text: format!("<tool_response>\n{}{said}", placeholder(&prepared)),
                     zoom: None,
                     error: None,
                 });

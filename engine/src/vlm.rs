@@ -1,0 +1,255 @@
+//! Running a vision-language policy over a dataset: grouped rollouts,
+//! scored with the same [`score_trajectory`] / [`assign_credit`] as
+//! ZoomNet's, as session records (`virl rollout`, `virl eval --policy
+//! qwen-vl`, the studio's "Run VLM rollouts").
+
+use crate::config::SessionConfig;
+use crate::dataset::zoombench::SplitMix64;
+use crate::env::ImageStore;
+use crate::metrics::{IterationMetrics, RAT_IOU, summarize};
+use crate::policy::qwen_vl::QwenVl;
+use crate::policy::qwen_vl::rollout::{
+    RolloutConfig, Sampler, TokenChooser, VlmTrajectory, rollout_group,
+};
+use crate::reward::RewardConfig;
+use crate::score::{TrajectoryInput, assign_credit, score_trajectory};
+use crate::session::Session;
+use crate::session::TrajectoryRecord;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// What a VLM run does.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VlmRunConfig {
+    /// The protocol and sampling.
+    pub rollout: RolloutConfig,
+    /// Rollouts per sample (one GRPO group).
+    pub group: usize,
+    /// Sampling seed: rollout `i` of the sample at index `k` draws from
+    /// `SplitMix64::for_item(seed, k · group + i)`.
+    pub seed: u64,
+    /// The rewards and credit.
+    pub reward: RewardConfig,
+}
+
+/// Speed of a run, prefill and decode apart.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Throughput {
+    /// Prompt and tool-response tokens run.
+    pub prefill_tokens: usize,
+    /// Seconds of prefill.
+    pub prefill_secs: f64,
+    /// Tokens generated.
+    pub decode_tokens: usize,
+    /// Seconds of decoding.
+    pub decode_secs: f64,
+}
+
+impl Throughput {
+    /// Adds a trajectory's counts.
+    pub fn add(&mut self, t: &VlmTrajectory) {
+        self.prefill_tokens += t.prefill_tokens;
+        self.prefill_secs += t.prefill_secs;
+        self.decode_tokens += t.decode_tokens;
+        self.decode_secs += t.decode_secs;
+    }
+
+    /// Prefill tokens per second.
+    pub fn prefill_tps(&self) -> f64 {
+        self.prefill_tokens as f64 / self.prefill_secs.max(1e-9)
+    }
+
+    /// Decode tokens per second.
+    pub fn decode_tps(&self) -> f64 {
+        self.decode_tokens as f64 / self.decode_secs.max(1e-9)
+    }
+}
+
+/// One scored rollout, with the conversation.
+#[derive(Clone, Debug)]
+pub struct VlmRecord {
+    /// As the session stores it (with `turns`).
+    pub record: TrajectoryRecord,
+    /// The format problems.
+    pub format_errors: Vec<String>,
+}
+
+impl VlmRecord {
+    /// The line `virl rollout` writes: our rollout format (`sample`,
+    /// `group`, `zooms`, `answer`, `truncated`, `format_errors`, which
+    /// `virl score` reads) plus the executed boxes, the scores and the text
+    /// of every turn.
+    pub fn to_line(&self) -> serde_json::Value {
+        let r = &self.record;
+        serde_json::json!({
+            "sample": r.scored.sample,
+            "group": r.scored.group,
+            "zooms": r.proposed,
+            "executed": r.executed,
+            "answer": r.answer,
+            "truth": r.truth,
+            "truncated": r.hit_max_rounds,
+            "format_errors": self.format_errors,
+            "rewards": r.scored.rewards,
+            "advantage": r.scored.advantage,
+            "actions": r.scored.actions,
+            "turn_logp": r.logp,
+            "turns": r.turns,
+        })
+    }
+}
+
+/// Rolls out `cfg.group` trajectories for each listed sample of `store`
+/// with seeded temperature / top-p sampling, scores each group.
+/// `progress(done, total)` is called after each sample.
+pub fn run(
+    model: &QwenVl,
+    store: &ImageStore,
+    samples: &[usize],
+    cfg: &VlmRunConfig,
+    iteration: u64,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<(Vec<VlmRecord>, Throughput), String> {
+    let (t, p, seed, g) = (
+        cfg.rollout.temperature,
+        cfg.rollout.top_p,
+        cfg.seed,
+        cfg.group,
+    );
+    run_with(
+        model,
+        store,
+        samples,
+        cfg,
+        iteration,
+        &mut |k, i| {
+            Box::new(Sampler {
+                temperature: t,
+                top_p: p,
+                rng: SplitMix64::for_item(seed, (k * g + i) as u64),
+            })
+        },
+        progress,
+    )
+}
+
+/// [`run`] with the token chooser of rollout `i` of the `k`-th listed
+/// sample given by `chooser(k, i)`.
+pub fn run_with(
+    model: &QwenVl,
+    store: &ImageStore,
+    samples: &[usize],
+    cfg: &VlmRunConfig,
+    iteration: u64,
+    chooser: &mut dyn FnMut(usize, usize) -> Box<dyn TokenChooser>,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<(Vec<VlmRecord>, Throughput), String> {
+    cfg.rollout.validate()?;
+    if cfg.group == 0 {
+        return Err("group must be at least 1".into());
+    }
+    let ds = store.dataset().clone();
+    let mut out = Vec::new();
+    let mut speed = Throughput::default();
+    for (k, &idx) in samples.iter().enumerate() {
+        let sample = ds
+            .samples()
+            .get(idx)
+            .ok_or_else(|| format!("no sample {idx} in {}", ds.root().display()))?;
+        let img = store.image(idx).map_err(|e| e.to_string())?;
+        let trajs = rollout_group(model, sample, &img, &cfg.rollout, cfg.group, &mut |i| {
+            chooser(k, i)
+        })
+        .map_err(|e| e.to_string())?;
+        let mut scored: Vec<_> = trajs
+            .iter()
+            .map(|t| {
+                score_trajectory(
+                    &TrajectoryInput {
+                        sample,
+                        group: &sample.id,
+                        zooms: &t.proposed,
+                        answer: t.answer.as_deref(),
+                        format_ok: t.format_errors.is_empty(),
+                        hit_max_rounds: t.hit_max_rounds,
+                    },
+                    &cfg.reward,
+                )
+            })
+            .collect();
+        assign_credit(&mut scored, &cfg.reward);
+        for (t, sc) in trajs.iter().zip(scored) {
+            speed.add(t);
+            out.push(VlmRecord {
+                record: TrajectoryRecord {
+                    iteration,
+                    truth: sample.answer.clone(),
+                    answer: t.answer.clone(),
+                    proposed: t.proposed.clone(),
+                    executed: t.executed.clone(),
+                    hit_max_rounds: t.hit_max_rounds,
+                    logp: t.turn_logp.clone(),
+                    turns: t.turns.clone(),
+                    scored: sc,
+                },
+                format_errors: t.format_errors.clone(),
+            });
+        }
+        progress(k + 1, samples.len());
+    }
+    Ok((out, speed))
+}
+
+/// The metrics of DESIGN §6 over VLM records.
+pub fn metrics(records: &[VlmRecord], iteration: u64) -> IterationMetrics {
+    let scored: Vec<_> = records.iter().map(|r| r.record.scored.clone()).collect();
+    summarize(iteration, &scored, RAT_IOU)
+}
+
+/// The data a VLM run reads: `zoombench` (the built-in evaluation split,
+/// generated in memory) or a dataset folder (its journal applied). Returns
+/// the image store, a session config naming the data (for
+/// [`write_session`]) and the default number of samples (16 for
+/// ZoomBench, all of a folder).
+pub fn open_dataset(spec: &str) -> Result<(ImageStore, SessionConfig, usize), String> {
+    let mut cfg = SessionConfig::default();
+    let default_n = if spec.trim() == "zoombench" {
+        16
+    } else {
+        let p = PathBuf::from(spec.trim());
+        if !p.is_dir() {
+            return Err(format!(
+                "{}: no such dataset folder (or write `zoombench`)",
+                p.display()
+            ));
+        }
+        cfg.data.dataset = Some(p);
+        usize::MAX
+    };
+    let (_, _, eval, es) = crate::trainer::load_splits(&cfg).map_err(|e| e.to_string())?;
+    let n = eval.samples().len();
+    Ok((
+        ImageStore::new(Arc::new(eval), es, 64, 16),
+        cfg,
+        default_n.min(n),
+    ))
+}
+
+/// Writes VLM records as a session folder the studio opens: the rollouts
+/// as iteration 0, their metrics, and `policy.json` naming the model.
+pub fn write_session(
+    dir: &Path,
+    cfg: &SessionConfig,
+    recs: &[VlmRecord],
+    model: &Path,
+) -> Result<(), String> {
+    let s = Session::create(dir, cfg).map_err(|e| e.to_string())?;
+    let records: Vec<_> = recs.iter().map(|r| r.record.clone()).collect();
+    s.write_rollouts(0, &records).map_err(|e| e.to_string())?;
+    s.append_metrics(&metrics(recs, 0))
+        .map_err(|e| e.to_string())?;
+    let note = serde_json::json!({"policy": "qwen-vl", "model": model});
+    crate::fsutil::atomic_write(&dir.join("policy.json"), note.to_string().as_bytes())
+        .map_err(|e| format!("{}: cannot write ({e})", dir.join("policy.json").display()))
+}
