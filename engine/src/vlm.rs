@@ -253,3 +253,70 @@ pub fn write_session(
     crate::fsutil::atomic_write(&dir.join("policy.json"), note.to_string().as_bytes())
         .map_err(|e| format!("{}: cannot write ({e})", dir.join("policy.json").display()))
 }
+
+/// The VLM as the data filter's policy (stages 2 and 3): stage 2 asks for
+/// the answer with no tool offered; stage 3 makes the zooms onto the
+/// ground-truth boxes for the model (forced tool calls and their crops),
+/// then lets it answer. Sampling as configured, `k` rollouts per sample
+/// sharing one prompt.
+pub struct VlmProber<'m> {
+    /// The model.
+    pub model: &'m QwenVl,
+    /// Protocol and sampling.
+    pub rollout: RolloutConfig,
+    /// Sampling seed.
+    pub seed: u64,
+}
+
+impl crate::dataset::filter::Prober for VlmProber<'_> {
+    fn pass_rates(
+        &mut self,
+        ds: crate::dataset::Dataset,
+        source: crate::env::ImageSource,
+        k: usize,
+        probe: crate::trainer::Probe,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Vec<f64>, String> {
+        use crate::policy::qwen_vl::rollout::{Forced, rollout_group_forced};
+        self.rollout.validate()?;
+        let n = ds.len();
+        let store = ImageStore::new(Arc::new(ds), source, 64, 4);
+        let ds = store.dataset().clone();
+        let mut out = Vec::with_capacity(n);
+        for (idx, s) in ds.samples().iter().enumerate() {
+            let img = store.image(idx).map_err(|e| e.to_string())?;
+            let forced = match probe {
+                crate::trainer::Probe::NoZoom => Forced::NoZoom,
+                crate::trainer::Probe::GroundTruthZoom => Forced::Zooms(s.gt_boxes()),
+            };
+            let (t, p, seed) = (self.rollout.temperature, self.rollout.top_p, self.seed);
+            let trajs = rollout_group_forced(
+                self.model,
+                s,
+                &img,
+                &self.rollout,
+                k.max(1),
+                &forced,
+                &mut |i| {
+                    Box::new(Sampler {
+                        temperature: t,
+                        top_p: p,
+                        rng: SplitMix64::for_item(seed, (idx * k.max(1) + i) as u64),
+                    })
+                },
+            )
+            .map_err(|e| e.to_string())?;
+            let right = trajs
+                .iter()
+                .filter(|t| {
+                    t.answer
+                        .as_deref()
+                        .is_some_and(|a| crate::reward::answer_correct(a, &s.answer, &s.options))
+                })
+                .count();
+            out.push(right as f64 / trajs.len().max(1) as f64);
+            progress(idx + 1, n);
+        }
+        Ok(out)
+    }
+}

@@ -381,3 +381,58 @@ fn sharded_weights_load_through_the_index() {
         "{e}"
     );
 }
+
+#[test]
+fn filter_probes_force_the_ground_truth_zoom_or_forbid_zooming() {
+    use virl_engine::policy::qwen_vl::rollout::{Forced, rollout_group_forced};
+    let dir = tempfile::tempdir().expect("tmp");
+    let m = tiny_model(dir.path());
+    let (s, img) = sample(640, 512);
+    // Stage 3: the zoom onto the ground truth is made for the model; its
+    // first own turn comes after the crop.
+    let mut sc = Some(script(&m, &["<answer>7</answer>"]));
+    let t = &rollout_group_forced(
+        &m,
+        &s,
+        &img,
+        &cfg(),
+        1,
+        &Forced::Zooms(s.gt_boxes()),
+        &mut |_| Box::new(sc.take().expect("once")),
+    )
+    .expect("rollout")[0];
+    assert_eq!(t.proposed, s.gt_boxes());
+    assert_eq!(t.images.len(), 2, "the ground-truth crop was shown");
+    assert_eq!(t.answer.as_deref(), Some("7"));
+    assert!(t.format_errors.is_empty(), "{:?}", t.format_errors);
+    assert!(
+        t.turns[2].text.contains("[50, 30, 80, 60]"),
+        "{}",
+        t.turns[2].text
+    );
+    // The forced turn is not the model's: only the answer turn is generated.
+    let (_, mask) = t.token_mask(m.tokenizer.image_pad);
+    assert_eq!(mask.iter().filter(|g| **g).count(), t.generated.len());
+    let re = m.sequence_logprobs(t, 1.0).expect("re-evaluate");
+    for (a, (_, b)) in re.iter().zip(&t.generated) {
+        assert!((a - b).abs() < 1e-3);
+    }
+    // Stage 2: no tool is offered, and a call is refused.
+    let call = r#"<tool_call>{"name": "image_zoom_in_tool", "arguments": {"bbox_2d": [1, 1, 9, 9]}}</tool_call>"#;
+    let mut sc = Some(script(&m, &[call, "<answer>3</answer>"]));
+    let t = &rollout_group_forced(&m, &s, &img, &cfg(), 1, &Forced::NoZoom, &mut |_| {
+        Box::new(sc.take().expect("once"))
+    })
+    .expect("rollout")[0];
+    assert!(
+        !t.turns[0].text.contains("image_zoom_in_tool"),
+        "no tool in the system prompt"
+    );
+    assert!(t.proposed.is_empty() && t.images.len() == 1);
+    assert!(
+        t.format_errors[0].contains("zooming is not available"),
+        "{:?}",
+        t.format_errors
+    );
+    assert_eq!(t.answer.as_deref(), Some("3"));
+}

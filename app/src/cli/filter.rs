@@ -16,9 +16,24 @@ pub struct FilterArgs {
     /// The dataset folder to filter (its correction journal is applied).
     #[arg(long)]
     dataset: PathBuf,
-    /// The policy: a session folder (its latest checkpoint) or a checkpoint file in a session's checkpoints/.
+    /// The policy: a session folder (its latest checkpoint), a checkpoint file in a session's checkpoints/, or `qwen-vl` (with --model).
     #[arg(long)]
     policy: PathBuf,
+    /// With --policy qwen-vl: the Qwen3-VL checkpoint folder.
+    #[arg(long, value_name = "DIR")]
+    model: Option<PathBuf>,
+    /// With --policy qwen-vl: f32, bf16 or f16.
+    #[arg(long, default_value = "f32")]
+    dtype: virl_engine::policy::qwen_vl::Precision,
+    /// With --policy qwen-vl: cpu or cuda.
+    #[arg(long, default_value = "cpu")]
+    device: virl_engine::policy::DeviceKind,
+    /// With --policy qwen-vl: most tokens per assistant turn.
+    #[arg(long, default_value_t = 512)]
+    max_turn_tokens: usize,
+    /// With --policy qwen-vl: pixel budget of the full image.
+    #[arg(long, default_value_t = 512 * 512)]
+    max_pixels: usize,
     /// The dataset folder to write: the kept samples, filter-report.json and dropped.jsonl.
     #[arg(long)]
     out: PathBuf,
@@ -66,28 +81,59 @@ pub fn run(a: FilterArgs) -> anyhow::Result<()> {
     for w in ds.journal_warnings() {
         eprintln!("warning: {w}");
     }
-    let (dir, ckpt) = policy_location(&a.policy)?;
-    let (session, scfg) = Session::open(&dir)?;
-    let mut t = Trainer::new(scfg, None).map_err(anyhow::Error::msg)?;
-    let loaded = match &ckpt {
-        Some(c) => Some(session.load_checkpoint(c, t.policy().device())?),
-        None => session.latest_checkpoint(t.policy().device())?,
+    let vlm_model;
+    let mut vlm_prober;
+    let mut trainer;
+    let policy: &mut dyn filter::Prober = if a.policy.as_os_str() == "qwen-vl" {
+        let dir = a
+            .model
+            .as_ref()
+            .context("--policy qwen-vl needs --model DIR (a Qwen3-VL checkpoint folder)")?;
+        let dev = virl_engine::policy::device(a.device).map_err(anyhow::Error::msg)?;
+        vlm_model = virl_engine::policy::qwen_vl::QwenVl::load(dir, a.dtype, &dev)?;
+        vlm_prober = virl_engine::vlm::VlmProber {
+            model: &vlm_model,
+            rollout: virl_engine::policy::qwen_vl::rollout::RolloutConfig {
+                max_turn_tokens: a.max_turn_tokens,
+                max_pixels: a.max_pixels,
+                crop_max_pixels: a.max_pixels,
+                ..Default::default()
+            },
+            seed: 0,
+        };
+        eprintln!(
+            "filtering {} samples of {} with the Qwen3-VL checkpoint {}",
+            ds.len(),
+            a.dataset.display(),
+            dir.display()
+        );
+        &mut vlm_prober
+    } else {
+        let (dir, ckpt) = policy_location(&a.policy)?;
+        let (session, scfg) = Session::open(&dir)?;
+        let mut t = Trainer::new(scfg, None).map_err(anyhow::Error::msg)?;
+        let loaded = match &ckpt {
+            Some(c) => Some(session.load_checkpoint(c, t.policy().device())?),
+            None => session.latest_checkpoint(t.policy().device())?,
+        };
+        let (tensors, state) =
+            loaded.with_context(|| format!("{} has no checkpoint yet", dir.display()))?;
+        let it = state.iteration;
+        t.load(&tensors, state).map_err(anyhow::Error::msg)?;
+        eprintln!(
+            "filtering {} samples of {} with the policy of {} after {it} iterations",
+            ds.len(),
+            a.dataset.display(),
+            dir.display()
+        );
+        trainer = t;
+        &mut trainer
     };
-    let (tensors, state) =
-        loaded.with_context(|| format!("{} has no checkpoint yet", dir.display()))?;
-    let it = state.iteration;
-    t.load(&tensors, state).map_err(anyhow::Error::msg)?;
-    eprintln!(
-        "filtering {} samples of {} with the policy of {} after {it} iterations",
-        ds.len(),
-        a.dataset.display(),
-        dir.display()
-    );
     let mut bar: Option<(u8, indicatif::ProgressBar)> = None;
     let rep = filter::run(
         &ds,
         ImageSource::Folder,
-        &mut t,
+        policy,
         &cfg,
         |stage, done, total| {
             if bar.as_ref().is_none_or(|(s, _)| *s != stage) {

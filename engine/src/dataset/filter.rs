@@ -123,13 +123,40 @@ pub fn area_ratio(s: &Sample) -> f64 {
     union_area(&s.gt_boxes()) / (s.width as f64 * s.height as f64).max(1.0)
 }
 
-/// Runs the three stages on `ds` with `policy` (a trainer holding the
-/// policy's checkpoint). `progress(stage, done, total)` is called as stages
-/// 2 and 3 run.
+/// A policy the filter can probe: ZoomNet (a [`Trainer`] holding its
+/// checkpoint) or a VLM (`vlm::VlmProber`).
+pub trait Prober {
+    /// For each sample of `ds`, the fraction of `k` rollouts under `probe`
+    /// that answer correctly. `progress(done, total)` as samples finish.
+    fn pass_rates(
+        &mut self,
+        ds: Dataset,
+        source: ImageSource,
+        k: usize,
+        probe: Probe,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Vec<f64>, TrainError>;
+}
+
+impl Prober for Trainer {
+    fn pass_rates(
+        &mut self,
+        ds: Dataset,
+        source: ImageSource,
+        k: usize,
+        probe: Probe,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Vec<f64>, TrainError> {
+        self.probe(ds, source, k, probe, progress)
+    }
+}
+
+/// Runs the three stages on `ds` with `policy`. `progress(stage, done,
+/// total)` is called as stages 2 and 3 run.
 pub fn run(
     ds: &Dataset,
     source: ImageSource,
-    policy: &mut Trainer,
+    policy: &mut dyn Prober,
     cfg: &FilterConfig,
     mut progress: impl FnMut(u8, usize, usize),
 ) -> Result<FilterReport, TrainError> {
@@ -163,12 +190,12 @@ pub fn run(
     let rates = if left.is_empty() {
         Vec::new()
     } else {
-        policy.probe(
+        policy.pass_rates(
             subset(&left),
             source.clone(),
             cfg.k,
             Probe::NoZoom,
-            |d, n| progress(2, d, n),
+            &mut |d, n| progress(2, d, n),
         )?
     };
     let mut left2 = Vec::new();
@@ -194,12 +221,12 @@ pub fn run(
     let rates = if left2.is_empty() {
         Vec::new()
     } else {
-        policy.probe(
+        policy.pass_rates(
             subset(&left2),
             source,
             cfg.k,
             Probe::GroundTruthZoom,
-            |d, n| progress(3, d, n),
+            &mut |d, n| progress(3, d, n),
         )?
     };
     for (s, p) in left2.into_iter().zip(rates) {

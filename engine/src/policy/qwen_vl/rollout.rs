@@ -133,6 +133,23 @@ impl RolloutConfig {
     }
 }
 
+/// Probes of the data filter (`dataset::filter`, stages 2 and 3).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Forced {
+    /// The ordinary protocol.
+    #[default]
+    Nothing,
+    /// No tool: the prompt asks for the answer at once and a tool call is
+    /// answered with an error turn.
+    NoZoom,
+    /// These zooms (original pixels) are made for the model, as if it had
+    /// called the tool, before it writes its first token.
+    Zooms(Vec<BBox>),
+}
+
+/// The system prompt of [`Forced::NoZoom`].
+pub const NO_TOOL_PROMPT: &str = "You are a helpful assistant that looks closely at images.";
+
 /// The system prompt declaring the zoom tool (Qwen's function-calling
 /// format, the tool DeepEyes and ViRL train with).
 pub const SYSTEM_PROMPT: &str = r#"You are a helpful assistant that looks closely at images. You can zoom in on a region of the image to see details before you answer.
@@ -471,10 +488,15 @@ fn prefix(
     sample: &Sample,
     image: &RgbImage,
     cfg: &RolloutConfig,
+    no_zoom: bool,
 ) -> Result<(Vec<SeqPiece>, PreparedImage, Vec<Turn>), String> {
     let tok = &model.tokenizer;
     let img = prepare(image, &model.image_config, Some(cfg.max_pixels))?;
-    let sys = cfg.system_prompt.as_deref().unwrap_or(SYSTEM_PROMPT);
+    let sys = if no_zoom {
+        NO_TOOL_PROMPT
+    } else {
+        cfg.system_prompt.as_deref().unwrap_or(SYSTEM_PROMPT)
+    };
     let frame = match cfg.coords {
         CoordFrame::Shown => format!(
             "The image is {}x{} pixels; give zoom boxes in these pixels.",
@@ -489,9 +511,15 @@ fn prefix(
         question.push_str("\nOptions: ");
         question.push_str(&sample.options.join("; "));
     }
-    let user = format!(
-        "{question}\n{frame} Think in <think></think> first, then either call image_zoom_in_tool to look closer or give the final answer as <answer>...</answer>."
-    );
+    let user = if no_zoom {
+        format!(
+            "{question}\nThink in <think></think> first, then give the final answer as <answer>...</answer>."
+        )
+    } else {
+        format!(
+            "{question}\n{frame} Think in <think></think> first, then either call image_zoom_in_tool to look closer or give the final answer as <answer>...</answer>."
+        )
+    };
     let enc = |s: &str| tok.encode(s);
     let mut a = enc(&format!(
         "<|im_start|>system\n{sys}<|im_end|>\n<|im_start|>user\n"
@@ -531,12 +559,27 @@ pub fn rollout_group(
     group: usize,
     chooser: &mut dyn FnMut(usize) -> Box<dyn TokenChooser>,
 ) -> Result<Vec<VlmTrajectory>, RolloutError> {
+    rollout_group_forced(model, sample, image, cfg, group, &Forced::Nothing, chooser)
+}
+
+/// [`rollout_group`] under a filter probe ([`Forced`]). Forced zooms are
+/// part of the shared prompt (run once, not generated, not in the mask).
+pub fn rollout_group_forced(
+    model: &QwenVl,
+    sample: &Sample,
+    image: &RgbImage,
+    cfg: &RolloutConfig,
+    group: usize,
+    forced: &Forced,
+    chooser: &mut dyn FnMut(usize) -> Box<dyn TokenChooser>,
+) -> Result<Vec<VlmTrajectory>, RolloutError> {
+    let no_zoom = *forced == Forced::NoZoom;
     let model_err = |e: candle_core::Error| RolloutError::Model {
         sample: sample.id.clone(),
         problem: e.to_string(),
     };
     let (pieces, img, turns) =
-        prefix(model, sample, image, cfg).map_err(|p| RolloutError::Image {
+        prefix(model, sample, image, cfg, no_zoom).map_err(|p| RolloutError::Image {
             sample: sample.id.clone(),
             problem: p,
         })?;
@@ -563,7 +606,12 @@ pub fn rollout_group(
             decode_secs: 0.0,
         },
     };
-    let logits0 = base.feed(pieces).map_err(model_err)?;
+    let mut logits0 = base.feed(pieces).map_err(model_err)?;
+    if let Forced::Zooms(boxes) = forced {
+        for b in boxes {
+            logits0 = forced_zoom(&mut base, image, cfg, b).map_err(model_err)?;
+        }
+    }
     let mut out = Vec::with_capacity(group);
     for i in 0..group {
         let mut c = Convo {
@@ -578,16 +626,99 @@ pub fn rollout_group(
             c.t.prefill_secs = 0.0;
         }
         let mut ch = chooser(i);
-        run_turns(&mut c, image, cfg, logits0.clone(), ch.as_mut()).map_err(model_err)?;
+        run_turns(&mut c, image, cfg, no_zoom, logits0.clone(), ch.as_mut()).map_err(model_err)?;
         out.push(c.t);
     }
     Ok(out)
+}
+
+/// Writes a zoom on `b` (original pixels) as if the model had called the
+/// tool, and its tool response; returns the logits after it.
+fn forced_zoom(
+    c: &mut Convo,
+    image: &RgbImage,
+    cfg: &RolloutConfig,
+    b: &BBox,
+) -> candle_core::Result<Vec<f32>> {
+    let tok = &c.model.tokenizer;
+    let (ow, oh) = (image.width() as f64, image.height() as f64);
+    let shown = c.t.images[0].shown;
+    let (sx, sy) = match cfg.coords {
+        CoordFrame::Shown => (shown.0 as f64 / ow, shown.1 as f64 / oh),
+        CoordFrame::Norm1000 => (1000.0 / ow, 1000.0 / oh),
+    };
+    let m = BBox::new(b.x1 * sx, b.y1 * sy, b.x2 * sx, b.y2 * sy);
+    let text = format!(
+        "<tool_call>{{\"name\": \"image_zoom_in_tool\", \"arguments\": {{\"bbox_2d\": [{:.0}, {:.0}, {:.0}, {:.0}]}}}}</tool_call>",
+        m.x1, m.y1, m.x2, m.y2
+    );
+    let exec = execute_box(b, cfg.min_zoom_side, ow, oh);
+    c.t.proposed.push(*b);
+    c.t.executed.push(exec);
+    c.t.turns.push(Turn {
+        role: "assistant".into(),
+        text: format!("{text}  (forced by the filter probe)"),
+        zoom: Some(*b),
+        error: None,
+    });
+    let mut lead = tok.encode(&text).map_err(candle_core::Error::Msg)?;
+    lead.push(tok.im_end);
+    tool_response(c, image, cfg, &m, &exec, lead)
+}
+
+/// Appends the crop of `exec` as the tool's answer to a call for
+/// `shown_box` (in the model's frame). `lead` holds the tokens not yet run
+/// before it (the end of the assistant turn). Returns the logits after it.
+fn tool_response(
+    c: &mut Convo,
+    image: &RgbImage,
+    cfg: &RolloutConfig,
+    shown_box: &BBox,
+    exec: &BBox,
+    lead: Vec<u32>,
+) -> candle_core::Result<Vec<f32>> {
+    let tok = &c.model.tokenizer;
+    let enc = |s: &str| tok.encode(s).map_err(candle_core::Error::Msg);
+    let b = shown_box;
+    let (x0, y0) = (
+        exec.x1.floor().max(0.0) as u32,
+        exec.y1.floor().max(0.0) as u32,
+    );
+    let x1 = (exec.x2.ceil() as u32).clamp(x0 + 1, image.width());
+    let y1 = (exec.y2.ceil() as u32).clamp(y0 + 1, image.height());
+    let crop = image::imageops::crop_imm(image, x0, y0, x1 - x0, y1 - y0).to_image();
+    let prepared = prepare(&crop, &c.model.image_config, Some(cfg.crop_max_pixels))
+        .map_err(candle_core::Error::Msg)?;
+    let said = format!(
+        "\n</tool_response>\nThis is the region [{:.0}, {:.0}, {:.0}, {:.0}] zoomed in. Answer in <answer></answer> if you can, or zoom again.",
+        b.x1, b.y1, b.x2, b.y2
+    );
+    let tail = format!("{said}<|im_end|>\n<|im_start|>assistant\n");
+    c.t.turns.push(Turn {
+        role: "tool".into(),
+        text: format!("<tool_response>\n{}{said}", placeholder(&prepared)),
+        zoom: None,
+        error: None,
+    });
+    let mut next = lead;
+    next.extend(enc("\n<|im_start|>user\n<tool_response>\n")?);
+    next.push(tok.vision_start);
+    let mut after = vec![tok.vision_end];
+    after.extend(enc(&tail)?);
+    c.t.images.push(prepared);
+    let k = c.t.images.len() - 1;
+    c.feed(vec![
+        SeqPiece::Text(next),
+        SeqPiece::Image(k),
+        SeqPiece::Text(after),
+    ])
 }
 
 fn run_turns(
     c: &mut Convo,
     image: &RgbImage,
     cfg: &RolloutConfig,
+    no_zoom: bool,
     mut logits: Vec<f32>,
     chooser: &mut dyn TokenChooser,
 ) -> candle_core::Result<()> {
@@ -616,7 +747,13 @@ fn run_turns(
         let body: &[u32] = if stopped { &ids[..ids.len() - 1] } else { &ids };
         let text = tok.decode(body).map_err(candle_core::Error::Msg)?;
         let (outcome, extra) = if stopped {
-            read_turn(&text)
+            match read_turn(&text) {
+                (TurnOutcome::Zoom(_), e) if no_zoom => (
+                    TurnOutcome::Malformed("zooming is not available for this question".into()),
+                    e,
+                ),
+                r => r,
+            }
         } else {
             (
                 TurnOutcome::Malformed(format!(
@@ -671,37 +808,7 @@ fn run_turns(
                     c.record(vec![SeqPiece::Text(next)]);
                     return Ok(());
                 }
-                let (x0, y0) = (
-                    exec.x1.floor().max(0.0) as u32,
-                    exec.y1.floor().max(0.0) as u32,
-                );
-                let x1 = (exec.x2.ceil() as u32).clamp(x0 + 1, image.width());
-                let y1 = (exec.y2.ceil() as u32).clamp(y0 + 1, image.height());
-                let crop = image::imageops::crop_imm(image, x0, y0, x1 - x0, y1 - y0).to_image();
-                let prepared = prepare(&crop, &c.model.image_config, Some(cfg.crop_max_pixels))
-                    .map_err(candle_core::Error::Msg)?;
-                let said = format!(
-                    "\n</tool_response>\nThis is the region [{:.0}, {:.0}, {:.0}, {:.0}] zoomed in. Answer in <answer></answer> if you can, or zoom again.",
-                    b.x1, b.y1, b.x2, b.y2
-                );
-                let tail = format!("{said}<|im_end|>\n<|im_start|>assistant\n");
-                c.t.turns.push(Turn {
-                    role: "tool".into(),
-                    text: format!("<tool_response>\n{}{said}", placeholder(&prepared)),
-                    zoom: None,
-                    error: None,
-                });
-                next.extend(enc("\n<|im_start|>user\n<tool_response>\n")?);
-                next.push(tok.vision_start);
-                let mut after = vec![tok.vision_end];
-                after.extend(enc(&tail)?);
-                c.t.images.push(prepared);
-                let k = c.t.images.len() - 1;
-                logits = c.feed(vec![
-                    SeqPiece::Text(next),
-                    SeqPiece::Image(k),
-                    SeqPiece::Text(after),
-                ])?;
+                logits = tool_response(c, image, cfg, &b, &exec, next)?;
             }
             TurnOutcome::Malformed(why) => {
                 c.t.format_errors
