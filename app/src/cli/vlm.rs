@@ -27,6 +27,9 @@ pub struct InitArgs {
     /// Seed of the random weights.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Storage dtype of the weights (default: f32 for tiny, bf16 for 2b as Qwen ships it).
+    #[arg(long)]
+    dtype: Option<Precision>,
 }
 
 /// `virl vlm compare`.
@@ -51,7 +54,12 @@ pub fn run(c: VlmCommand) -> Result<()> {
     match c {
         VlmCommand::Init(a) => {
             let spec = tiny::TinySpec::preset(&a.preset).map_err(anyhow::Error::msg)?;
-            tiny::write_tiny_model(&a.out, &spec, a.seed).map_err(anyhow::Error::msg)?;
+            let dtype = a.dtype.unwrap_or(if a.preset == "tiny" {
+                Precision::F32
+            } else {
+                Precision::Bf16
+            });
+            tiny::write_model(&a.out, &spec, a.seed, dtype.dtype()).map_err(anyhow::Error::msg)?;
             println!(
                 "wrote a random Qwen3-VL ({} preset, seed {}) to {}",
                 a.preset,

@@ -24,6 +24,7 @@
 
 pub mod config;
 pub mod image;
+pub mod linear;
 pub mod model;
 pub mod reference;
 pub mod rollout;

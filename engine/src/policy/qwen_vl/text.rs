@@ -5,19 +5,20 @@
 //! Follows transformers' `Qwen3VLTextModel`.
 
 use super::config::TextConfig;
+use super::linear::Lin;
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{Embedding, Linear, RmsNorm, VarBuilder};
 
 struct Layer {
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    o: Linear,
+    q: Lin,
+    k: Lin,
+    v: Lin,
+    o: Lin,
     q_norm: RmsNorm,
     k_norm: RmsNorm,
-    gate: Linear,
-    up: Linear,
-    down: Linear,
+    gate: Lin,
+    up: Lin,
+    down: Lin,
     ln1: RmsNorm,
     ln2: RmsNorm,
 }
@@ -113,18 +114,18 @@ pub struct TextModel {
     embed: Embedding,
     layers: Vec<Layer>,
     norm: RmsNorm,
-    lm_head: Linear,
+    lm_head: Lin,
     inv_freq: Vec<f32>,
     device: Device,
     dtype: DType,
 }
 
-fn lin(i: usize, o: usize, bias: bool, vb: VarBuilder) -> Result<Linear> {
-    if bias {
-        candle_nn::linear(i, o, vb)
+fn lin(i: usize, o: usize, bias: bool, vb: VarBuilder) -> Result<Lin> {
+    Ok(Lin::new(if bias {
+        candle_nn::linear(i, o, vb)?
     } else {
-        candle_nn::linear_no_bias(i, o, vb)
-    }
+        candle_nn::linear_no_bias(i, o, vb)?
+    }))
 }
 
 impl TextModel {
@@ -156,11 +157,13 @@ impl TextModel {
             });
         }
         let norm = candle_nn::rms_norm(h, eps, m.pp("norm"))?;
-        let lm_head = if cfg.tie_word_embeddings && !vb.contains_tensor("lm_head.weight") {
-            Linear::new(embed.embeddings().clone(), None)
-        } else {
-            candle_nn::linear_no_bias(h, cfg.vocab_size, vb.pp("lm_head"))?
-        };
+        let lm_head = Lin::new(
+            if cfg.tie_word_embeddings && !vb.contains_tensor("lm_head.weight") {
+                Linear::new(embed.embeddings().clone(), None)
+            } else {
+                candle_nn::linear_no_bias(h, cfg.vocab_size, vb.pp("lm_head"))?
+            },
+        );
         let inv_freq = (0..hd)
             .step_by(2)
             .map(|i| (1.0 / cfg.rope_theta.powf(i as f64 / hd as f64)) as f32)

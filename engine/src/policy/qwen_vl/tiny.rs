@@ -313,6 +313,17 @@ pub fn tensor_shapes(s: &TinySpec) -> Vec<(String, Vec<usize>)> {
 /// 1 ± 0.1, biases ± 0.02: outputs far from uniform but not one-hot, so
 /// sampling explores.
 pub fn write_tiny_model(dir: &Path, spec: &TinySpec, seed: u64) -> Result<(), String> {
+    write_model(dir, spec, seed, candle_core::DType::F32)
+}
+
+/// [`write_tiny_model`] with the weights stored in `dtype` (Qwen3-VL ships
+/// bf16; the 2B shapes take 4.3 GB so).
+pub fn write_model(
+    dir: &Path,
+    spec: &TinySpec,
+    seed: u64,
+    dtype: candle_core::DType,
+) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut rng = SplitMix64::new(seed);
     let mut normal = move || {
@@ -348,7 +359,9 @@ pub fn write_tiny_model(dir: &Path, spec: &TinySpec, seed: u64) -> Result<(), St
                 }) as f32
             })
             .collect();
-        let t = Tensor::from_vec(data, shape, &Device::Cpu).map_err(|e| e.to_string())?;
+        let t = Tensor::from_vec(data, shape, &Device::Cpu)
+            .and_then(|t| t.to_dtype(dtype))
+            .map_err(|e| e.to_string())?;
         tensors.insert(name, t);
     }
     let write = |name: &str, text: String| {
