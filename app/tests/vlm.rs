@@ -29,7 +29,7 @@ impl TokenChooser for Scripted {
     }
 }
 
-const THINK: &str = "the red placard in the upper part looks like it holds the digit";
+const THINK: &str = "the placard the question names is too small to read here, so zoom in on it";
 
 /// Writes a session of scripted VLM rollouts on ZoomBench; returns the
 /// number of trajectories.
@@ -119,7 +119,9 @@ fn vlm_turns_show_next_to_their_zooms() {
     if let Some(keep) = std::env::var_os("VIRL_DOCS_SESSION") {
         let keep = Path::new(&keep);
         if !keep.exists() {
-            scripted_session(&model, keep);
+            let m = keep.with_extension("model");
+            write_tiny_model(&m, &TinySpec::tiny(), 5).expect("model");
+            scripted_session(&m, keep);
         }
     }
     let mut h = harness(StudioOptions {

@@ -244,7 +244,18 @@ pub fn write_session(
     recs: &[VlmRecord],
     model: &Path,
 ) -> Result<(), String> {
-    let s = Session::create(dir, cfg).map_err(|e| e.to_string())?;
+    // The session's config says what was run: one iteration of rollouts,
+    // this many samples and rollouts per sample, no training.
+    let mut cfg = cfg.clone();
+    let samples: std::collections::HashSet<&str> = recs
+        .iter()
+        .map(|r| r.record.scored.sample.as_str())
+        .collect();
+    cfg.trainer.iterations = 1;
+    cfg.trainer.warmup_iterations = 0;
+    cfg.trainer.samples_per_iter = samples.len().max(1);
+    cfg.trainer.group = (recs.len() / samples.len().max(1)).max(1);
+    let s = Session::create(dir, &cfg).map_err(|e| e.to_string())?;
     let records: Vec<_> = recs.iter().map(|r| r.record.clone()).collect();
     s.write_rollouts(0, &records).map_err(|e| e.to_string())?;
     s.append_metrics(&metrics(recs, 0))

@@ -280,6 +280,9 @@ pub fn ui(
                         ui.colored_label(Color32::from_rgb(240, 170, 80), "cut off at max_rounds");
                     }
                 }
+                if !t.turns.is_empty() {
+                    current_turn(ui, t, b.action);
+                }
                 ui.separator();
                 actions_table(ui, t, rescored, b);
                 if !t.turns.is_empty() {
@@ -345,11 +348,9 @@ pub(crate) fn turn_of_action(t: &TrajectoryRecord, action: usize) -> Option<usiz
     t.turns.iter().rposition(|x| x.role == "assistant")
 }
 
-/// A VLM trajectory's conversation: the turn behind the selected action
-/// first, then every turn.
-fn conversation(ui: &mut egui::Ui, t: &TrajectoryRecord, action: usize) {
-    let current = turn_of_action(t, action);
-    if let Some(i) = current {
+/// The VLM's turn behind the selected action: its text, box and error.
+fn current_turn(ui: &mut egui::Ui, t: &TrajectoryRecord, action: usize) {
+    if let Some(i) = turn_of_action(t, action) {
         let turn = &t.turns[i];
         ui.strong("the model's turn for this action");
         egui::Frame::group(ui.style()).show(ui, |ui| {
@@ -365,6 +366,12 @@ fn conversation(ui: &mut egui::Ui, t: &TrajectoryRecord, action: usize) {
             }
         });
     }
+}
+
+/// A VLM trajectory's whole conversation, the selected action's turn
+/// highlighted.
+fn conversation(ui: &mut egui::Ui, t: &TrajectoryRecord, action: usize) {
+    let current = turn_of_action(t, action);
     egui::CollapsingHeader::new(format!("conversation ({} turns)", t.turns.len()))
         .id_salt("conversation")
         .show(ui, |ui| {

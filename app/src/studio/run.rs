@@ -126,6 +126,8 @@ pub struct Run {
     pub dir: PathBuf,
     /// Its config (the reward and trainer parts follow changes made here).
     pub cfg: SessionConfig,
+    /// For a session of VLM rollouts: the model folder (from `policy.json`).
+    pub vlm_model: Option<String>,
     /// Status.
     pub status: RunStatus,
     /// Metrics of every iteration so far.
@@ -186,6 +188,7 @@ impl Run {
         let (tx, rx) = bounded(64);
         (
             Self {
+                vlm_model: vlm_model(&dir),
                 name,
                 dir,
                 cfg,
@@ -573,4 +576,11 @@ fn watch(
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
         }
     }
+}
+
+/// The model folder of a session of VLM rollouts (its `policy.json`).
+fn vlm_model(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join("policy.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    (v["policy"] == "qwen-vl").then(|| v["model"].as_str().unwrap_or("?").to_string())
 }

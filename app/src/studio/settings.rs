@@ -236,9 +236,21 @@ impl SettingsState {
                 r.cfg.data.train_n, r.cfg.data.eval_n, r.cfg.data.zoombench.canvas
             ),
         });
-        ui.weak(format!(
-            "{} samples × {} rollouts per iteration, {} imitation iterations",
-            r.cfg.trainer.samples_per_iter, r.cfg.trainer.group, r.cfg.trainer.warmup_iterations
-        ));
+        match &r.vlm_model {
+            Some(m) => {
+                ui.weak(format!(
+                    "Qwen3-VL rollouts of {m}: {} samples × {} rollouts, no training",
+                    r.cfg.trainer.samples_per_iter, r.cfg.trainer.group
+                ));
+            }
+            None => {
+                ui.weak(format!(
+                    "{} samples × {} rollouts per iteration, {} imitation iterations",
+                    r.cfg.trainer.samples_per_iter,
+                    r.cfg.trainer.group,
+                    r.cfg.trainer.warmup_iterations
+                ));
+            }
+        }
     }
 }
