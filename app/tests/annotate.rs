@@ -4,6 +4,9 @@
 //! that SIGKILLs a studio process right after an edit; and the round trip
 //! from a trajectory to its ground truth and back (re-scoring).
 
+mod common;
+use common::{harness, step_until};
+
 use egui::{Key, Modifiers, Pos2};
 use egui_kittest::Harness;
 use std::path::{Path, PathBuf};
@@ -52,23 +55,6 @@ fn dataset(dir: &Path, n: u64) -> PathBuf {
         .write_dataset(&d, n, 0, |_| {})
         .expect("write");
     d
-}
-
-fn harness<'a>(opts: StudioOptions) -> Harness<'a, Studio> {
-    Harness::builder()
-        .with_size([1400.0, 900.0])
-        .build_eframe(|cc| Studio::new(cc, opts))
-}
-
-fn step_until(h: &mut Harness<'_, Studio>, what: &str, done: impl Fn(&Studio) -> bool) {
-    for _ in 0..6000 {
-        h.step();
-        if done(h.state()) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    panic!("gave up waiting for: {what}");
 }
 
 /// Opens the dataset folder in the studio's annotation tab, with the image

@@ -3,14 +3,15 @@
 //! with the keyboard, change h0 and see it recorded, open a session that
 //! `virl train`'s engine wrote.
 
-use egui_kittest::Harness;
+mod common;
+use common::{harness, step_until};
+
 use egui_kittest::kittest::Queryable;
 use std::path::Path;
-use std::time::Duration;
 use virl_engine::config::SessionConfig;
 use virl_engine::trainer::{NullSink, Trainer};
 use virl_studio::studio::run::RunStatus;
-use virl_studio::studio::{Studio, StudioOptions, Tab};
+use virl_studio::studio::{StudioOptions, Tab};
 
 fn tiny(iterations: u64) -> SessionConfig {
     let mut c = SessionConfig {
@@ -33,26 +34,6 @@ fn tiny(iterations: u64) -> SessionConfig {
     c.trainer.eval_every = 0;
     c.trainer.eval_n = 16;
     c
-}
-
-fn harness<'a>(opts: StudioOptions) -> Harness<'a, Studio> {
-    // A new session writes under `opts.sessions_root`; never under the repo.
-    Harness::builder()
-        .with_size([1400.0, 900.0])
-        .build_eframe(|cc| Studio::new(cc, opts))
-}
-
-/// Steps the UI until `done` holds. The bound only keeps a broken build from
-/// hanging CI; it is not a speed requirement.
-fn step_until(h: &mut Harness<'_, Studio>, what: &str, done: impl Fn(&Studio) -> bool) {
-    for _ in 0..6000 {
-        h.step();
-        if done(h.state()) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("gave up waiting for: {what}");
 }
 
 fn new_session(root: &Path, iterations: u64) -> StudioOptions {

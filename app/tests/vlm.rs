@@ -8,17 +8,18 @@
 //! screen has something readable to show. `VIRL_DOCS_SESSION=DIR` keeps a
 //! copy of it (docs/studio-vlm.png is a screenshot of that session).
 
-use egui_kittest::Harness;
+mod common;
+use common::{harness, step_until};
+
 use egui_kittest::kittest::Queryable;
 use std::collections::VecDeque;
 use std::path::Path;
-use std::time::Duration;
 use virl_engine::policy::qwen_vl::image::prepare;
 use virl_engine::policy::qwen_vl::rollout::{TokenChooser, log_softmax};
 use virl_engine::policy::qwen_vl::tiny::{TinySpec, write_tiny_model};
 use virl_engine::policy::qwen_vl::{Precision, QwenVl};
 use virl_engine::vlm::{self, VlmRunConfig};
-use virl_studio::studio::{Studio, StudioOptions, Tab};
+use virl_studio::studio::{StudioOptions, Tab};
 
 struct Scripted(VecDeque<u32>);
 
@@ -90,23 +91,6 @@ fn scripted_session(model_dir: &Path, out: &Path) -> usize {
     .expect("rollouts");
     vlm::write_session(out, &cfg, &recs, model_dir).expect("session");
     recs.len()
-}
-
-fn harness<'a>(opts: StudioOptions) -> Harness<'a, Studio> {
-    Harness::builder()
-        .with_size([1400.0, 900.0])
-        .build_eframe(|cc| Studio::new(cc, opts))
-}
-
-fn step_until(h: &mut Harness<'_, Studio>, what: &str, done: impl Fn(&Studio) -> bool) {
-    for _ in 0..6000 {
-        h.step();
-        if done(h.state()) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("gave up waiting for: {what}");
 }
 
 #[test]

@@ -151,7 +151,9 @@ fn vlm(b: VlmBench) -> anyhow::Result<()> {
             rows.push((prefill_tokens, prefill_s, decoded, decode_s));
         }
     }
-    let med = |f: &dyn Fn(&(usize, f64, usize, f64)) -> f64| {
+    // (prefill tokens, prefill s, decoded tokens, decode s) per repetition.
+    type Row = (usize, f64, usize, f64);
+    let med = |f: &dyn Fn(&Row) -> f64| {
         let mut v: Vec<f64> = rows.iter().map(f).collect();
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]

@@ -7,8 +7,6 @@ use std::path::{Path, PathBuf};
 use virl_engine::dataset::Dataset;
 use virl_engine::dataset::filter::{self, FilterConfig};
 use virl_engine::env::ImageSource;
-use virl_engine::session::Session;
-use virl_engine::trainer::Trainer;
 
 /// Flags of `virl filter`.
 #[derive(Debug, Args)]
@@ -110,16 +108,7 @@ pub fn run(a: FilterArgs) -> anyhow::Result<()> {
         &mut vlm_prober
     } else {
         let (dir, ckpt) = policy_location(&a.policy)?;
-        let (session, scfg) = Session::open(&dir)?;
-        let mut t = Trainer::new(scfg, None).map_err(anyhow::Error::msg)?;
-        let loaded = match &ckpt {
-            Some(c) => Some(session.load_checkpoint(c, t.policy().device())?),
-            None => session.latest_checkpoint(t.policy().device())?,
-        };
-        let (tensors, state) =
-            loaded.with_context(|| format!("{} has no checkpoint yet", dir.display()))?;
-        let it = state.iteration;
-        t.load(&tensors, state).map_err(anyhow::Error::msg)?;
+        let (t, it) = super::train::trainer_at(&dir, ckpt.as_deref())?;
         eprintln!(
             "filtering {} samples of {} with the policy of {} after {it} iterations",
             ds.len(),

@@ -242,16 +242,7 @@ pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
         .session
         .clone()
         .context("--session DIR is needed for ZoomNet")?;
-    let (session, cfg) = Session::open(&session_dir)?;
-    let mut t = Trainer::new(cfg, None).map_err(anyhow::Error::msg)?;
-    let loaded = match &a.checkpoint {
-        Some(c) => Some(session.load_checkpoint(c, t.policy().device())?),
-        None => session.latest_checkpoint(t.policy().device())?,
-    };
-    let (tensors, state) =
-        loaded.with_context(|| format!("{} has no checkpoint yet", session_dir.display()))?;
-    let it = state.iteration;
-    t.load(&tensors, state).map_err(anyhow::Error::msg)?;
+    let (mut t, it) = trainer_at(&session_dir, a.checkpoint.as_deref())?;
     apply_session_corrections(&mut t, &session_dir)?;
     let (m, _) = t
         .evaluate(a.vlm.n.unwrap_or(128), &mut virl_engine::trainer::NullSink)
@@ -267,6 +258,25 @@ pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
         m.max_rounds_frac
     );
     Ok(())
+}
+
+/// A trainer holding a session's checkpoint (`checkpoint`, or the newest),
+/// and the iterations it had completed. Nothing is written to the session.
+pub(crate) fn trainer_at(
+    dir: &std::path::Path,
+    checkpoint: Option<&str>,
+) -> anyhow::Result<(Trainer, u64)> {
+    let (session, cfg) = Session::open(dir)?;
+    let mut t = Trainer::new(cfg, None).map_err(anyhow::Error::msg)?;
+    let loaded = match checkpoint {
+        Some(c) => Some(session.load_checkpoint(c, t.policy().device())?),
+        None => session.latest_checkpoint(t.policy().device())?,
+    };
+    let (tensors, state) =
+        loaded.with_context(|| format!("{} has no checkpoint yet", dir.display()))?;
+    let it = state.iteration;
+    t.load(&tensors, state).map_err(anyhow::Error::msg)?;
+    Ok((t, it))
 }
 
 /// Ground-truth corrections of generated data live in the session's journal:
