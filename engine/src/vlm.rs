@@ -7,9 +7,8 @@ use crate::config::SessionConfig;
 use crate::dataset::zoombench::SplitMix64;
 use crate::env::ImageStore;
 use crate::metrics::{IterationMetrics, RAT_IOU, summarize};
-use crate::policy::qwen_vl::QwenVl;
 use crate::policy::qwen_vl::rollout::{
-    RolloutConfig, Sampler, TokenChooser, VlmTrajectory, rollout_group,
+    Forced, RolloutConfig, Sampler, TokenChooser, VlmPolicy, VlmTrajectory,
 };
 use crate::reward::RewardConfig;
 use crate::score::{TrajectoryInput, assign_credit, score_trajectory};
@@ -104,7 +103,7 @@ impl VlmRecord {
 /// with seeded temperature / top-p sampling, scores each group.
 /// `progress(done, total)` is called after each sample.
 pub fn run(
-    model: &QwenVl,
+    model: &dyn VlmPolicy,
     store: &ImageStore,
     samples: &[usize],
     cfg: &VlmRunConfig,
@@ -137,7 +136,7 @@ pub fn run(
 /// [`run`] with the token chooser of rollout `i` of the `k`-th listed
 /// sample given by `chooser(k, i)`.
 pub fn run_with(
-    model: &QwenVl,
+    model: &dyn VlmPolicy,
     store: &ImageStore,
     samples: &[usize],
     cfg: &VlmRunConfig,
@@ -158,10 +157,16 @@ pub fn run_with(
             .get(idx)
             .ok_or_else(|| format!("no sample {idx} in {}", ds.root().display()))?;
         let img = store.image(idx).map_err(|e| e.to_string())?;
-        let trajs = rollout_group(model, sample, &img, &cfg.rollout, cfg.group, &mut |i| {
-            chooser(k, i)
-        })
-        .map_err(|e| e.to_string())?;
+        let trajs = model
+            .rollouts(
+                sample,
+                &img,
+                &cfg.rollout,
+                cfg.group,
+                &Forced::Nothing,
+                &mut |i| chooser(k, i),
+            )
+            .map_err(|e| e.to_string())?;
         let mut scored: Vec<_> = trajs
             .iter()
             .map(|t| {
@@ -272,7 +277,7 @@ pub fn write_session(
 /// sharing one prompt.
 pub struct VlmProber<'m> {
     /// The model.
-    pub model: &'m QwenVl,
+    pub model: &'m dyn VlmPolicy,
     /// Protocol and sampling.
     pub rollout: RolloutConfig,
     /// Sampling seed.
@@ -288,7 +293,6 @@ impl crate::dataset::filter::Prober for VlmProber<'_> {
         probe: crate::trainer::Probe,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Vec<f64>, String> {
-        use crate::policy::qwen_vl::rollout::{Forced, rollout_group_forced};
         self.rollout.validate()?;
         let n = ds.len();
         let store = ImageStore::new(Arc::new(ds), source, 64, 4);
@@ -301,22 +305,16 @@ impl crate::dataset::filter::Prober for VlmProber<'_> {
                 crate::trainer::Probe::GroundTruthZoom => Forced::Zooms(s.gt_boxes()),
             };
             let (t, p, seed) = (self.rollout.temperature, self.rollout.top_p, self.seed);
-            let trajs = rollout_group_forced(
-                self.model,
-                s,
-                &img,
-                &self.rollout,
-                k.max(1),
-                &forced,
-                &mut |i| {
+            let trajs = self
+                .model
+                .rollouts(s, &img, &self.rollout, k.max(1), &forced, &mut |i| {
                     Box::new(Sampler {
                         temperature: t,
                         top_p: p,
                         rng: SplitMix64::for_item(seed, (idx * k.max(1) + i) as u64),
                     })
-                },
-            )
-            .map_err(|e| e.to_string())?;
+                })
+                .map_err(|e| e.to_string())?;
             let right = trajs
                 .iter()
                 .filter(|t| {

@@ -843,16 +843,54 @@ fn run_turns(
     }
 }
 
-impl QwenVl {
-    /// Log-probabilities (at `temperature`) of every generated token of a
-    /// trajectory, by running its whole sequence once (teacher forcing):
-    /// what an RL update evaluates. Equal to the sampling log-probabilities
-    /// up to float rounding.
-    pub fn sequence_logprobs(
+/// A vision-language policy that converses: what the VLM rollouts, the
+/// filter's probes and the coming GRPO/ViRL update of a VLM need of one.
+/// [`QwenVl`] implements it.
+///
+/// The update's per-token term is [`VlmPolicy::token_logprobs`] over the
+/// tokens [`VlmTrajectory::token_mask`] marks as the model's own (prompt,
+/// tool-response and image tokens are masked out), weighted by the
+/// action-modulated advantages that `credit.rs` gives each turn's zoom.
+pub trait VlmPolicy {
+    /// The tokenizer and its chat-template ids.
+    fn tokenizer(&self) -> &super::tokenizer::ChatTokenizer;
+    /// `group` rollouts of one sample under `forced`
+    /// ([`rollout_group_forced`]).
+    #[allow(clippy::too_many_arguments)]
+    fn rollouts(
         &self,
-        t: &VlmTrajectory,
-        temperature: f64,
-    ) -> candle_core::Result<Vec<f32>> {
+        sample: &Sample,
+        image: &RgbImage,
+        cfg: &RolloutConfig,
+        group: usize,
+        forced: &Forced,
+        chooser: &mut dyn FnMut(usize) -> Box<dyn TokenChooser>,
+    ) -> Result<Vec<VlmTrajectory>, RolloutError>;
+    /// Log-probabilities `[generated]` at `temperature` of a trajectory's
+    /// generated tokens, by one teacher-forced pass over its whole sequence,
+    /// as a tensor on the policy's device (differentiable once the weights
+    /// are trainable).
+    fn token_logprobs(&self, t: &VlmTrajectory, temperature: f64) -> candle_core::Result<Tensor>;
+}
+
+impl VlmPolicy for QwenVl {
+    fn tokenizer(&self) -> &super::tokenizer::ChatTokenizer {
+        &self.tokenizer
+    }
+
+    fn rollouts(
+        &self,
+        sample: &Sample,
+        image: &RgbImage,
+        cfg: &RolloutConfig,
+        group: usize,
+        forced: &Forced,
+        chooser: &mut dyn FnMut(usize) -> Box<dyn TokenChooser>,
+    ) -> Result<Vec<VlmTrajectory>, RolloutError> {
+        rollout_group_forced(self, sample, image, cfg, group, forced, chooser)
+    }
+
+    fn token_logprobs(&self, t: &VlmTrajectory, temperature: f64) -> candle_core::Result<Tensor> {
         let mut cache = KvCache::default();
         let pieces: Vec<Piece> = t
             .pieces
@@ -863,19 +901,41 @@ impl QwenVl {
             })
             .collect();
         let logits: Tensor = self.extend(&mut cache, &pieces, LogitsOf::All)?;
-        let rows: Vec<Vec<f32>> = logits.to_device(&candle_core::Device::Cpu)?.to_vec2()?;
+        let n = logits.dim(0)?;
         // Row p − 1 predicts the token at position p.
-        t.generated
+        let rows: Vec<u32> = t
+            .gen_positions
             .iter()
-            .zip(&t.gen_positions)
-            .map(|(&(id, _), &p)| {
-                let row = rows.get(p.wrapping_sub(1)).ok_or_else(|| {
-                    candle_core::Error::Msg(format!(
-                        "generated token at position {p} is outside the sequence"
-                    ))
-                })?;
-                Ok(log_softmax(row, temperature)[id as usize] as f32)
+            .map(|&p| {
+                if p == 0 || p > n {
+                    Err(candle_core::Error::Msg(format!(
+                        "generated token at position {p} is outside the sequence of {n}"
+                    )))
+                } else {
+                    Ok((p - 1) as u32)
+                }
             })
-            .collect()
+            .collect::<candle_core::Result<_>>()?;
+        let ids: Vec<u32> = t.generated.iter().map(|g| g.0).collect();
+        let dev = logits.device();
+        let picked = logits.index_select(&Tensor::new(rows.as_slice(), dev)?, 0)?;
+        let t_ = if temperature > 0.0 { temperature } else { 1.0 };
+        let lp = candle_nn::ops::log_softmax(&(picked / t_)?, candle_core::D::Minus1)?;
+        lp.gather(&Tensor::new(ids.as_slice(), dev)?.unsqueeze(1)?, 1)?
+            .squeeze(1)
+    }
+}
+
+impl QwenVl {
+    /// [`VlmPolicy::token_logprobs`] as numbers. Equal to the sampling
+    /// log-probabilities up to float rounding (tested).
+    pub fn sequence_logprobs(
+        &self,
+        t: &VlmTrajectory,
+        temperature: f64,
+    ) -> candle_core::Result<Vec<f32>> {
+        self.token_logprobs(t, temperature)?
+            .to_device(&candle_core::Device::Cpu)?
+            .to_vec1()
     }
 }
