@@ -220,6 +220,21 @@ fn sampling_is_seeded_and_turns_are_cut_at_max_turn_tokens() {
             assert!((x - y).abs() < 1e-3);
         }
     }
+    // Decoding the group one rollout at a time gives the same rollouts as
+    // the batched decode steps.
+    let one = RolloutConfig {
+        max_batch: 1,
+        ..c.clone()
+    };
+    let serial = rollout_group(&m, &s, &img, &one, 2, &mut |i| {
+        Box::new(Sampler {
+            temperature: 1.0,
+            top_p: 0.9,
+            rng: SplitMix64::for_item(1, i as u64),
+        })
+    })
+    .expect("rollout");
+    assert_eq!(toks(&serial), toks(&a));
     // Greedy picks the arg-max.
     let mut g = Sampler {
         temperature: 0.0,

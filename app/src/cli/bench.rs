@@ -46,6 +46,10 @@ pub struct VlmBench {
     /// Timed repetitions (after one warm-up).
     #[arg(long, default_value_t = 3)]
     reps: usize,
+    /// Rollouts decoded together after the shared prefill (a GRPO group);
+    /// decode tokens/s counts all of them. Only with --crop-side 0.
+    #[arg(long, default_value_t = 1)]
+    group: usize,
     /// f32, bf16 or f16.
     #[arg(long, default_value = "f32")]
     dtype: virl_engine::policy::qwen_vl::Precision,
@@ -138,6 +142,34 @@ fn vlm(b: VlmBench) -> anyhow::Result<()> {
             } else {
                 b.new_tokens / 2
             };
+            if b.group > 1 {
+                // G forks of the conversation, decoded in batched steps.
+                let mut forks: Vec<KvCache> = (0..b.group)
+                    .map(|_| cache.fork())
+                    .collect::<candle_core::Result<_>>()?;
+                let mut ids = vec![next; b.group];
+                let t = Instant::now();
+                for _ in 0..n {
+                    let mut refs: Vec<&mut KvCache> = forks.iter_mut().collect();
+                    let rows = m.decode_batch(&mut refs, &ids)?;
+                    for (id, r) in ids.iter_mut().zip(&rows) {
+                        *id = r
+                            .iter()
+                            .enumerate()
+                            .fold(
+                                (0, f32::NEG_INFINITY),
+                                |a, (i, &v)| {
+                                    if v > a.1 { (i, v) } else { a }
+                                },
+                            )
+                            .0 as u32;
+                    }
+                }
+                sync(&dev)?;
+                decode_s += t.elapsed().as_secs_f64();
+                decoded += n * b.group;
+                break;
+            }
             let t = Instant::now();
             for _ in 0..n {
                 let l = m.extend(&mut cache, &[Piece::Text(&[next])], LogitsOf::Last)?;
@@ -172,6 +204,7 @@ fn vlm(b: VlmBench) -> anyhow::Result<()> {
         "prefill_tokens_per_s": med(&|r| r.0 as f64 / r.1),
         "decode_tokens_per_s": med(&|r| r.2 as f64 / r.3),
         "reps": b.reps,
+        "group": b.group,
     });
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())

@@ -1,11 +1,12 @@
-//! A linear layer with a fast path for one row on the CPU (the decode step).
+//! A linear layer with a fast path for a few rows on the CPU (decode steps).
 //!
 //! candle's gemm multiplies a `1 × k` row by a `k × n` matrix at about
 //! 16 GB/s of weights on the 2-core development VM, PyTorch's at 44 GB/s
 //! (`engine/examples` history, BENCHMARKS.md), and decoding streams every
-//! weight once per token. For one row on the CPU in f32 this computes each
-//! output as a dot product over a contiguous weight row, rows split over
-//! rayon's threads; everything else goes to candle's matmul.
+//! weight once per token. For up to 16 rows on the CPU in f32 this computes
+//! each output as dot products of a contiguous weight row with every input
+//! row (the weight row read once), weight rows split over rayon's threads;
+//! everything else goes to candle's matmul.
 
 use candle_core::{CpuStorage, CustomOp2, D, DType, Layout, Module, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -32,8 +33,8 @@ impl Lin {
 impl Module for Lin {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let k = x.dim(D::Minus1)?;
-        let one_row = x.elem_count() == k;
-        if one_row
+        let rows = x.elem_count() / k.max(1);
+        if rows <= MAX_ROWS
             && x.device().is_cpu()
             && x.dtype() == DType::F32
             && self.w.dtype() == DType::F32
@@ -49,6 +50,9 @@ impl Module for Lin {
         }
     }
 }
+
+/// Up to this many rows take the streaming path (a batched decode step).
+const MAX_ROWS: usize = 16;
 
 struct MatVec;
 
@@ -87,21 +91,37 @@ impl CustomOp2 for MatVec {
             candle_core::bail!("matvec-f32: f32 storage expected");
         };
         let (out, k) = l2.shape().dims2()?;
-        if !l1.is_contiguous() || !l2.is_contiguous() || l1.shape().elem_count() != k {
+        let n = l1.shape().elem_count() / k.max(1);
+        if !l1.is_contiguous() || !l2.is_contiguous() || n * k != l1.shape().elem_count() {
             candle_core::bail!(
-                "matvec-f32: a contiguous row of {k} values and a contiguous weight expected"
+                "matvec-f32: contiguous rows of {k} values and a contiguous weight expected"
             );
         }
-        let x = &xs[l1.start_offset()..l1.start_offset() + k];
+        let x = &xs[l1.start_offset()..l1.start_offset() + n * k];
         let w = &ws[l2.start_offset()..l2.start_offset() + out * k];
-        let mut y = vec![0f32; out];
+        // y[b, j] = w_j · x_b: each weight row is read once for all rows of x.
+        let mut yt = vec![0f32; out * n];
         const ROWS: usize = 64;
-        y.par_chunks_mut(ROWS).enumerate().for_each(|(c, ys)| {
-            for (j, yj) in ys.iter_mut().enumerate() {
-                let r = (c * ROWS + j) * k;
-                *yj = dot(&w[r..r + k], x);
+        yt.par_chunks_mut(ROWS * n).enumerate().for_each(|(c, ys)| {
+            for (jj, yj) in ys.chunks_mut(n).enumerate() {
+                let r = (c * ROWS + jj) * k;
+                let wr = &w[r..r + k];
+                for (b, y) in yj.iter_mut().enumerate() {
+                    *y = dot(wr, &x[b * k..(b + 1) * k]);
+                }
             }
         });
+        let y = if n == 1 {
+            yt
+        } else {
+            let mut y = vec![0f32; out * n];
+            for j in 0..out {
+                for b in 0..n {
+                    y[b * out + j] = yt[j * n + b];
+                }
+            }
+            y
+        };
         let mut dims = l1.shape().dims().to_vec();
         if let Some(last) = dims.last_mut() {
             *last = out;
@@ -114,6 +134,26 @@ impl CustomOp2 for MatVec {
 mod tests {
     use super::*;
     use candle_core::Device;
+
+    #[test]
+    fn few_rows_equal_candle_matmul() {
+        let d = Device::Cpu;
+        let w = Tensor::randn(0f32, 1.0, (130, 45), &d).expect("w");
+        let x = Tensor::randn(0f32, 1.0, (3, 45), &d).expect("x");
+        let l = Lin::new(candle_nn::Linear::new(w.clone(), None));
+        let fast = l.forward(&x).expect("fast");
+        let slow = x.matmul(&w.t().expect("t")).expect("slow");
+        assert_eq!(fast.dims(), &[3, 130]);
+        let err = (fast - slow)
+            .expect("sub")
+            .abs()
+            .expect("abs")
+            .max_all()
+            .expect("max")
+            .to_scalar::<f32>()
+            .expect("scalar");
+        assert!(err < 1e-4, "{err}");
+    }
 
     #[test]
     fn one_row_equals_candle_matmul() {

@@ -253,6 +253,22 @@ impl QwenVl {
         self.text.vocab()
     }
 
+    /// One decode step for several sequences at once: token `ids[i]` is
+    /// appended to `caches[i]`; returns each sequence's next-token logits.
+    pub fn decode_batch(
+        &self,
+        caches: &mut [&mut KvCache],
+        ids: &[u32],
+    ) -> candle_core::Result<Vec<Vec<f32>>> {
+        let x = self.text.embed(ids)?;
+        let pos: Vec<[u32; 3]> = caches.iter().map(|c| [c.next_pos; 3]).collect();
+        let h = self.text.forward_decode(x, &pos, caches)?;
+        for c in caches.iter_mut() {
+            c.next_pos += 1;
+        }
+        self.text.logits(&h)?.to_device(&Device::Cpu)?.to_vec2()
+    }
+
     /// Runs `pieces` after what `cache` holds and appends them to it.
     /// Positions follow transformers' `get_rope_index`: text tokens count up
     /// from `cache.next_pos` on all three axes; an image's tokens get

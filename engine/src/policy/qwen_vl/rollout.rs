@@ -87,6 +87,9 @@ pub struct RolloutConfig {
     pub coords: CoordFrame,
     /// Replaces [`SYSTEM_PROMPT`].
     pub system_prompt: Option<String>,
+    /// Most rollouts of a group decoded in one batched step (memory bound:
+    /// each keeps its own KV cache). Default 8.
+    pub max_batch: usize,
 }
 
 impl Default for RolloutConfig {
@@ -101,6 +104,7 @@ impl Default for RolloutConfig {
             min_zoom_side: 8.0,
             coords: CoordFrame::Shown,
             system_prompt: None,
+            max_batch: 8,
         }
     }
 }
@@ -110,6 +114,9 @@ impl RolloutConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.max_rounds == 0 {
             return Err("max_rounds must be at least 1".into());
+        }
+        if self.max_batch == 0 {
+            return Err("max_batch must be at least 1".into());
         }
         if self.max_turn_tokens == 0 {
             return Err("max_turn_tokens must be at least 1".into());
@@ -612,24 +619,122 @@ pub fn rollout_group_forced(
             logits0 = forced_zoom(&mut base, image, cfg, b).map_err(model_err)?;
         }
     }
-    let mut out = Vec::with_capacity(group);
+    // The group decodes in lockstep: every rollout in the middle of a turn
+    // contributes its last token to one batched decode step; a rollout
+    // whose turn ends is served (tool response prefilled on its own cache)
+    // and rejoins.
+    let mut rs: Vec<Live> = Vec::with_capacity(group);
     for i in 0..group {
-        let mut c = Convo {
-            model,
-            len: base.len,
-            cache: base.cache.fork().map_err(model_err)?,
-            t: base.t.clone(),
-        };
+        let mut t = base.t.clone();
         if i > 0 {
             // The shared prompt was run once; count it once.
-            c.t.prefill_tokens = 0;
-            c.t.prefill_secs = 0.0;
+            t.prefill_tokens = 0;
+            t.prefill_secs = 0.0;
         }
-        let mut ch = chooser(i);
-        run_turns(&mut c, image, cfg, no_zoom, logits0.clone(), ch.as_mut()).map_err(model_err)?;
-        out.push(c.t);
+        rs.push(Live {
+            c: Convo {
+                model,
+                len: base.len,
+                cache: base.cache.fork().map_err(model_err)?,
+                t,
+            },
+            chooser: chooser(i),
+            ids: Vec::new(),
+            rounds: 0,
+            logits: Some(logits0.clone()),
+            done: false,
+        });
     }
-    Ok(out)
+    let tok = &model.tokenizer;
+    loop {
+        // Choose tokens until each live rollout needs a decode step.
+        let mut need: Vec<(usize, u32)> = Vec::new();
+        for (i, r) in rs.iter_mut().enumerate() {
+            while !r.done {
+                let Some(logits) = r.logits.take() else { break };
+                let (id, lp) = r.chooser.choose(&logits);
+                r.c.t.generated.push((id, lp));
+                r.c.t.gen_positions.push(r.c.len);
+                r.ids.push(id);
+                if tok.is_stop(id) {
+                    r.end_turn(image, cfg, no_zoom, true).map_err(model_err)?;
+                } else {
+                    need.push((i, id));
+                    break;
+                }
+            }
+        }
+        if need.is_empty() {
+            break;
+        }
+        for batch in need.chunks(cfg.max_batch.max(1)) {
+            let ids: Vec<u32> = batch.iter().map(|(_, id)| *id).collect();
+            let start = Instant::now();
+            let rows = {
+                let mut caches: Vec<&mut KvCache> = Vec::with_capacity(batch.len());
+                let mut want = batch.iter().map(|(i, _)| *i).peekable();
+                for (i, r) in rs.iter_mut().enumerate() {
+                    if want.peek() == Some(&i) {
+                        want.next();
+                        caches.push(&mut r.c.cache);
+                    }
+                }
+                model.decode_batch(&mut caches, &ids).map_err(model_err)?
+            };
+            // The step's time is shared by its rows.
+            let share = start.elapsed().as_secs_f64() / batch.len() as f64;
+            for (&(i, id), row) in batch.iter().zip(rows) {
+                let r = &mut rs[i];
+                r.c.record(vec![SeqPiece::Text(vec![id])]);
+                r.c.t.decode_tokens += 1;
+                r.c.t.decode_secs += share;
+                r.logits = Some(row);
+                if r.ids.len() >= cfg.max_turn_tokens {
+                    r.logits = None;
+                    r.end_turn(image, cfg, no_zoom, false).map_err(model_err)?;
+                }
+            }
+        }
+    }
+    Ok(rs.into_iter().map(|r| r.c.t).collect())
+}
+
+/// One rollout of a group in progress.
+struct Live<'m> {
+    c: Convo<'m>,
+    chooser: Box<dyn TokenChooser>,
+    /// The current turn's tokens so far.
+    ids: Vec<u32>,
+    /// Tool turns so far.
+    rounds: usize,
+    /// Next-token logits, when it is this rollout's turn to choose.
+    logits: Option<Vec<f32>>,
+    done: bool,
+}
+
+impl Live<'_> {
+    fn end_turn(
+        &mut self,
+        image: &RgbImage,
+        cfg: &RolloutConfig,
+        no_zoom: bool,
+        stopped: bool,
+    ) -> candle_core::Result<()> {
+        let ids = std::mem::take(&mut self.ids);
+        match end_turn(
+            &mut self.c,
+            image,
+            cfg,
+            no_zoom,
+            &ids,
+            stopped,
+            &mut self.rounds,
+        )? {
+            Some(l) => self.logits = Some(l),
+            None => self.done = true,
+        }
+        Ok(())
+    }
 }
 
 /// Writes a zoom on `b` (original pixels) as if the model had called the
@@ -714,131 +819,118 @@ fn tool_response(
     ])
 }
 
-fn run_turns(
+/// Handles the end of an assistant turn of `ids` (ending in its stop token
+/// when `stopped`): reads it, records it, and either finishes the episode
+/// (`None`) or appends the tool's reply and returns the next logits.
+fn end_turn(
     c: &mut Convo,
     image: &RgbImage,
     cfg: &RolloutConfig,
     no_zoom: bool,
-    mut logits: Vec<f32>,
-    chooser: &mut dyn TokenChooser,
-) -> candle_core::Result<()> {
+    ids: &[u32],
+    stopped: bool,
+    rounds: &mut usize,
+) -> candle_core::Result<Option<Vec<f32>>> {
     let tok = &c.model.tokenizer;
     let (ow, oh) = (image.width() as f64, image.height() as f64);
     let shown = c.t.images[0].shown;
-    let mut rounds = 0;
-    loop {
-        // Generate one assistant turn.
-        let mut ids: Vec<u32> = Vec::new();
-        let mut stopped = false;
-        while ids.len() < cfg.max_turn_tokens {
-            let (id, lp) = chooser.choose(&logits);
-            c.t.generated.push((id, lp));
-            c.t.gen_positions.push(c.len);
-            ids.push(id);
-            if tok.is_stop(id) {
-                stopped = true;
-                break;
-            }
-            logits = c.feed(vec![SeqPiece::Text(vec![id])])?;
+    let n_gen = c.t.generated.len();
+    c.t.turn_logp
+        .push(c.t.generated[n_gen - ids.len()..].iter().map(|g| g.1).sum());
+    let body: &[u32] = if stopped { &ids[..ids.len() - 1] } else { ids };
+    let text = tok.decode(body).map_err(candle_core::Error::Msg)?;
+    let (outcome, extra) = if stopped {
+        match read_turn(&text) {
+            (TurnOutcome::Zoom(_), e) if no_zoom => (
+                TurnOutcome::Malformed("zooming is not available for this question".into()),
+                e,
+            ),
+            r => r,
         }
-        let n_gen = c.t.generated.len();
-        c.t.turn_logp
-            .push(c.t.generated[n_gen - ids.len()..].iter().map(|g| g.1).sum());
-        let body: &[u32] = if stopped { &ids[..ids.len() - 1] } else { &ids };
-        let text = tok.decode(body).map_err(candle_core::Error::Msg)?;
-        let (outcome, extra) = if stopped {
-            match read_turn(&text) {
-                (TurnOutcome::Zoom(_), e) if no_zoom => (
-                    TurnOutcome::Malformed("zooming is not available for this question".into()),
-                    e,
-                ),
-                r => r,
+    } else {
+        (
+            TurnOutcome::Malformed(format!(
+                "the turn ran past max_turn_tokens ({}) without ending",
+                cfg.max_turn_tokens
+            )),
+            None,
+        )
+    };
+    if let Some(e) = &extra {
+        c.t.format_errors.push(format!("turn {}: {e}", *rounds + 1));
+    }
+    // The stop token (sampled, not yet run) or, for a turn cut off, a
+    // forced <|im_end|> opens the next piece.
+    let mut next: Vec<u32> = vec![match ids.last() {
+        Some(&id) if stopped => id,
+        _ => tok.im_end,
+    }];
+    let enc = |s: &str| tok.encode(s).map_err(candle_core::Error::Msg);
+    match outcome {
+        TurnOutcome::Answer(a) => {
+            c.t.turns.push(Turn {
+                role: "assistant".into(),
+                text,
+                zoom: None,
+                error: None,
+            });
+            c.t.answer = Some(a);
+            if stopped {
+                c.record(vec![SeqPiece::Text(next)]);
             }
-        } else {
-            (
-                TurnOutcome::Malformed(format!(
-                    "the turn ran past max_turn_tokens ({}) without ending",
-                    cfg.max_turn_tokens
-                )),
-                None,
-            )
-        };
-        if let Some(e) = &extra {
-            c.t.format_errors.push(format!("turn {}: {e}", rounds + 1));
+            Ok(None)
         }
-        // The stop token (sampled, not yet run) or, for a turn cut off, a
-        // forced <|im_end|> opens the next piece.
-        let mut next: Vec<u32> = vec![match ids.last() {
-            Some(&id) if stopped => id,
-            _ => tok.im_end,
-        }];
-        let enc = |s: &str| tok.encode(s).map_err(candle_core::Error::Msg);
-        match outcome {
-            TurnOutcome::Answer(a) => {
-                c.t.turns.push(Turn {
-                    role: "assistant".into(),
-                    text,
-                    zoom: None,
-                    error: None,
-                });
-                c.t.answer = Some(a);
-                if stopped {
-                    c.record(vec![SeqPiece::Text(next)]);
-                }
-                return Ok(());
+        TurnOutcome::Zoom(b) => {
+            let (sx, sy) = match cfg.coords {
+                CoordFrame::Shown => (ow / shown.0 as f64, oh / shown.1 as f64),
+                CoordFrame::Norm1000 => (ow / 1000.0, oh / 1000.0),
+            };
+            let proposed = BBox::new(b.x1 * sx, b.y1 * sy, b.x2 * sx, b.y2 * sy);
+            let exec = execute_box(&proposed, cfg.min_zoom_side, ow, oh);
+            c.t.proposed.push(proposed);
+            c.t.executed.push(exec);
+            c.t.turns.push(Turn {
+                role: "assistant".into(),
+                text,
+                zoom: Some(proposed),
+                error: None,
+            });
+            *rounds += 1;
+            if *rounds >= cfg.max_rounds {
+                c.t.hit_max_rounds = true;
+                c.record(vec![SeqPiece::Text(next)]);
+                return Ok(None);
             }
-            TurnOutcome::Zoom(b) => {
-                let (sx, sy) = match cfg.coords {
-                    CoordFrame::Shown => (ow / shown.0 as f64, oh / shown.1 as f64),
-                    CoordFrame::Norm1000 => (ow / 1000.0, oh / 1000.0),
-                };
-                let proposed = BBox::new(b.x1 * sx, b.y1 * sy, b.x2 * sx, b.y2 * sy);
-                let exec = execute_box(&proposed, cfg.min_zoom_side, ow, oh);
-                c.t.proposed.push(proposed);
-                c.t.executed.push(exec);
-                c.t.turns.push(Turn {
-                    role: "assistant".into(),
-                    text,
-                    zoom: Some(proposed),
-                    error: None,
-                });
-                rounds += 1;
-                if rounds >= cfg.max_rounds {
-                    c.t.hit_max_rounds = true;
-                    c.record(vec![SeqPiece::Text(next)]);
-                    return Ok(());
-                }
-                logits = tool_response(c, image, cfg, &b, &exec, next)?;
+            Ok(Some(tool_response(c, image, cfg, &b, &exec, next)?))
+        }
+        TurnOutcome::Malformed(why) => {
+            c.t.format_errors
+                .push(format!("turn {}: {why}", *rounds + 1));
+            c.t.turns.push(Turn {
+                role: "assistant".into(),
+                text,
+                zoom: None,
+                error: Some(why.clone()),
+            });
+            *rounds += 1;
+            if *rounds >= cfg.max_rounds {
+                c.t.hit_max_rounds = true;
+                c.record(vec![SeqPiece::Text(next)]);
+                return Ok(None);
             }
-            TurnOutcome::Malformed(why) => {
-                c.t.format_errors
-                    .push(format!("turn {}: {why}", rounds + 1));
-                c.t.turns.push(Turn {
-                    role: "assistant".into(),
-                    text,
-                    zoom: None,
-                    error: Some(why.clone()),
-                });
-                rounds += 1;
-                if rounds >= cfg.max_rounds {
-                    c.t.hit_max_rounds = true;
-                    c.record(vec![SeqPiece::Text(next)]);
-                    return Ok(());
-                }
-                let reply = format!(
-                    "Error: {why}. Call image_zoom_in_tool as <tool_call>{{\"name\": \"image_zoom_in_tool\", \"arguments\": {{\"bbox_2d\": [x1, y1, x2, y2]}}}}</tool_call>, or give the final answer as <answer>...</answer>."
-                );
-                c.t.turns.push(Turn {
-                    role: "tool".into(),
-                    text: reply.clone(),
-                    zoom: None,
-                    error: None,
-                });
-                next.extend(enc(&format!(
-                    "\n<|im_start|>user\n<tool_response>\n{reply}\n</tool_response><|im_end|>\n<|im_start|>assistant\n"
-                ))?);
-                logits = c.feed(vec![SeqPiece::Text(next)])?;
-            }
+            let reply = format!(
+                "Error: {why}. Call image_zoom_in_tool as <tool_call>{{\"name\": \"image_zoom_in_tool\", \"arguments\": {{\"bbox_2d\": [x1, y1, x2, y2]}}}}</tool_call>, or give the final answer as <answer>...</answer>."
+            );
+            c.t.turns.push(Turn {
+                role: "tool".into(),
+                text: reply.clone(),
+                zoom: None,
+                error: None,
+            });
+            next.extend(enc(&format!(
+                "\n<|im_start|>user\n<tool_response>\n{reply}\n</tool_response><|im_end|>\n<|im_start|>assistant\n"
+            ))?);
+            Ok(Some(c.feed(vec![SeqPiece::Text(next)])?))
         }
     }
 }

@@ -315,6 +315,66 @@ impl TextModel {
         self.norm.forward(&x)
     }
 
+    /// One decode step for `B` sequences at once: `x` holds one token's
+    /// embedding per sequence (`[B, hidden]`), `pos` their positions and
+    /// `caches` their own KV caches (of any lengths). The projections and
+    /// MLPs run as one `B`-row product (every weight is read once for all
+    /// rows); attention runs per row against its own cache. Returns the
+    /// final-norm hidden states `[B, hidden]`.
+    pub fn forward_decode(
+        &self,
+        x: Tensor,
+        pos: &[[u32; 3]],
+        caches: &mut [&mut KvCache],
+    ) -> Result<Tensor> {
+        let b = x.dim(0)?;
+        if b != caches.len() || b != pos.len() {
+            candle_core::bail!("{b} tokens for {} caches", caches.len());
+        }
+        let (nh, nkv, hd) = (
+            self.cfg.num_attention_heads,
+            self.cfg.num_key_value_heads,
+            self.cfg.head_dim,
+        );
+        let (cos, sin) = self.rope_tables(pos)?;
+        let (cos, sin) = (cos.unsqueeze(1)?, sin.unsqueeze(1)?);
+        let scale = (hd as f64).powf(-0.5);
+        let rep = nh / nkv;
+        let mut x = x;
+        for (li, l) in self.layers.iter().enumerate() {
+            let h = l.ln1.forward(&x)?;
+            let q = l.q_norm.forward(&l.q.forward(&h)?.reshape((b, nh, hd))?)?;
+            let k = l.k_norm.forward(&l.k.forward(&h)?.reshape((b, nkv, hd))?)?;
+            let v = l.v.forward(&h)?.reshape((b, nkv, 1, hd))?;
+            let q = candle_nn::rotary_emb::rope(&q.unsqueeze(2)?.contiguous()?, &cos, &sin)?;
+            let k = candle_nn::rotary_emb::rope(&k.unsqueeze(2)?.contiguous()?, &cos, &sin)?;
+            let mut outs = Vec::with_capacity(b);
+            for (r, cache) in caches.iter_mut().enumerate() {
+                let (kr, vr) = cache.append(li, &k.narrow(0, r, 1)?, &v.narrow(0, r, 1)?)?;
+                let total = kr.dim(2)?;
+                let qr = q.narrow(0, r, 1)?.reshape((nkv, rep, hd))?;
+                let kr = kr.squeeze(0)?.contiguous()?;
+                let vr = vr.squeeze(0)?.contiguous()?;
+                let att = (qr.matmul(&kr.t()?)? * scale)?.to_dtype(DType::F32)?;
+                let att = candle_nn::ops::softmax_last_dim(&att)?
+                    .to_dtype(self.dtype)?
+                    .reshape((nkv, rep, total))?;
+                outs.push(att.matmul(&vr)?.reshape((1, nh * hd))?);
+            }
+            let o = Tensor::cat(&outs, 0)?;
+            let x1 = (&x + l.o.forward(&o)?)?;
+            let h = l.ln2.forward(&x1)?;
+            let mlp = l
+                .down
+                .forward(&(l.gate.forward(&h)?.silu()? * l.up.forward(&h)?)?)?;
+            x = (x1 + mlp)?;
+        }
+        for c in caches.iter_mut() {
+            c.len += 1;
+        }
+        self.norm.forward(&x)
+    }
+
     /// Logits `[n, vocab]` (f32) of final hidden states.
     pub fn logits(&self, h: &Tensor) -> Result<Tensor> {
         self.lm_head.forward(h)?.to_dtype(DType::F32)
