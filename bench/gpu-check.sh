@@ -5,8 +5,10 @@
 # Here (no GPU), once per session:
 #   bash ../shared/gpu/make-cuda-home.sh $HOME/cuda
 #   export CUDA_HOME=$HOME/cuda/cuda13 PATH=$HOME/cuda/cuda13/bin:$PATH CUDA_COMPUTE_CAP=90 CUDAFORGE_THREADS=2
-#   cargo build --release --features cuda          # ~12 min on 2 cores
-#   mkdir -p .gpu && xz -T2 -6 -k -c target/release/virl > .gpu/virl.xz
+#   CARGO_TARGET_DIR=target/cuda cargo build --release -p virl-studio --features cuda --bin virl
+#       # 17m42s on 2 cores on 2026-11-26 (it builds; nothing has run on a GPU yet)
+#   mkdir -p .gpu && strip -o .gpu/virl target/cuda/release/virl   # 86 MB
+#   xz -T2 -6 -c .gpu/virl > .gpu/virl.xz && rm .gpu/virl          # 14 MB: fits the 64 MiB carry
 #   cp ../shared/gpu/run-on-gpu.sh .gpu/
 # Then, with the device tool (carry: .gpu):
 #   bash bench/gpu-check.sh            # writes everything under $OUT
