@@ -135,6 +135,14 @@ mod tests {
     use super::*;
     use candle_core::Device;
 
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .and_then(|d| d.abs())
+            .and_then(|d| d.max_all())
+            .and_then(|d| d.to_scalar::<f32>())
+            .expect("difference")
+    }
+
     #[test]
     fn few_rows_equal_candle_matmul() {
         let d = Device::Cpu;
@@ -144,14 +152,7 @@ mod tests {
         let fast = l.forward(&x).expect("fast");
         let slow = x.matmul(&w.t().expect("t")).expect("slow");
         assert_eq!(fast.dims(), &[3, 130]);
-        let err = (fast - slow)
-            .expect("sub")
-            .abs()
-            .expect("abs")
-            .max_all()
-            .expect("max")
-            .to_scalar::<f32>()
-            .expect("scalar");
+        let err = max_diff(&fast, &slow);
         assert!(err < 1e-4, "{err}");
     }
 
@@ -167,14 +168,7 @@ mod tests {
             .forward(&x)
             .expect("slow");
         assert_eq!(fast.dims(), &[1, 1, 300]);
-        let err = (fast - slow)
-            .expect("sub")
-            .abs()
-            .expect("abs")
-            .max_all()
-            .expect("max")
-            .to_scalar::<f32>()
-            .expect("scalar");
+        let err = max_diff(&fast, &slow);
         assert!(err < 1e-4, "{err}");
     }
 }
