@@ -100,33 +100,33 @@ impl Window {
                 ui.label("A local Qwen3-VL checkpoint (config.json, *.safetensors, tokenizer.json) as the policy: multi-turn zoom conversations, scored like ZoomNet's.");
                 ui.weak("No checkpoint at hand? `virl vlm init --out DIR` writes a random one.");
                 egui::Grid::new("vlm-run").num_columns(2).show(ui, |ui| {
-                    ui.label("model folder");
-                    ui.add(egui::TextEdit::singleline(&mut self.model).desired_width(340.0));
+                    let l = ui.label("model folder");
+                    ui.add(egui::TextEdit::singleline(&mut self.model).desired_width(340.0)).labelled_by(l.id);
                     ui.end_row();
-                    ui.label("dataset");
+                    let l = ui.label("dataset");
                     ui.add(
                         egui::TextEdit::singleline(&mut self.dataset)
                             .hint_text("a dataset folder, or zoombench")
                             .desired_width(340.0),
-                    );
+                    ).labelled_by(l.id);
                     ui.end_row();
-                    ui.label("samples");
-                    ui.add(egui::DragValue::new(&mut self.n).range(1..=10_000));
+                    let l = ui.label("samples");
+                    ui.add(egui::DragValue::new(&mut self.n).range(1..=10_000)).labelled_by(l.id);
                     ui.end_row();
-                    ui.label("rollouts per sample");
-                    ui.add(egui::DragValue::new(&mut self.group).range(1..=64));
+                    let l = ui.label("rollouts per sample");
+                    ui.add(egui::DragValue::new(&mut self.group).range(1..=64)).labelled_by(l.id);
                     ui.end_row();
-                    ui.label("temperature");
-                    ui.add(egui::DragValue::new(&mut self.temperature).range(0.0..=2.0).speed(0.05));
+                    let l = ui.label("temperature");
+                    ui.add(egui::DragValue::new(&mut self.temperature).range(0.0..=2.0).speed(0.05)).labelled_by(l.id);
                     ui.end_row();
-                    ui.label("max rounds");
-                    ui.add(egui::DragValue::new(&mut self.max_rounds).range(1..=32));
+                    let l = ui.label("max rounds");
+                    ui.add(egui::DragValue::new(&mut self.max_rounds).range(1..=32)).labelled_by(l.id);
                     ui.end_row();
-                    ui.label("max tokens per turn");
-                    ui.add(egui::DragValue::new(&mut self.max_turn_tokens).range(1..=8192));
+                    let l = ui.label("max tokens per turn");
+                    ui.add(egui::DragValue::new(&mut self.max_turn_tokens).range(1..=8192)).labelled_by(l.id);
                     ui.end_row();
-                    ui.label("image side (pixel budget)");
-                    ui.add(egui::DragValue::new(&mut self.max_side).range(64..=2048));
+                    let l = ui.label("image side (pixel budget)");
+                    ui.add(egui::DragValue::new(&mut self.max_side).range(64..=2048)).labelled_by(l.id);
                     ui.end_row();
                     ui.label("session folder");
                     ui.monospace(self.out.display().to_string());
