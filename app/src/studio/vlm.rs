@@ -137,7 +137,11 @@ impl Window {
                     let busy = self.running.is_some();
                     if ui
                         .add_enabled(!busy && !self.model.trim().is_empty(), egui::Button::new("Run"))
-                        .on_disabled_hover_text("give the model folder first")
+                        .on_disabled_hover_text(if busy {
+                            "rollouts are running"
+                        } else {
+                            "give the model folder first"
+                        })
                         .clicked()
                     {
                         go = true;
