@@ -40,13 +40,11 @@ pub fn compare(model: &QwenVl, reference: &Path) -> Result<Comparison, QwenError
         file: reference.to_path_buf(),
         source: e,
     })?;
-    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| read_err(reference, e))?;
     let (_, meta) =
         safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| read_err(reference, e))?;
     let meta = meta.metadata().clone().unwrap_or_default();
     let t = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
         .map_err(|e| read_err(reference, e))?;
-    drop(st);
     let get = |k: &str| {
         t.get(k)
             .cloned()

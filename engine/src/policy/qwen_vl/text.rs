@@ -23,6 +23,18 @@ struct Layer {
     ln2: RmsNorm,
 }
 
+impl Layer {
+    /// The MLP block after attention: `x + down(silu(gate(h)) · up(h))`,
+    /// `h = post_attention_layernorm(x)`.
+    fn ffn(&self, x: &Tensor) -> Result<Tensor> {
+        let h = self.ln2.forward(x)?;
+        let mlp = self
+            .down
+            .forward(&(self.gate.forward(&h)?.silu()? * self.up.forward(&h)?)?)?;
+        x + mlp
+    }
+}
+
 /// One layer's cached keys and values, `[1, kv_heads, capacity, head_dim]`,
 /// of which the first `len` positions are filled.
 #[derive(Clone)]
@@ -256,7 +268,6 @@ impl TextModel {
         } else {
             None
         };
-        let scale = (hd as f64).powf(-0.5);
         let mut x = x;
         for (li, l) in self.layers.iter().enumerate() {
             let h = l.ln1.forward(&x)?;
@@ -279,32 +290,8 @@ impl TextModel {
             let q = candle_nn::rotary_emb::rope(&q, &cos, &sin)?;
             let k = candle_nn::rotary_emb::rope(&k, &cos, &sin)?;
             let (k, v) = cache.append(li, &k, &v)?;
-            let total = past + n;
-            let rep = nh / nkv;
-            // Grouped-query attention: each kv head serves `rep` query heads.
-            let q = q.reshape((nkv, rep * n, hd))?;
-            let k = k.squeeze(0)?.contiguous()?;
-            let v = v.squeeze(0)?.contiguous()?;
-            let att = (q.matmul(&k.t()?)? * scale)?.to_dtype(DType::F32)?;
-            let att = att.reshape((nkv, rep, n, total))?;
-            let att = match &mask {
-                Some(m) => att.broadcast_add(m)?,
-                None => att,
-            };
-            let att = candle_nn::ops::softmax_last_dim(&att)?
-                .to_dtype(self.dtype)?
-                .reshape((nkv, rep * n, total))?;
-            let o = att
-                .matmul(&v)?
-                .reshape((nh, n, hd))?
-                .transpose(0, 1)?
-                .reshape((n, nh * hd))?;
-            let x1 = (&x + l.o.forward(&o)?)?;
-            let h = l.ln2.forward(&x1)?;
-            let mlp = l
-                .down
-                .forward(&(l.gate.forward(&h)?.silu()? * l.up.forward(&h)?)?)?;
-            x = (x1 + mlp)?;
+            let o = self.attend(&q, &k, &v, n, mask.as_ref())?;
+            x = l.ffn(&(&x + l.o.forward(&o)?)?)?;
             if let Some((rows, feats)) = deepstack
                 && li < feats.len()
             {
@@ -338,8 +325,6 @@ impl TextModel {
         );
         let (cos, sin) = self.rope_tables(pos)?;
         let (cos, sin) = (cos.unsqueeze(1)?, sin.unsqueeze(1)?);
-        let scale = (hd as f64).powf(-0.5);
-        let rep = nh / nkv;
         let mut x = x;
         for (li, l) in self.layers.iter().enumerate() {
             let h = l.ln1.forward(&x)?;
@@ -351,28 +336,54 @@ impl TextModel {
             let mut outs = Vec::with_capacity(b);
             for (r, cache) in caches.iter_mut().enumerate() {
                 let (kr, vr) = cache.append(li, &k.narrow(0, r, 1)?, &v.narrow(0, r, 1)?)?;
-                let total = kr.dim(2)?;
-                let qr = q.narrow(0, r, 1)?.reshape((nkv, rep, hd))?;
-                let kr = kr.squeeze(0)?.contiguous()?;
-                let vr = vr.squeeze(0)?.contiguous()?;
-                let att = (qr.matmul(&kr.t()?)? * scale)?.to_dtype(DType::F32)?;
-                let att = candle_nn::ops::softmax_last_dim(&att)?
-                    .to_dtype(self.dtype)?
-                    .reshape((nkv, rep, total))?;
-                outs.push(att.matmul(&vr)?.reshape((1, nh * hd))?);
+                outs.push(self.attend(&q.narrow(0, r, 1)?, &kr, &vr, 1, None)?);
             }
             let o = Tensor::cat(&outs, 0)?;
-            let x1 = (&x + l.o.forward(&o)?)?;
-            let h = l.ln2.forward(&x1)?;
-            let mlp = l
-                .down
-                .forward(&(l.gate.forward(&h)?.silu()? * l.up.forward(&h)?)?)?;
-            x = (x1 + mlp)?;
+            x = l.ffn(&(&x + l.o.forward(&o)?)?)?;
         }
         for c in caches.iter_mut() {
             c.len += 1;
         }
         self.norm.forward(&x)
+    }
+
+    /// Grouped-query attention of `n` queries `q` (`[1, heads, n, head_dim]`,
+    /// rotated) against a sequence's cached keys and values (`[1, kv_heads,
+    /// total, head_dim]`): each kv head serves `heads / kv_heads` query
+    /// heads; scores and softmax in f32 as transformers' eager attention.
+    /// Returns `[n, heads · head_dim]`.
+    fn attend(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        n: usize,
+        mask: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let (nh, nkv, hd) = (
+            self.cfg.num_attention_heads,
+            self.cfg.num_key_value_heads,
+            self.cfg.head_dim,
+        );
+        let rep = nh / nkv;
+        let total = k.dim(2)?;
+        let q = q.reshape((nkv, rep * n, hd))?;
+        let k = k.squeeze(0)?.contiguous()?;
+        let v = v.squeeze(0)?.contiguous()?;
+        let att = (q.matmul(&k.t()?)? * (hd as f64).powf(-0.5))?
+            .to_dtype(DType::F32)?
+            .reshape((nkv, rep, n, total))?;
+        let att = match mask {
+            Some(m) => att.broadcast_add(m)?,
+            None => att,
+        };
+        candle_nn::ops::softmax_last_dim(&att)?
+            .to_dtype(self.dtype)?
+            .reshape((nkv, rep * n, total))?
+            .matmul(&v)?
+            .reshape((nh, n, hd))?
+            .transpose(0, 1)?
+            .reshape((n, nh * hd))
     }
 
     /// Logits `[n, vocab]` (f32) of final hidden states.
