@@ -624,9 +624,11 @@ impl Studio {
                     .clicked()
                 {
                     let dataset = self.run.as_ref().and_then(|r| r.cfg.data.dataset.clone());
+                    let device = self.run.as_ref().map(|r| r.cfg.device).unwrap_or_default();
                     self.vlm = Some(vlm::Window::new(
                         &self.sessions_root,
                         dataset.as_deref(),
+                        device,
                         format!("vlm-{}", unix_secs()),
                     ));
                 }

@@ -36,6 +36,8 @@ pub struct Window {
     pub max_side: usize,
     /// bf16 instead of f32.
     pub bf16: bool,
+    /// Where the model runs: the open session's device.
+    pub device: DeviceKind,
     /// Where the session goes.
     out: PathBuf,
     progress: (usize, usize),
@@ -47,7 +49,12 @@ pub struct Window {
 impl Window {
     /// A window whose session will be written under `sessions_root`;
     /// `dataset` is the open session's dataset folder, if any.
-    pub fn new(sessions_root: &Path, dataset: Option<&Path>, out_name: String) -> Self {
+    pub fn new(
+        sessions_root: &Path,
+        dataset: Option<&Path>,
+        device: DeviceKind,
+        out_name: String,
+    ) -> Self {
         Self {
             model: String::new(),
             dataset: dataset.map_or("zoombench".into(), |p| p.display().to_string()),
@@ -58,6 +65,7 @@ impl Window {
             max_turn_tokens: 256,
             max_side: 512,
             bf16: false,
+            device,
             out: sessions_root.join(out_name),
             progress: (0, 0),
             running: None,
@@ -128,6 +136,10 @@ impl Window {
                     let l = ui.label("image side (pixel budget)");
                     ui.add(egui::DragValue::new(&mut self.max_side).range(64..=2048)).labelled_by(l.id);
                     ui.end_row();
+                    ui.label("device");
+                    ui.monospace(self.device.to_string())
+                        .on_hover_text("the open session's device (its session.toml)");
+                    ui.end_row();
                     ui.label("session folder");
                     ui.monospace(self.out.display().to_string());
                     ui.end_row();
@@ -189,6 +201,7 @@ impl Window {
                 } else {
                     Precision::F32
                 },
+                device: self.device,
                 out: self.out.clone(),
             };
             let ctx = ctx.clone();
@@ -220,6 +233,8 @@ pub struct Job {
     pub cfg: VlmRunConfig,
     /// Weights dtype.
     pub precision: Precision,
+    /// Where the model runs.
+    pub device: DeviceKind,
     /// The session folder to write.
     pub out: PathBuf,
 }
@@ -228,7 +243,7 @@ impl Job {
     /// Loads the model, rolls out, writes the session. Returns a message
     /// and the session folder.
     pub fn run(&self, progress: &mut dyn FnMut(usize, usize)) -> Result<(String, PathBuf), String> {
-        let dev = device(DeviceKind::Cpu)?;
+        let dev = device(self.device)?;
         let model = QwenVl::load(&self.model, self.precision, &dev).map_err(|e| e.to_string())?;
         let (store, cfg, _) = vlm::open_dataset(&self.dataset)?;
         let n = self.n.min(store.dataset().samples().len());
