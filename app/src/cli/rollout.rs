@@ -156,6 +156,15 @@ pub fn rollout(a: RolloutArgs) -> Result<()> {
             "`virl rollout` runs a VLM (--policy qwen-vl); ZoomNet's rollouts are written by `virl train` into its session"
         );
     }
+    // Refuse an existing session before minutes of rollouts, not after.
+    if let Some(dir) = &a.session
+        && dir.join("session.toml").exists()
+    {
+        bail!(
+            "{}: a session already exists here; choose another --session",
+            dir.join("session.toml").display()
+        );
+    }
     let cfg = VlmRunConfig {
         rollout: a.vlm.rollout(a.temperature, a.top_p),
         group: a.group,
