@@ -9,7 +9,8 @@ use common::{harness, step_until};
 use egui_kittest::kittest::Queryable;
 use std::path::Path;
 use virl_engine::config::SessionConfig;
-use virl_engine::trainer::{NullSink, Trainer};
+use virl_engine::events::NullSink;
+use virl_engine::trainer::Trainer;
 use virl_studio::studio::run::RunStatus;
 use virl_studio::studio::{StudioOptions, Tab};
 

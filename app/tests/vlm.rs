@@ -38,7 +38,7 @@ fn scripted_session(model_dir: &Path, out: &Path) -> usize {
     let m = QwenVl::load(model_dir, Precision::F32, &candle_core::Device::Cpu).expect("model");
     let (store, cfg, _) = vlm::open_dataset("zoombench").expect("zoombench");
     let run = VlmRunConfig {
-        rollout: virl_engine::policy::qwen_vl::rollout::RolloutConfig {
+        rollout: virl_engine::policy::qwen_vl::protocol::RolloutConfig {
             max_pixels: 256 * 256,
             crop_max_pixels: 64 * 64,
             ..Default::default()

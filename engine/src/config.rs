@@ -111,6 +111,11 @@ pub struct TrainerConfig {
     pub checkpoint_every: u64,
     /// Checkpoints kept (the newest). Default 3.
     pub keep_checkpoints: usize,
+    /// Also keep the checkpoint whose iteration scored highest on this
+    /// field of `metrics.jsonl` (`acc_ans`, `reward_total`, …), recorded in
+    /// `checkpoints/best.json`; `virl eval --checkpoint best` loads it.
+    /// Default none (the newest only).
+    pub keep_best: Option<String>,
     /// Fraction of each iteration's trajectories stored in `rollouts/` (0–1). Default 1.
     pub save_rollouts: f64,
 }
@@ -135,6 +140,7 @@ impl Default for TrainerConfig {
             eval_n: 128,
             checkpoint_every: 1,
             keep_checkpoints: 3,
+            keep_best: None,
             save_rollouts: 1.0,
         }
     }
@@ -185,6 +191,15 @@ impl TrainerConfig {
         ] {
             if v == 0 {
                 return Err(format!("trainer.{name} must be at least 1"));
+            }
+        }
+        if let Some(m) = &self.keep_best {
+            let fields = crate::metrics::IterationMetrics::numeric_fields();
+            if !fields.contains(m) {
+                return Err(format!(
+                    "trainer.keep_best = {m:?} is not a metric (one of {})",
+                    fields.join(", ")
+                ));
             }
         }
         if self.checkpoint_every == 0 {

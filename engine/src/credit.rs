@@ -77,6 +77,17 @@ pub struct ActionCredit {
     pub advantage: f64,
 }
 
+impl ActionCredit {
+    /// The credit before the group is known: `q_k = 0`, `m_k = 1`, `Â_k = 0`.
+    pub const fn neutral() -> Self {
+        Self {
+            quality: 0.0,
+            modulator: 1.0,
+            advantage: 0.0,
+        }
+    }
+}
+
 /// Per-action credit of one trajectory with advantage `a_i`: `q_k`, `m_k` and
 /// `Â_k = m_k·A_i` for every zoom action, given each action's `(IoU_k,
 /// redundant_k)` (IoU `None` when M = 0). When the reward mode does not

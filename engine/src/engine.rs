@@ -5,7 +5,8 @@
 
 use crate::config::TrainerConfig;
 use crate::reward::RewardConfig;
-use crate::trainer::{Event, EventSink, Trainer};
+use crate::events::{Event, EventSink};
+use crate::trainer::Trainer;
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -173,6 +174,7 @@ fn engine_loop(
                 Command::Stop => {
                     sink.emit(Event::Finished {
                         iterations: t.iteration(),
+                        stopped: true,
                     });
                     return;
                 }
@@ -200,6 +202,7 @@ fn engine_loop(
         if stop.load(Ordering::Relaxed) {
             sink.emit(Event::Finished {
                 iterations: t.iteration(),
+                stopped: true,
             });
             return;
         }
@@ -209,15 +212,26 @@ fn engine_loop(
         if t.iteration() >= t.config().trainer.iterations {
             sink.emit(Event::Finished {
                 iterations: t.iteration(),
+                stopped: false,
             });
             state = State::Idle;
             continue;
         }
-        if let Err(e) = t.step(sink) {
-            sink.emit(Event::Error(e));
-            state = State::Idle;
-        } else if state == State::StepOnce {
-            state = State::Idle;
+        match t.step_unless(sink, stop) {
+            Err(e) => {
+                sink.emit(Event::Error(e));
+                state = State::Idle;
+            }
+            // Stopped between the rollout and the update: the iteration is abandoned.
+            Ok(None) => {
+                sink.emit(Event::Finished {
+                    iterations: t.iteration(),
+                    stopped: true,
+                });
+                return;
+            }
+            Ok(Some(_)) if state == State::StepOnce => state = State::Idle,
+            Ok(Some(_)) => {}
         }
     }
 }

@@ -21,6 +21,7 @@
 use crate::dataset::zoombench::ZoomBench;
 use crate::dataset::{Dataset, DatasetError, Sample};
 use crate::geometry::{BBox, crop_resize_into, downsample_area_into};
+use crate::trajectory::{Trajectory, ZoomAction};
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
@@ -225,37 +226,13 @@ impl ImageStore {
     }
 }
 
-/// One episode's record.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Episode {
-    /// Index of the sample in the dataset.
-    pub sample: usize,
-    /// Zoom boxes as the policy proposed them.
-    pub proposed: Vec<BBox>,
-    /// Zoom boxes as executed (clipped, grown to the minimum side).
-    pub executed: Vec<BBox>,
-    /// The answer, once given.
-    pub answer: Option<String>,
-    /// Whether the episode was cut off at `max_rounds`.
-    pub hit_max_rounds: bool,
-}
-
-impl Episode {
-    /// Whether the episode has ended.
-    pub fn done(&self) -> bool {
-        self.answer.is_some() || self.hit_max_rounds
-    }
-
-    /// The step index (actions taken so far).
-    pub fn step(&self) -> usize {
-        self.proposed.len()
-    }
-}
-
 /// A batch of episodes and their current observations.
 pub struct EpisodeBatch {
-    /// The episodes.
-    pub episodes: Vec<Episode>,
+    /// The episodes' records: proposed and executed boxes, the answer,
+    /// truncation (log-probabilities and scores are the trainer's to fill).
+    pub episodes: Vec<Trajectory>,
+    /// Each episode's sample, as an index into the dataset.
+    pub samples: Vec<usize>,
     /// Global views, `len × view × view × 3`, row-major RGB.
     pub global: Vec<u8>,
     /// Current crops, same layout; zeros before an episode's first zoom.
@@ -281,7 +258,7 @@ impl EpisodeBatch {
     /// Indices of the episodes still running.
     pub fn active(&self) -> Vec<usize> {
         (0..self.len())
-            .filter(|&i| !self.episodes[i].done())
+            .filter(|&i| !self.episodes[i].finished())
             .collect()
     }
 
@@ -333,9 +310,9 @@ impl ZoomEnv {
         &self.store
     }
 
-    /// The sample of an episode.
-    pub fn sample(&self, e: &Episode) -> &Sample {
-        &self.store.dataset.samples()[e.sample]
+    /// The sample of episode `i` of `batch`.
+    pub fn sample(&self, batch: &EpisodeBatch, i: usize) -> &Sample {
+        &self.store.dataset.samples()[batch.samples[i]]
     }
 
     /// Starts one episode per entry of `samples` (dataset indices).
@@ -345,14 +322,13 @@ impl ZoomEnv {
         for (i, &s) in samples.iter().enumerate() {
             global[i * n..(i + 1) * n].copy_from_slice(&self.store.global_view(s)?);
         }
+        let ds = self.store.dataset.samples();
         Ok(EpisodeBatch {
             episodes: samples
                 .iter()
-                .map(|&s| Episode {
-                    sample: s,
-                    ..Default::default()
-                })
+                .map(|&s| Trajectory::new(&ds[s].id, &ds[s].id, 0, &ds[s].answer))
                 .collect(),
+            samples: samples.to_vec(),
             global,
             crop: vec![0u8; samples.len() * n],
             prev_crop: vec![0u8; samples.len() * n],
@@ -379,13 +355,13 @@ impl ZoomEnv {
         let n = (self.cfg.view * self.cfg.view * 3) as usize;
         for (i, action) in actions {
             let i = *i;
-            if batch.episodes[i].done() {
+            if batch.episodes[i].finished() {
                 continue;
             }
             match action {
                 Action::Answer(a) => batch.episodes[i].answer = Some(a.clone()),
                 Action::Zoom(b) => {
-                    let idx = batch.episodes[i].sample;
+                    let idx = batch.samples[i];
                     let img = self.store.image(idx)?;
                     let exec = self.executed_box(b, img.width() as f64, img.height() as f64);
                     let (cur, prev) = (
@@ -400,10 +376,9 @@ impl ZoomEnv {
                         &mut batch.crop[i * n..(i + 1) * n],
                     );
                     let e = &mut batch.episodes[i];
-                    e.proposed.push(*b);
-                    e.executed.push(exec);
-                    if e.proposed.len() >= self.cfg.max_rounds {
-                        e.hit_max_rounds = true;
+                    e.actions.push(ZoomAction::new(*b, exec, None, None));
+                    if e.actions.len() >= self.cfg.max_rounds {
+                        e.truncated = true;
                     }
                 }
             }
@@ -438,7 +413,7 @@ mod tests {
         let env = env(3, 6);
         let mut b = env.reset(&[0, 1, 2]).expect("reset");
         assert!(b.crop.iter().all(|&v| v == 0));
-        let g = env.sample(&b.episodes[1]).rationales[0].bbox;
+        let g = env.sample(&b, 1).rationales[0].bbox;
         env.step(&mut b, &[(1, Action::Zoom(g))]).expect("step");
         let img = env.store().image(1).expect("image");
         assert_eq!(b.crop_of(1), crop_resize(&img, &g, 64).as_raw().as_slice());
@@ -458,8 +433,8 @@ mod tests {
         )
         .expect("step");
         assert_eq!(b.prev_crop_of(1), first.as_slice());
-        assert_eq!(b.episodes[1].proposed[0], g);
-        assert_eq!(b.episodes[1].executed[0], g);
+        assert_eq!(b.episodes[1].actions[0].proposed, g);
+        assert_eq!(b.episodes[1].actions[0].executed, g);
     }
 
     #[test]
@@ -472,9 +447,9 @@ mod tests {
         env.step(&mut b, &[(0, Action::Zoom(outside))])
             .expect("step");
         let e = &b.episodes[0];
-        assert_eq!(e.proposed, vec![tiny, outside]);
-        assert_eq!(e.executed[0], BBox::new(96.5, 97.0, 104.5, 105.0));
-        assert_eq!(e.executed[1], BBox::new(0.0, 760.0, 8.0, 768.0));
+        assert_eq!(e.proposed().collect::<Vec<_>>(), vec![tiny, outside]);
+        assert_eq!(e.actions[0].executed, BBox::new(96.5, 97.0, 104.5, 105.0));
+        assert_eq!(e.actions[1].executed, BBox::new(0.0, 760.0, 8.0, 768.0));
     }
 
     #[test]
@@ -487,9 +462,9 @@ mod tests {
         assert_eq!(b.active(), vec![0]);
         env.step(&mut b, &[(0, z.clone()), (1, z.clone())])
             .expect("step");
-        assert!(b.episodes[0].hit_max_rounds && b.episodes[0].answer.is_none());
+        assert!(b.episodes[0].truncated && b.episodes[0].answer.is_none());
         assert_eq!(
-            b.episodes[1].proposed.len(),
+            b.episodes[1].actions.len(),
             0,
             "a finished episode ignores actions"
         );

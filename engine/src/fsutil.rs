@@ -17,6 +17,26 @@ pub fn to_jsonl<T: serde::Serialize>(items: impl IntoIterator<Item = T>) -> Stri
     out
 }
 
+/// The numbers `N` of the files `<prefix>N<suffix>` in `dir` (unsorted;
+/// none when the folder cannot be read): `iter-000012.jsonl`,
+/// `ckpt-000012.safetensors`.
+pub fn numbered_files(dir: &Path, prefix: &str, suffix: &str) -> Vec<u64> {
+    fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    e.file_name().to_str().and_then(|n| {
+                        n.strip_prefix(prefix)?
+                            .strip_suffix(suffix)?
+                            .parse()
+                            .ok()
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Writes `bytes` to `path` so that a crash at any moment leaves either the
 /// old complete file or the new complete file, never a torn one: the bytes go
 /// to `.<name>.tmp-<pid>` in the same folder, are synced, and the temporary

@@ -13,12 +13,11 @@
 //!
 //! Detectors run over a window of recent iterations (see [`DetectorConfig`]).
 
-use crate::score::ScoredTrajectory;
+use crate::trajectory::Trajectory;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
-/// IoU at which a zoom counts as rationale-accurate for `Acc_rat` and coverage.
-pub const RAT_IOU: f64 = 0.5;
+pub use crate::trajectory::RAT_IOU;
 
 /// The metrics of one iteration (or one evaluation).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -68,11 +67,43 @@ pub struct IterationMetrics {
     pub zoom_nll: Option<f64>,
 }
 
+impl IterationMetrics {
+    /// The value of a numeric field, by its name in `metrics.jsonl`
+    /// (`acc_ans`, `reward_total`, …); `None` for an unknown or absent one.
+    pub fn value(&self, name: &str) -> Option<f64> {
+        serde_json::to_value(self).ok()?.get(name)?.as_f64()
+    }
+
+    /// The names of the numeric fields (those [`IterationMetrics::value`]
+    /// reads), the counters `iteration` and `trajectories` left out.
+    pub fn numeric_fields() -> Vec<String> {
+        let full = IterationMetrics {
+            acc_rat: Some(0.0),
+            coverage: Some(0.0),
+            loss: Some(0.0),
+            entropy: Some(0.0),
+            clip_frac: Some(0.0),
+            approx_kl: Some(0.0),
+            answer_nll: Some(0.0),
+            zoom_nll: Some(0.0),
+            ..Default::default()
+        };
+        match serde_json::to_value(&full) {
+            Ok(serde_json::Value::Object(o)) => o
+                .into_iter()
+                .filter(|(k, v)| v.is_number() && k != "iteration" && k != "trajectories")
+                .map(|(k, _)| k)
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
 /// Computes the metrics of a batch of scored trajectories. `rat_iou` is the
 /// IoU for `Acc_rat` and coverage ([`RAT_IOU`] by default).
-pub fn summarize(iteration: u64, trajs: &[ScoredTrajectory], rat_iou: f64) -> IterationMetrics {
+pub fn summarize(iteration: u64, trajs: &[Trajectory], rat_iou: f64) -> IterationMetrics {
     let n = trajs.len();
-    let mean = |f: &dyn Fn(&ScoredTrajectory) -> f64| {
+    let mean = |f: &dyn Fn(&Trajectory) -> f64| {
         if n == 0 {
             0.0
         } else {
@@ -87,7 +118,7 @@ pub fn summarize(iteration: u64, trajs: &[ScoredTrajectory], rat_iou: f64) -> It
         .then(|| ious.iter().filter(|&&v| v >= rat_iou).count() as f64 / ious.len() as f64);
     let gts: Vec<f64> = trajs
         .iter()
-        .flat_map(|t| t.facts.gt_best_iou.iter().copied())
+        .flat_map(|t| t.gt_best_iou.iter().copied())
         .collect();
     let coverage = (!gts.is_empty())
         .then(|| gts.iter().filter(|&&v| v >= rat_iou).count() as f64 / gts.len() as f64);
@@ -99,8 +130,8 @@ pub fn summarize(iteration: u64, trajs: &[ScoredTrajectory], rat_iou: f64) -> It
         acc_rat,
         coverage,
         zooms: mean(&|t| t.actions.len() as f64),
-        max_rounds_frac: mean(&|t| f64::from(u8::from(t.facts.hit_max_rounds))),
-        answered_frac: mean(&|t| f64::from(u8::from(t.facts.answered))),
+        max_rounds_frac: mean(&|t| f64::from(u8::from(t.truncated))),
+        answered_frac: mean(&|t| f64::from(u8::from(t.answered()))),
         reward_total: mean(&|t| t.rewards.total),
         reward_ans: mean(&|t| t.rewards.ans),
         reward_rat: mean(&|t| t.rewards.rat),
@@ -311,7 +342,8 @@ pub fn detect(series: &[IterationMetrics], cfg: &DetectorConfig) -> Vec<FailureS
 mod tests {
     use super::*;
     use crate::reward::Rewards;
-    use crate::score::{ScoredAction, TrajectoryFacts};
+    use crate::geometry::BBox;
+    use crate::trajectory::ZoomAction;
 
     fn it(
         i: u64,
@@ -425,42 +457,32 @@ mod tests {
         );
     }
 
-    fn traj(ans: f64, ious: &[f64], gt_best: &[f64], max_rounds: bool) -> ScoredTrajectory {
-        ScoredTrajectory {
+    fn traj(ans: f64, ious: &[f64], gt_best: &[f64], max_rounds: bool) -> Trajectory {
+        let b = BBox::new(0.0, 0.0, 1.0, 1.0);
+        Trajectory {
             sample: "s".into(),
             group: "s".into(),
+            answer: (!max_rounds).then(|| "1".to_string()),
+            truncated: max_rounds,
             rewards: Rewards {
                 ans,
                 rat: 0.0,
                 fmt: 0.0,
                 total: ans,
             },
-            coverage: None,
-            advantage: 0.0,
             actions: ious
                 .iter()
-                .map(|&v| ScoredAction {
-                    score: crate::reward::ActionScore {
-                        bbox: None,
-                        iou: Some(v),
-                        gt: Some(0),
-                        sigma: Some(1),
-                        beta: Some(0.0),
-                        redundant: false,
-                        fidelity: 0.0,
-                    },
-                    credit: crate::credit::ActionCredit {
-                        quality: 0.0,
-                        modulator: 1.0,
-                        advantage: 0.0,
-                    },
+                .map(|&v| {
+                    let mut a = ZoomAction::new(b, b, None, None);
+                    a.score.iou = Some(v);
+                    a.score.gt = Some(0);
+                    a.score.sigma = Some(1);
+                    a.score.beta = Some(0.0);
+                    a
                 })
                 .collect(),
-            facts: TrajectoryFacts {
-                answered: !max_rounds,
-                hit_max_rounds: max_rounds,
-                gt_best_iou: gt_best.to_vec(),
-            },
+            gt_best_iou: gt_best.to_vec(),
+            ..Default::default()
         }
     }
 

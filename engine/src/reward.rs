@@ -216,8 +216,9 @@ impl RewardConfig {
     }
 }
 
-/// The score of one zoom action against the ground truth.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// The score of one zoom action against the ground truth (all absent and
+/// zero by default: an action not scored yet).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ActionScore {
     /// The zoom box as clipped to the image; `None` if nothing with area was left.
     pub bbox: Option<BBox>,
@@ -347,8 +348,8 @@ pub fn score_rationale(
     }
 }
 
-/// The reward parts of one trajectory.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+/// The reward parts of one trajectory (all zero by default: not scored yet).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Rewards {
     /// `R_ans ∈ {0, 1}`.
     pub ans: f64,

@@ -6,70 +6,25 @@
 //!   metrics.jsonl       one line per iteration, appended and flushed as it ends
 //!   evals.jsonl         one line per evaluation
 //!   rollouts/           iter-000012.jsonl: that iteration's trajectories (atomic)
-//!   checkpoints/        ckpt-000012.safetensors (policy + optimizer) and .json (trainer state),
-//!                       latest.json pointing at the newest complete one
+//!   checkpoints/        policy + optimizer state and trainer state (crate::checkpoint)
 //!   events.jsonl        failure signatures, warnings, errors
 //! ```
 //!
 //! Crash safety: logs are append-and-flush (a reader ignores a torn last
-//! line); everything else is written to a temporary file and renamed. The
-//! checkpoint's tensors and state are renamed into place before `latest.json`
-//! points at them, so `latest.json` always names a complete checkpoint. A
-//! session can be read while another process writes it.
+//! line); everything else is written to a temporary file and renamed. A
+//! session can be read while another process writes it. Each trajectory of
+//! `rollouts/` is one [`Trajectory`] record.
 
+use crate::checkpoint::CheckpointStore;
 use crate::config::SessionConfig;
-use crate::fsutil::{atomic_write, to_jsonl};
-use crate::geometry::BBox;
+use crate::fsutil::{atomic_write, numbered_files, to_jsonl};
 use crate::metrics::IterationMetrics;
 use crate::reward::RewardConfig;
-use crate::score::ScoredTrajectory;
-use candle_core::{Device, Tensor};
+use crate::trajectory::Trajectory;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-
-/// One trajectory as stored in `rollouts/` and shown in the studio.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TrajectoryRecord {
-    /// Iteration it was sampled in (evaluations use the iteration they followed).
-    pub iteration: u64,
-    /// The correct answer.
-    pub truth: String,
-    /// The answer given, if any.
-    pub answer: Option<String>,
-    /// Zoom boxes as proposed by the policy (what the rewards score).
-    pub proposed: Vec<BBox>,
-    /// Zoom boxes as executed (clipped, grown to the minimum side).
-    pub executed: Vec<BBox>,
-    /// Whether the episode hit `max_rounds`.
-    pub hit_max_rounds: bool,
-    /// Log-probability of each action at rollout time (zooms, then the answer).
-    pub logp: Vec<f32>,
-    /// For a VLM policy: the conversation, turn by turn.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub turns: Vec<crate::policy::qwen_vl::rollout::Turn>,
-    /// Rewards, advantages and per-action scores.
-    #[serde(flatten)]
-    pub scored: ScoredTrajectory,
-}
-
-/// The trainer's state saved with each checkpoint.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TrainState {
-    /// Iterations completed.
-    pub iteration: u64,
-    /// The sampling RNG's state.
-    pub rng: u64,
-    /// The reward config in force (it may have been changed during the run).
-    pub reward: RewardConfig,
-    /// The trainer config in force.
-    pub trainer: crate::config::TrainerConfig,
-}
-
-/// A loaded checkpoint: its tensors (policy and optimizer) and trainer state.
-pub type Checkpoint = (HashMap<String, Tensor>, TrainState);
 
 /// A line of `events.jsonl`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -249,7 +204,7 @@ impl Session {
     pub fn write_rollouts(
         &self,
         iteration: u64,
-        trajs: &[TrajectoryRecord],
+        trajs: &[Trajectory],
     ) -> Result<(), SessionError> {
         let p = self.rollout_path(iteration);
         atomic_write(&p, to_jsonl(trajs).as_bytes())
@@ -257,125 +212,20 @@ impl Session {
     }
 
     /// Reads an iteration's trajectories.
-    pub fn read_rollouts(&self, iteration: u64) -> Result<Vec<TrajectoryRecord>, SessionError> {
+    pub fn read_rollouts(&self, iteration: u64) -> Result<Vec<Trajectory>, SessionError> {
         self.read_jsonl(&format!("rollouts/iter-{iteration:06}.jsonl"))
     }
 
     /// Iterations whose rollouts are stored, ascending.
     pub fn rollout_iterations(&self) -> Vec<u64> {
-        let mut v: Vec<u64> = fs::read_dir(self.dir.join("rollouts"))
-            .map(|rd| {
-                rd.filter_map(|e| e.ok())
-                    .filter_map(|e| {
-                        e.file_name().to_str().and_then(|n| {
-                            n.strip_prefix("iter-")?
-                                .strip_suffix(".jsonl")?
-                                .parse()
-                                .ok()
-                        })
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut v = numbered_files(&self.dir.join("rollouts"), "iter-", ".jsonl");
         v.sort_unstable();
         v
     }
 
-    /// Writes a checkpoint: tensors (policy + optimizer) as safetensors, the
-    /// trainer state as JSON, then `latest.json`; keeps the newest `keep`.
-    pub fn write_checkpoint(
-        &self,
-        state: &TrainState,
-        tensors: &HashMap<String, Tensor>,
-        keep: usize,
-    ) -> Result<PathBuf, SessionError> {
-        let dir = self.dir.join("checkpoints");
-        let name = format!("ckpt-{:06}", state.iteration);
-        let st = dir.join(format!("{name}.safetensors"));
-        let tmp = dir.join(format!(".{name}.safetensors.tmp-{}", std::process::id()));
-        candle_core::safetensors::save(tensors, &tmp)
-            .map_err(|e| err(&tmp, format!("cannot write checkpoint ({e})")))?;
-        fs::File::open(&tmp)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| err(&tmp, format!("cannot sync ({e})")))?;
-        fs::rename(&tmp, &st)
-            .map_err(|e| err(&st, format!("cannot rename checkpoint into place ({e})")))?;
-        let js = dir.join(format!("{name}.json"));
-        atomic_write(
-            &js,
-            serde_json::to_string_pretty(state)
-                .unwrap_or_default()
-                .as_bytes(),
-        )
-        .map_err(|e| err(&js, format!("cannot write ({e})")))?;
-        let latest = dir.join("latest.json");
-        atomic_write(
-            &latest,
-            serde_json::json!({"checkpoint": name, "iteration": state.iteration})
-                .to_string()
-                .as_bytes(),
-        )
-        .map_err(|e| err(&latest, format!("cannot write ({e})")))?;
-        // Prune: keep the newest `keep` complete checkpoints.
-        let mut all: Vec<u64> = fs::read_dir(&dir)
-            .map(|rd| {
-                rd.filter_map(|e| e.ok())
-                    .filter_map(|e| {
-                        e.file_name().to_str().and_then(|n| {
-                            n.strip_prefix("ckpt-")?
-                                .strip_suffix(".safetensors")?
-                                .parse()
-                                .ok()
-                        })
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        all.sort_unstable();
-        let n = all.len();
-        for it in all.into_iter().take(n.saturating_sub(keep.max(1))) {
-            let _ = fs::remove_file(dir.join(format!("ckpt-{it:06}.safetensors")));
-            let _ = fs::remove_file(dir.join(format!("ckpt-{it:06}.json")));
-        }
-        Ok(st)
-    }
-
-    /// The newest complete checkpoint: its tensors and trainer state.
-    pub fn latest_checkpoint(&self, device: &Device) -> Result<Option<Checkpoint>, SessionError> {
-        let latest = self.dir.join("checkpoints").join("latest.json");
-        if !latest.exists() {
-            return Ok(None);
-        }
-        let text =
-            fs::read_to_string(&latest).map_err(|e| err(&latest, format!("cannot read ({e})")))?;
-        let v: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| err(&latest, format!("not valid JSON ({e})")))?;
-        let name = v["checkpoint"]
-            .as_str()
-            .ok_or_else(|| err(&latest, "no \"checkpoint\" entry"))?;
-        self.load_checkpoint(name, device).map(Some)
-    }
-
-    /// Loads a checkpoint by name (`ckpt-000012`) or path.
-    pub fn load_checkpoint(
-        &self,
-        name: &str,
-        device: &Device,
-    ) -> Result<(HashMap<String, Tensor>, TrainState), SessionError> {
-        let dir = self.dir.join("checkpoints");
-        let stem = Path::new(name)
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or(name)
-            .to_string();
-        let st = dir.join(format!("{stem}.safetensors"));
-        let js = dir.join(format!("{stem}.json"));
-        let tensors = candle_core::safetensors::load(&st, device)
-            .map_err(|e| err(&st, format!("cannot load checkpoint ({e})")))?;
-        let text = fs::read_to_string(&js).map_err(|e| err(&js, format!("cannot read ({e})")))?;
-        let state = serde_json::from_str(&text)
-            .map_err(|e| err(&js, format!("not a valid trainer state ({e})")))?;
-        Ok((tensors, state))
+    /// The session's checkpoints.
+    pub fn checkpoints(&self) -> CheckpointStore {
+        CheckpointStore::new(self.dir.join("checkpoints"))
     }
 
     /// Forgets what the checkpoint being resumed did not see: the metrics
@@ -403,42 +253,33 @@ impl Session {
 /// Re-scores the stored trajectories of one sample against its (corrected)
 /// ground truth with the same [`score_trajectory`](crate::score::score_trajectory)
 /// and [`assign_credit`](crate::score::assign_credit) as training: each
-/// trajectory's rewards and per-action `f_k` from its proposed boxes and
-/// answer, then `A_i`, `q_k`, `m_k`, `Â_k` within its GRPO group (the
-/// sample's trajectories of the same iteration). `reward_at(iteration)` gives
-/// the reward config in force at that iteration. Returns, for each record of
-/// `sample` (its index in `records`), the new scoring; records of other
-/// samples are not touched.
+/// trajectory's rewards and per-action `f_k` from its proposed boxes, answer
+/// and format errors, then `A_i`, `q_k`, `m_k`, `Â_k` within its GRPO group
+/// (the records of the same group and iteration). `reward_at(iteration)`
+/// gives the reward config in force at that iteration. Returns, for each
+/// record of `sample` (its index in `records`), the re-scored copy; records
+/// of other samples are not touched.
 pub fn rescore(
-    records: &[TrajectoryRecord],
+    records: &[Trajectory],
     sample: &crate::dataset::Sample,
     reward_at: impl Fn(u64) -> RewardConfig,
-) -> Vec<(usize, ScoredTrajectory)> {
-    use crate::score::{TrajectoryInput, assign_credit, score_trajectory};
+) -> Vec<(usize, Trajectory)> {
+    use crate::score::{assign_credit, score_trajectory};
     let mut by_iter: std::collections::BTreeMap<u64, Vec<usize>> = Default::default();
     for (i, r) in records.iter().enumerate() {
-        if r.scored.sample == sample.id {
+        if r.sample == sample.id {
             by_iter.entry(r.iteration).or_default().push(i);
         }
     }
     let mut out = Vec::new();
     for (it, idx) in by_iter {
         let cfg = reward_at(it);
-        let mut scored: Vec<ScoredTrajectory> = idx
+        let mut scored: Vec<Trajectory> = idx
             .iter()
             .map(|&i| {
-                let r = &records[i];
-                score_trajectory(
-                    &TrajectoryInput {
-                        sample,
-                        group: &r.scored.group,
-                        zooms: &r.proposed,
-                        answer: r.answer.as_deref(),
-                        format_ok: r.scored.rewards.fmt == 0.0,
-                        hit_max_rounds: r.hit_max_rounds,
-                    },
-                    &cfg,
-                )
+                let mut t = records[i].clone();
+                score_trajectory(&mut t, sample, &cfg);
+                t
             })
             .collect();
         assign_credit(&mut scored, &cfg);
@@ -452,7 +293,8 @@ mod rescore_tests {
     use super::*;
     use crate::dataset::Rationale;
     use crate::dataset::zoombench::{ZoomBench, ZoomBenchConfig};
-    use crate::score::{TrajectoryInput, assign_credit, score_trajectory};
+    use crate::score::{assign_credit, score_trajectory};
+    use crate::trajectory::ZoomAction;
 
     #[test]
     fn a_corrected_box_rescores_every_trajectory_of_its_group() {
@@ -462,39 +304,18 @@ mod rescore_tests {
         // Two trajectories zoom 60 px to the right of the stored box, one on it.
         let off = gt.translate(60.0, 0.0);
         let cfg = RewardConfig::default();
-        let zooms = [vec![off], vec![off], vec![gt]];
-        let mut scored: Vec<ScoredTrajectory> = zooms
+        let mut recs: Vec<Trajectory> = [off, off, gt]
             .iter()
-            .map(|z| {
-                score_trajectory(
-                    &TrajectoryInput {
-                        sample: &s,
-                        group: &s.id,
-                        zooms: z,
-                        answer: Some(&s.answer),
-                        format_ok: true,
-                        hit_max_rounds: false,
-                    },
-                    &cfg,
-                )
+            .map(|&z| {
+                let mut t = Trajectory::new(&s.id, &s.id, 4, &s.answer);
+                t.answer = Some(s.answer.clone());
+                t.actions = vec![ZoomAction::new(z, z, Some(-1.0), None)];
+                t.answer_logp = Some(-0.1);
+                score_trajectory(&mut t, &s, &cfg);
+                t
             })
             .collect();
-        assign_credit(&mut scored, &cfg);
-        let recs: Vec<TrajectoryRecord> = zooms
-            .iter()
-            .zip(scored)
-            .map(|(z, sc)| TrajectoryRecord {
-                iteration: 4,
-                truth: s.answer.clone(),
-                answer: Some(s.answer.clone()),
-                proposed: z.clone(),
-                executed: z.clone(),
-                hit_max_rounds: false,
-                logp: vec![-1.0, -0.1],
-                turns: Vec::new(),
-                scored: sc,
-            })
-            .collect();
+        assign_credit(&mut recs, &cfg);
         // The person moves the ground truth onto where the policy looked.
         let fixed = crate::dataset::Sample {
             rationales: vec![Rationale {
@@ -505,18 +326,32 @@ mod rescore_tests {
         };
         let new = rescore(&recs, &fixed, |_| cfg.clone());
         assert_eq!(new.iter().map(|x| x.0).collect::<Vec<_>>(), [0, 1, 2]);
-        let (old0, new0) = (&recs[0].scored, &new[0].1);
+        let (old0, new0) = (&recs[0], &new[0].1);
         assert!(new0.actions[0].score.fidelity > old0.actions[0].score.fidelity);
         assert!(new0.rewards.rat > old0.rewards.rat);
         assert_eq!(new0.actions[0].score.iou, Some(1.0));
         // The one that looked at the old box now scores lower, and the group's
         // advantages are recomputed: the off-box trajectories now lead.
-        assert!(new[2].1.rewards.rat < recs[2].scored.rewards.rat);
+        assert!(new[2].1.rewards.rat < recs[2].rewards.rat);
         assert!(new0.advantage > 0.0 && new[2].1.advantage < 0.0);
         // Re-scoring against the unchanged ground truth reproduces the stored scores.
         let same = rescore(&recs, &s, |_| cfg.clone());
         for (i, sc) in same {
-            assert_eq!(sc, recs[i].scored);
+            assert_eq!(sc, recs[i]);
         }
+    }
+
+    #[test]
+    fn rescoring_keeps_a_format_error() {
+        let zb = ZoomBench::new(ZoomBenchConfig::default()).expect("zb");
+        let s = zb.sample(0, 1);
+        let cfg = RewardConfig::default();
+        let mut t = Trajectory::new(&s.id, &s.id, 0, &s.answer);
+        t.answer = Some(s.answer.clone());
+        t.format_errors = vec!["turn 1: neither a tool call nor an <answer>".into()];
+        score_trajectory(&mut t, &s, &cfg);
+        assert_eq!(t.rewards.fmt, -1.0);
+        let new = rescore(std::slice::from_ref(&t), &s, |_| cfg.clone());
+        assert_eq!(new[0].1.rewards.fmt, -1.0);
     }
 }

@@ -28,7 +28,7 @@
 
 use crate::dataset::Sample;
 use crate::geometry::BBox;
-use crate::session::TrajectoryRecord;
+use crate::trajectory::Trajectory;
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -80,14 +80,14 @@ pub struct Suspect {
 /// (highest suspicion first; ties by id). `sample` looks a sample up by id
 /// (with its current ground truth); records of unknown samples are skipped.
 pub fn rank<'a, 'r>(
-    records: impl IntoIterator<Item = &'r TrajectoryRecord>,
+    records: impl IntoIterator<Item = &'r Trajectory>,
     sample: impl Fn(&str) -> Option<&'a Sample>,
     cfg: &SuspectConfig,
 ) -> Vec<Suspect> {
-    let mut by_sample: HashMap<&str, Vec<&TrajectoryRecord>> = HashMap::new();
+    let mut by_sample: HashMap<&str, Vec<&Trajectory>> = HashMap::new();
     for r in records {
         by_sample
-            .entry(r.scored.sample.as_str())
+            .entry(r.sample.as_str())
             .or_default()
             .push(r);
     }
@@ -104,18 +104,17 @@ pub fn rank<'a, 'r>(
 }
 
 /// The suspicion of one sample from its trajectories (see the module docs).
-pub fn score(s: &Sample, rs: &[&TrajectoryRecord], cfg: &SuspectConfig) -> Suspect {
+pub fn score(s: &Sample, rs: &[&Trajectory], cfg: &SuspectConfig) -> Suspect {
     let gts = s.gt_boxes();
-    let correct: Vec<&&TrajectoryRecord> =
-        rs.iter().filter(|r| r.scored.rewards.ans > 0.0).collect();
+    let correct: Vec<&&Trajectory> =
+        rs.iter().filter(|r| r.correct()).collect();
     // (box, log p) of every zoom of a correct trajectory.
     let zooms: Vec<(BBox, f64)> = correct
         .iter()
         .flat_map(|r| {
-            r.proposed
+            r.actions
                 .iter()
-                .enumerate()
-                .map(|(k, b)| (*b, r.logp.get(k).copied().map_or(0.0, f64::from)))
+                .map(|a| (a.proposed, a.logp.map_or(0.0, f64::from)))
         })
         .filter(|(b, lp)| b.is_well_formed() && lp.is_finite())
         .collect();
@@ -125,9 +124,7 @@ pub fn score(s: &Sample, rs: &[&TrajectoryRecord], cfg: &SuspectConfig) -> Suspe
         correct
             .iter()
             .filter(|r| {
-                !r.proposed
-                    .iter()
-                    .any(|b| gts.iter().any(|g| b.iou(g) >= 0.5))
+                !r.proposed().any(|b| gts.iter().any(|g| b.iou(g) >= 0.5))
             })
             .count() as f64
             / correct.len() as f64
@@ -212,14 +209,16 @@ pub fn zoombench_label_noise(s: &Sample) -> Option<bool> {
 mod tests {
     use super::*;
     use crate::dataset::Rationale;
-    use crate::dataset::zoombench::{SplitMix64, ZoomBench, ZoomBenchConfig};
+    use crate::dataset::zoombench::{ZoomBench, ZoomBenchConfig};
+    use crate::rng::SplitMix64;
     use crate::reward::RewardConfig;
-    use crate::score::{TrajectoryInput, assign_credit, score_trajectory};
+    use crate::score::{assign_credit, score_trajectory};
+    use crate::trajectory::ZoomAction;
 
     /// A simulated policy on label-noise ZoomBench: it mostly zooms near the
     /// *true* placard (`meta.true_rationales` for shifted samples) and then
     /// answers right; sometimes it zooms at random and guesses.
-    fn rollouts(samples: &[Sample], rng: &mut SplitMix64) -> Vec<TrajectoryRecord> {
+    fn rollouts(samples: &[Sample], rng: &mut SplitMix64) -> Vec<Trajectory> {
         let cfg = RewardConfig::default();
         let mut out = Vec::new();
         for s in samples {
@@ -241,7 +240,6 @@ mod tests {
                 })
                 .unwrap_or_else(|| s.rationales.clone());
             let mut scored = Vec::new();
-            let mut recs = Vec::new();
             for _ in 0..8 {
                 let look = rng.f64() < 0.6;
                 let (zoom, lp) = if look {
@@ -272,33 +270,15 @@ mod tests {
                     rng.f64() < 0.1
                 };
                 let answer = if right { s.answer.clone() } else { "x".into() };
-                scored.push(score_trajectory(
-                    &TrajectoryInput {
-                        sample: s,
-                        group: &s.id,
-                        zooms: &[zoom],
-                        answer: Some(&answer),
-                        format_ok: true,
-                        hit_max_rounds: false,
-                    },
-                    &cfg,
-                ));
-                recs.push((zoom, answer, lp));
+                let mut t = Trajectory::new(&s.id, &s.id, 0, &s.answer);
+                t.answer = Some(answer);
+                t.actions = vec![ZoomAction::new(zoom, zoom, Some(lp as f32), None)];
+                t.answer_logp = Some(-0.1);
+                score_trajectory(&mut t, s, &cfg);
+                scored.push(t);
             }
             assign_credit(&mut scored, &cfg);
-            for ((zoom, answer, lp), sc) in recs.into_iter().zip(scored) {
-                out.push(TrajectoryRecord {
-                    iteration: 0,
-                    truth: s.answer.clone(),
-                    answer: Some(answer),
-                    proposed: vec![zoom],
-                    executed: vec![zoom],
-                    hit_max_rounds: false,
-                    logp: vec![lp as f32, -0.1],
-                    turns: Vec::new(),
-                    scored: sc,
-                });
-            }
+            out.extend(scored);
         }
         out
     }

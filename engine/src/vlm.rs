@@ -4,16 +4,17 @@
 //! qwen-vl`, the studio's "Run VLM rollouts").
 
 use crate::config::SessionConfig;
-use crate::dataset::zoombench::SplitMix64;
+use crate::rng::SplitMix64;
 use crate::env::ImageStore;
 use crate::metrics::{IterationMetrics, RAT_IOU, summarize};
-use crate::policy::qwen_vl::rollout::{
-    Forced, RolloutConfig, Sampler, TokenChooser, VlmPolicy, VlmTrajectory,
-};
+use crate::policy::qwen_vl::protocol::{Forced, RolloutConfig};
+use crate::policy::qwen_vl::rollout::VlmPolicy;
+use crate::policy::qwen_vl::sampling::{Sampler, TokenChooser};
+use crate::policy::qwen_vl::transcript::VlmTrajectory;
 use crate::reward::RewardConfig;
-use crate::score::{TrajectoryInput, assign_credit, score_trajectory};
+use crate::score::{assign_credit, score_trajectory};
 use crate::session::Session;
-use crate::session::TrajectoryRecord;
+use crate::trajectory::Trajectory;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -65,40 +66,6 @@ impl Throughput {
     }
 }
 
-/// One scored rollout, with the conversation.
-#[derive(Clone, Debug)]
-pub struct VlmRecord {
-    /// As the session stores it (with `turns`).
-    pub record: TrajectoryRecord,
-    /// The format problems.
-    pub format_errors: Vec<String>,
-}
-
-impl VlmRecord {
-    /// The line `virl rollout` writes: our rollout format (`sample`,
-    /// `group`, `zooms`, `answer`, `truncated`, `format_errors`, which
-    /// `virl score` reads) plus the executed boxes, the scores and the text
-    /// of every turn.
-    pub fn to_line(&self) -> serde_json::Value {
-        let r = &self.record;
-        serde_json::json!({
-            "sample": r.scored.sample,
-            "group": r.scored.group,
-            "zooms": r.proposed,
-            "executed": r.executed,
-            "answer": r.answer,
-            "truth": r.truth,
-            "truncated": r.hit_max_rounds,
-            "format_errors": self.format_errors,
-            "rewards": r.scored.rewards,
-            "advantage": r.scored.advantage,
-            "actions": r.scored.actions,
-            "turn_logp": r.logp,
-            "turns": r.turns,
-        })
-    }
-}
-
 /// Rolls out `cfg.group` trajectories for each listed sample of `store`
 /// with seeded temperature / top-p sampling, scores each group.
 /// `progress(done, total)` is called after each sample.
@@ -109,7 +76,7 @@ pub fn run(
     cfg: &VlmRunConfig,
     iteration: u64,
     progress: &mut dyn FnMut(usize, usize),
-) -> Result<(Vec<VlmRecord>, Throughput), String> {
+) -> Result<(Vec<Trajectory>, Throughput), String> {
     let (t, p, seed, g) = (
         cfg.rollout.temperature,
         cfg.rollout.top_p,
@@ -143,7 +110,7 @@ pub fn run_with(
     iteration: u64,
     chooser: &mut dyn FnMut(usize, usize) -> Box<dyn TokenChooser>,
     progress: &mut dyn FnMut(usize, usize),
-) -> Result<(Vec<VlmRecord>, Throughput), String> {
+) -> Result<(Vec<Trajectory>, Throughput), String> {
     cfg.rollout.validate()?;
     if cfg.group == 0 {
         return Err("group must be at least 1".into());
@@ -167,49 +134,26 @@ pub fn run_with(
                 &mut |i| chooser(k, i),
             )
             .map_err(|e| e.to_string())?;
-        let mut scored: Vec<_> = trajs
-            .iter()
+        let mut group: Vec<Trajectory> = trajs
+            .into_iter()
             .map(|t| {
-                score_trajectory(
-                    &TrajectoryInput {
-                        sample,
-                        group: &sample.id,
-                        zooms: &t.proposed,
-                        answer: t.answer.as_deref(),
-                        format_ok: t.format_errors.is_empty(),
-                        hit_max_rounds: t.hit_max_rounds,
-                    },
-                    &cfg.reward,
-                )
+                speed.add(&t);
+                let mut r = t.record;
+                r.iteration = iteration;
+                score_trajectory(&mut r, sample, &cfg.reward);
+                r
             })
             .collect();
-        assign_credit(&mut scored, &cfg.reward);
-        for (t, sc) in trajs.iter().zip(scored) {
-            speed.add(t);
-            out.push(VlmRecord {
-                record: TrajectoryRecord {
-                    iteration,
-                    truth: sample.answer.clone(),
-                    answer: t.answer.clone(),
-                    proposed: t.proposed.clone(),
-                    executed: t.executed.clone(),
-                    hit_max_rounds: t.hit_max_rounds,
-                    logp: t.turn_logp.clone(),
-                    turns: t.turns.clone(),
-                    scored: sc,
-                },
-                format_errors: t.format_errors.clone(),
-            });
-        }
+        assign_credit(&mut group, &cfg.reward);
+        out.extend(group);
         progress(k + 1, samples.len());
     }
     Ok((out, speed))
 }
 
 /// The metrics of DESIGN §6 over VLM records.
-pub fn metrics(records: &[VlmRecord], iteration: u64) -> IterationMetrics {
-    let scored: Vec<_> = records.iter().map(|r| r.record.scored.clone()).collect();
-    summarize(iteration, &scored, RAT_IOU)
+pub fn metrics(records: &[Trajectory], iteration: u64) -> IterationMetrics {
+    summarize(iteration, records, RAT_IOU)
 }
 
 /// The data a VLM run reads: `zoombench` (the built-in evaluation split,
@@ -246,23 +190,19 @@ pub fn open_dataset(spec: &str) -> Result<(ImageStore, SessionConfig, usize), St
 pub fn write_session(
     dir: &Path,
     cfg: &SessionConfig,
-    recs: &[VlmRecord],
+    recs: &[Trajectory],
     model: &Path,
 ) -> Result<(), String> {
     // The session's config says what was run: one iteration of rollouts,
     // this many samples and rollouts per sample, no training.
     let mut cfg = cfg.clone();
-    let samples: std::collections::HashSet<&str> = recs
-        .iter()
-        .map(|r| r.record.scored.sample.as_str())
-        .collect();
+    let samples: std::collections::HashSet<&str> = recs.iter().map(|r| r.sample.as_str()).collect();
     cfg.trainer.iterations = 1;
     cfg.trainer.warmup_iterations = 0;
     cfg.trainer.samples_per_iter = samples.len().max(1);
     cfg.trainer.group = (recs.len() / samples.len().max(1)).max(1);
     let s = Session::create(dir, &cfg).map_err(|e| e.to_string())?;
-    let records: Vec<_> = recs.iter().map(|r| r.record.clone()).collect();
-    s.write_rollouts(0, &records).map_err(|e| e.to_string())?;
+    s.write_rollouts(0, recs).map_err(|e| e.to_string())?;
     s.append_metrics(&metrics(recs, 0))
         .map_err(|e| e.to_string())?;
     let note = serde_json::json!({"policy": "qwen-vl", "model": model});
@@ -284,13 +224,13 @@ pub struct VlmProber<'m> {
     pub seed: u64,
 }
 
-impl crate::dataset::filter::Prober for VlmProber<'_> {
+impl crate::filter::Prober for VlmProber<'_> {
     fn pass_rates(
         &mut self,
         ds: crate::dataset::Dataset,
         source: crate::env::ImageSource,
         k: usize,
-        probe: crate::trainer::Probe,
+        probe: crate::filter::Probe,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Vec<f64>, String> {
         self.rollout.validate()?;
@@ -301,8 +241,8 @@ impl crate::dataset::filter::Prober for VlmProber<'_> {
         for (idx, s) in ds.samples().iter().enumerate() {
             let img = store.image(idx).map_err(|e| e.to_string())?;
             let forced = match probe {
-                crate::trainer::Probe::NoZoom => Forced::NoZoom,
-                crate::trainer::Probe::GroundTruthZoom => Forced::Zooms(s.gt_boxes()),
+                crate::filter::Probe::NoZoom => Forced::NoZoom,
+                crate::filter::Probe::GroundTruthZoom => Forced::Zooms(probe.zooms(s)),
             };
             let (t, p, seed) = (self.rollout.temperature, self.rollout.top_p, self.seed);
             let trajs = self
@@ -318,7 +258,8 @@ impl crate::dataset::filter::Prober for VlmProber<'_> {
             let right = trajs
                 .iter()
                 .filter(|t| {
-                    t.answer
+                    t.record
+                        .answer
                         .as_deref()
                         .is_some_and(|a| crate::reward::answer_correct(a, &s.answer, &s.options))
                 })

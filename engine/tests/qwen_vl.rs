@@ -7,7 +7,7 @@ use candle_core::Device;
 use image::RgbImage;
 use std::collections::VecDeque;
 use std::path::Path;
-use virl_engine::dataset::zoombench::SplitMix64;
+use virl_engine::rng::SplitMix64;
 use virl_engine::dataset::{Rationale, Sample};
 use virl_engine::geometry::BBox;
 use virl_engine::policy::qwen_vl::rollout::{

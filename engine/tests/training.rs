@@ -3,7 +3,8 @@
 
 use virl_engine::config::SessionConfig;
 use virl_engine::session::Session;
-use virl_engine::trainer::{Event, NullSink, Trainer};
+use virl_engine::events::{Event, NullSink};
+use virl_engine::trainer::Trainer;
 
 /// A small, fast ZoomBench setup: 256 px canvas, 32 px views, one to two placards.
 #[allow(clippy::field_reassign_with_default)]

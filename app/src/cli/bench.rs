@@ -2,11 +2,12 @@
 
 use clap::{Args, Subcommand};
 use std::time::Instant;
-use virl_engine::dataset::zoombench::SplitMix64;
+use virl_engine::rng::SplitMix64;
 use virl_engine::dataset::{Rationale, Sample};
 use virl_engine::geometry::BBox;
 use virl_engine::reward::RewardConfig;
-use virl_engine::score::{TrajectoryInput, assign_credit, score_trajectory};
+use virl_engine::score::{assign_credit, score_trajectory};
+use virl_engine::trajectory::{Trajectory, ZoomAction};
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -258,7 +259,8 @@ pub struct TrainBench {
 }
 
 fn train(b: TrainBench) -> anyhow::Result<()> {
-    use virl_engine::trainer::{NullSink, Trainer};
+    use virl_engine::events::NullSink;
+use virl_engine::trainer::Trainer;
     let mut cfg = match &b.config {
         Some(p) => virl_engine::config::SessionConfig::load(p).map_err(anyhow::Error::msg)?,
         None => virl_engine::config::SessionConfig::default(),
@@ -305,7 +307,7 @@ pub struct PolicyBench {
 
 fn policy(b: PolicyBench) -> anyhow::Result<()> {
     use candle_core::Tensor;
-    use virl_engine::env::{Episode, EpisodeBatch};
+    use virl_engine::env::EpisodeBatch;
     use virl_engine::optim::AdamW;
     use virl_engine::policy::zoomnet::{ZoomNet, ZoomNetConfig};
     use virl_engine::policy::{Policy, StepObs};
@@ -341,16 +343,16 @@ fn policy(b: PolicyBench) -> anyhow::Result<()> {
         .collect();
     let of_episode: Vec<usize> = (0..B).map(|i| i / G).collect();
     let sizes = vec![(768.0, 768.0); B];
-    let episode = |step: usize| Episode {
-        sample: 0,
-        proposed: vec![BBox::new(0.0, 0.0, 64.0, 64.0); step],
-        executed: vec![BBox::new(0.0, 0.0, 64.0, 64.0); step],
-        answer: None,
-        hit_max_rounds: false,
+    let episode = |step: usize| {
+        let b = BBox::new(0.0, 0.0, 64.0, 64.0);
+        let mut t = Trajectory::new("s", "s", 0, "7");
+        t.actions = vec![ZoomAction::new(b, b, None, None); step];
+        t
     };
     let batches = [
         EpisodeBatch {
             episodes: (0..B).map(|_| episode(0)).collect(),
+            samples: vec![0; B],
             global: Vec::new(),
             crop: vec![128; B * px],
             prev_crop: vec![128; B * px],
@@ -358,6 +360,7 @@ fn policy(b: PolicyBench) -> anyhow::Result<()> {
         },
         EpisodeBatch {
             episodes: (0..B).map(|_| episode(1)).collect(),
+            samples: vec![0; B],
             global: Vec::new(),
             crop: crops,
             prev_crop: vec![128; B * px],
@@ -388,7 +391,7 @@ fn policy(b: PolicyBench) -> anyhow::Result<()> {
             for (i, (_, choice, lp)) in acts.iter().enumerate() {
                 obs.push(StepObs {
                     episode: of_episode[i],
-                    step: batch.episodes[i].step(),
+                    step: batch.episodes[i].actions.len(),
                     question: &questions[i],
                     crop: batch.crop_of(i),
                     prev_crop: batch.prev_crop_of(i),
@@ -529,27 +532,29 @@ fn score(b: ScoreBench) -> anyhow::Result<()> {
     }
     let actions: usize = trajs.iter().map(|t| t.1.len()).sum();
     let cfg = RewardConfig::default();
+    // The records as a rollout leaves them (unscored); the timed part is
+    // what the trainer does to them: score each, then credit by group.
+    let records: Vec<Trajectory> = trajs
+        .iter()
+        .map(|(i, zooms, answer): &(usize, Vec<BBox>, &str)| {
+            let s = &samples[*i];
+            let mut t = Trajectory::new(&s.id, &s.id, 0, &s.answer);
+            t.answer = Some(answer.to_string());
+            t.actions = zooms
+                .iter()
+                .map(|&z| ZoomAction::new(z, z, None, None))
+                .collect();
+            t
+        })
+        .collect();
     let mut times = Vec::with_capacity(b.repeats);
     let mut checksum = 0.0;
     for _ in 0..b.repeats.max(1) {
+        let mut scored = records.clone();
         let t0 = Instant::now();
-        let mut scored: Vec<_> = trajs
-            .iter()
-            .map(|(i, zooms, answer)| {
-                let s = &samples[*i];
-                score_trajectory(
-                    &TrajectoryInput {
-                        sample: s,
-                        group: &s.id,
-                        zooms,
-                        answer: Some(answer),
-                        format_ok: true,
-                        hit_max_rounds: false,
-                    },
-                    &cfg,
-                )
-            })
-            .collect();
+        for (t, (i, _, _)) in scored.iter_mut().zip(&trajs) {
+            score_trajectory(t, &samples[*i], &cfg);
+        }
         assign_credit(&mut scored, &cfg);
         times.push(t0.elapsed().as_secs_f64());
         checksum += scored.iter().map(|t| t.advantage.abs()).sum::<f64>();

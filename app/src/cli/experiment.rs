@@ -91,7 +91,7 @@ pub fn run(c: ExperimentCommand) -> anyhow::Result<()> {
         t.run(&mut sink, &AtomicBool::new(false))
             .map_err(anyhow::Error::msg)?;
         let (e, _) = t
-            .evaluate(a.eval_n, &mut virl_engine::trainer::NullSink)
+            .evaluate(a.eval_n, &mut virl_engine::events::NullSink)
             .map_err(anyhow::Error::msg)?;
         for m in t.history() {
             let o = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.5}"));
@@ -163,7 +163,7 @@ fn base_config(a: &ExpArgs) -> anyhow::Result<SessionConfig> {
 /// and seed, on the kept samples ("filtered"). Both are evaluated greedily on
 /// the same evaluation folder.
 fn filtering(a: &ExpArgs) -> anyhow::Result<()> {
-    use virl_engine::dataset::filter::{self, FilterConfig};
+    use virl_engine::filter::{self, FilterConfig};
     use virl_engine::dataset::zoombench::ZoomBench;
     let base = base_config(a)?;
     let out = a.out.clone().unwrap_or_else(|| {
@@ -224,7 +224,7 @@ fn filtering(a: &ExpArgs) -> anyhow::Result<()> {
         ("filtered", &mut filtered, rep.kept.len()),
     ] {
         let (e, _) = t
-            .evaluate(a.eval_n, &mut virl_engine::trainer::NullSink)
+            .evaluate(a.eval_n, &mut virl_engine::events::NullSink)
             .map_err(anyhow::Error::msg)?;
         let o = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.3}"));
         let _ = writeln!(

@@ -5,7 +5,7 @@ use anyhow::Context;
 use clap::Args;
 use std::path::{Path, PathBuf};
 use virl_engine::dataset::Dataset;
-use virl_engine::dataset::filter::{self, FilterConfig};
+use virl_engine::filter::{self, FilterConfig};
 use virl_engine::env::ImageSource;
 
 /// Flags of `virl filter`.
@@ -91,7 +91,7 @@ pub fn run(a: FilterArgs) -> anyhow::Result<()> {
         vlm_model = virl_engine::policy::qwen_vl::QwenVl::load(dir, a.dtype, &dev)?;
         vlm_prober = virl_engine::vlm::VlmProber {
             model: &vlm_model,
-            rollout: virl_engine::policy::qwen_vl::rollout::RolloutConfig {
+            rollout: virl_engine::policy::qwen_vl::protocol::RolloutConfig {
                 max_turn_tokens: a.max_turn_tokens,
                 max_pixels: a.max_pixels,
                 crop_max_pixels: a.max_pixels,

@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 use virl_engine::config::SessionConfig;
 use virl_engine::env::ImageStore;
 use virl_engine::metrics::IterationMetrics;
-use virl_engine::policy::qwen_vl::rollout::{CoordFrame, RolloutConfig};
+use virl_engine::policy::qwen_vl::protocol::{CoordFrame, RolloutConfig};
 use virl_engine::policy::qwen_vl::{Precision, QwenVl};
 use virl_engine::policy::{DeviceKind, device};
-use virl_engine::vlm::{self, Throughput, VlmRecord, VlmRunConfig};
+use virl_engine::trajectory::Trajectory;
+use virl_engine::vlm::{self, Throughput, VlmRunConfig};
 
 /// Which policy a command runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -135,7 +136,7 @@ fn print_summary(m: &IterationMetrics, speed: &Throughput, what: &str) {
     );
 }
 
-fn run_vlm(v: &VlmArgs, cfg: VlmRunConfig) -> Result<(Vec<VlmRecord>, Throughput, SessionConfig)> {
+fn run_vlm(v: &VlmArgs, cfg: VlmRunConfig) -> Result<(Vec<Trajectory>, Throughput, SessionConfig)> {
     let model = v.load()?;
     let (store, mut scfg, n) = v.data()?;
     scfg.reward = cfg.reward.clone();
@@ -174,7 +175,7 @@ pub fn rollout(a: RolloutArgs) -> Result<()> {
     let (recs, speed, scfg) = run_vlm(&a.vlm, cfg)?;
     let mut text = String::new();
     for r in &recs {
-        text.push_str(&r.to_line().to_string());
+        text.push_str(&serde_json::to_string(r).unwrap_or_default());
         text.push('\n');
     }
     let mut f = std::fs::File::create(&a.out)

@@ -41,7 +41,7 @@ pub fn run(a: ScoreArgs) -> anyhow::Result<()> {
     let bytes = std::fs::read(&a.rollouts)
         .with_context(|| format!("cannot read rollouts {}", a.rollouts.display()))?;
     let report = score_rollouts(&bytes, a.format, a.id_key.as_deref(), &ds, &cfg);
-    let out = virl_engine::fsutil::to_jsonl(&report.trajectories);
+    let out = virl_engine::fsutil::to_jsonl(report.trajectories.iter().map(|t| t.score_line()));
     if a.out.as_os_str() == "-" {
         print!("{out}");
     } else {

@@ -175,10 +175,12 @@ fn probe(
     ranking: &mut [suspect::Suspect],
 ) -> anyhow::Result<()> {
     use virl_engine::dataset::{Dataset, Rationale};
-    use virl_engine::trainer::{Probe, Trainer, load_splits_for};
+    use virl_engine::filter::Probe;
+    use virl_engine::trainer::{Trainer, load_splits_for};
     let mut t = Trainer::new(cfg.clone(), None).map_err(anyhow::Error::msg)?;
     let (tensors, state) = session
-        .latest_checkpoint(t.policy().device())?
+        .checkpoints()
+        .latest(t.policy().device())?
         .with_context(|| {
             format!(
                 "{} has no checkpoint to probe with (use --probe 0)",
@@ -244,7 +246,7 @@ fn probe(
             Dataset::new(train.root(), gt),
             source.clone(),
             a.probe,
-            Probe::GroundTruthZoom,
+            &|s| Probe::GroundTruthZoom.zooms(s),
             |_, _| {},
         )
         .map_err(anyhow::Error::msg)?;
@@ -253,7 +255,7 @@ fn probe(
             Dataset::new(train.root(), at_c),
             source,
             a.probe,
-            Probe::GroundTruthZoom,
+            &|s| Probe::GroundTruthZoom.zooms(s),
             |_, _| {},
         )
         .map_err(anyhow::Error::msg)?;

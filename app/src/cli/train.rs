@@ -4,14 +4,16 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 use virl_engine::config::SessionConfig;
 use virl_engine::metrics::IterationMetrics;
 use virl_engine::policy::DeviceKind;
 use virl_engine::reward::RewardMode;
 use virl_engine::session::Session;
-use virl_engine::trainer::{Event, EventSink, Trainer};
+use virl_engine::events::{Event, EventSink};
+use virl_engine::trainer::Trainer;
 
 /// Flags of `virl train`.
 #[derive(Debug, Args)]
@@ -50,6 +52,13 @@ pub struct ProgressSink {
     eval: Option<IterationMetrics>,
     start: Instant,
     first_iteration: u64,
+    /// Set to stop the trainer (checked between iterations and between a
+    /// rollout and its update).
+    stop: Arc<AtomicBool>,
+    /// Ctrl+C presses so far.
+    interrupts: Arc<AtomicUsize>,
+    /// The session folder, for the resume hint.
+    session: Option<PathBuf>,
 }
 
 impl ProgressSink {
@@ -74,7 +83,32 @@ impl ProgressSink {
             eval: None,
             start: Instant::now(),
             first_iteration: start_at,
+            stop: Arc::new(AtomicBool::new(false)),
+            interrupts: Arc::new(AtomicUsize::new(0)),
+            session: None,
         }
+    }
+
+    /// Stops on Ctrl+C: the first press lets the iteration in progress
+    /// finish, then the trainer stops and writes a checkpoint; a second
+    /// stops at the next safe point (between the rollout and the update,
+    /// abandoning that iteration); a third exits at once. Returns the flag
+    /// to pass to `Trainer::run`.
+    pub fn stop_on_ctrl_c(&mut self, session: PathBuf) -> anyhow::Result<Arc<AtomicBool>> {
+        self.session = Some(session);
+        let (stop, presses) = (self.stop.clone(), self.interrupts.clone());
+        ctrlc::set_handler(move || match presses.fetch_add(1, Ordering::SeqCst) {
+            0 => eprintln!(
+                "\nCtrl+C: stopping after the iteration in progress (Ctrl+C again to stop at once)"
+            ),
+            1 => {
+                eprintln!("\nCtrl+C: stopping now; the iteration in progress is dropped");
+                stop.store(true, Ordering::SeqCst);
+            }
+            _ => std::process::exit(130),
+        })
+        .context("cannot install the Ctrl+C handler")?;
+        Ok(self.stop.clone())
     }
 
     fn say(&self, line: String) {
@@ -108,6 +142,10 @@ impl EventSink for ProgressSink {
             Event::IterationDone {
                 metrics, seconds, ..
             } => {
+                // A first Ctrl+C asked to stop once the iteration in progress is done.
+                if self.interrupts.load(Ordering::SeqCst) > 0 {
+                    self.stop.store(true, Ordering::SeqCst);
+                }
                 self.bar.set_position(metrics.iteration + 1);
                 self.bar.set_message(Self::summary(&metrics));
                 if self.log {
@@ -149,15 +187,25 @@ impl EventSink for ProgressSink {
             )),
             Event::Error(e) => self.bar.println(format!("error: {e}")),
             Event::CheckpointSaved { .. } => {}
-            Event::Finished { iterations } => {
+            Event::Finished {
+                iterations,
+                stopped,
+            } => {
                 self.bar.finish_and_clear();
                 let secs = self.start.elapsed().as_secs_f64();
                 eprintln!(
-                    "finished {} iterations ({} in this run, {:.1} s)",
+                    "{} {} iterations ({} in this run, {:.1} s)",
+                    if stopped { "stopped after" } else { "finished" },
                     iterations,
                     iterations.saturating_sub(self.first_iteration),
                     secs
                 );
+                if stopped && let Some(dir) = &self.session {
+                    eprintln!(
+                        "  checkpoint of iteration {iterations} written; resume with: virl train --resume {}",
+                        dir.display()
+                    );
+                }
                 if let Some(m) = &self.last {
                     eprintln!("  last iteration: {}", Self::summary(m));
                 }
@@ -213,7 +261,11 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     };
     let total = trainer.config().trainer.iterations;
     let mut sink = ProgressSink::new(total, trainer.iteration(), a.log);
-    let stop = AtomicBool::new(false);
+    let dir = trainer
+        .session()
+        .map(|s| s.dir().to_path_buf())
+        .unwrap_or_default();
+    let stop = sink.stop_on_ctrl_c(dir)?;
     trainer.run(&mut sink, &stop).map_err(anyhow::Error::msg)?;
     Ok(())
 }
@@ -245,7 +297,7 @@ pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
     let (mut t, it) = trainer_at(&session_dir, a.checkpoint.as_deref())?;
     apply_session_corrections(&mut t, &session_dir)?;
     let (m, _) = t
-        .evaluate(a.vlm.n.unwrap_or(128), &mut virl_engine::trainer::NullSink)
+        .evaluate(a.vlm.n.unwrap_or(128), &mut virl_engine::events::NullSink)
         .map_err(anyhow::Error::msg)?;
     println!(
         "eval of {} after {it} iterations on {} samples (greedy): Acc_ans {:.3}  Acc_rat {}  coverage {}  zooms {:.2}  max_rounds {:.2}",
@@ -269,8 +321,8 @@ pub(crate) fn trainer_at(
     let (session, cfg) = Session::open(dir)?;
     let mut t = Trainer::new(cfg, None).map_err(anyhow::Error::msg)?;
     let loaded = match checkpoint {
-        Some(c) => Some(session.load_checkpoint(c, t.policy().device())?),
-        None => session.latest_checkpoint(t.policy().device())?,
+        Some(c) => Some(session.checkpoints().load(c, t.policy().device())?),
+        None => session.checkpoints().latest(t.policy().device())?,
     };
     let (tensors, state) =
         loaded.with_context(|| format!("{} has no checkpoint yet", dir.display()))?;

@@ -60,7 +60,7 @@ pub struct Doc {
     pub uncompacted: usize,
     /// `filter-report.json` beside the manifest, when the dataset is a
     /// `virl filter` output (or the error reading it).
-    pub filter_report: Option<Result<virl_engine::dataset::filter::FilterReport, String>>,
+    pub filter_report: Option<Result<virl_engine::filter::FilterReport, String>>,
     undo: Vec<Step>,
     redo: Vec<Step>,
 }
@@ -77,7 +77,7 @@ impl Doc {
         } else {
             dataset.pending_edits()
         };
-        let report_path = dataset.root().join(virl_engine::dataset::filter::REPORT);
+        let report_path = dataset.root().join(virl_engine::filter::REPORT);
         let filter_report = (!generated && report_path.is_file()).then(|| {
             std::fs::read(&report_path)
                 .map_err(|e| e.to_string())
@@ -1024,7 +1024,7 @@ fn side_panel(ui: &mut egui::Ui, r: &mut Run, st: &mut AnnotateState) -> Option<
 /// samples were dropped.
 fn filter_report(
     ui: &mut egui::Ui,
-    rep: &Result<virl_engine::dataset::filter::FilterReport, String>,
+    rep: &Result<virl_engine::filter::FilterReport, String>,
     _id: &str,
 ) {
     egui::CollapsingHeader::new("Filter report")
@@ -1073,7 +1073,7 @@ fn rescore_summary(ui: &mut egui::Ui, r: &Run, id: &str) {
             r.rollouts
                 .get(it)
                 .and_then(|v| v.get(*row))
-                .is_some_and(|t| t.scored.sample == id)
+                .is_some_and(|t| t.sample == id)
         })
         .copied()
         .collect();
@@ -1103,11 +1103,11 @@ fn rescore_summary(ui: &mut egui::Ui, r: &Run, id: &str) {
             ui.label(it.to_string());
             ui.label(format!(
                 "{:+.2} -> {:+.2}",
-                old.scored.rewards.rat, new.rewards.rat
+                old.rewards.rat, new.rewards.rat
             ));
             ui.label(format!(
                 "{:+.2} -> {:+.2}",
-                old.scored.advantage, new.advantage
+                old.advantage, new.advantage
             ));
             ui.end_row();
         }

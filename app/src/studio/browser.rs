@@ -4,12 +4,13 @@
 use super::commands::Cmd;
 use super::images::ImageCache;
 use super::inspector;
-use super::rows::{Column, RowFilter, RowRef, SortBy, TrajClass, Tri, acc_rat, correct, view};
+use super::rows::{Column, RowFilter, RowRef, SortBy, Tri, view};
+use virl_engine::trajectory::FailureClass;
 use super::run::Run;
 use egui::{Color32, RichText};
 use egui_extras::{Column as TCol, TableBuilder};
 use virl_engine::metrics::FailureKind;
-use virl_engine::session::TrajectoryRecord;
+use virl_engine::trajectory::Trajectory;
 
 /// Which trajectories the table lists.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -122,12 +123,12 @@ impl BrowserState {
         let Some(t) = r.and_then(|r| self.record(r)) else {
             return;
         };
-        let n = t.scored.actions.len() as i64 + 1;
+        let n = t.actions.len() as i64 + 1;
         self.action = (self.action as i64 + d).clamp(0, n - 1) as usize;
     }
 
     /// The selected trajectory.
-    pub fn record<'a>(&self, r: &'a Run) -> Option<&'a TrajectoryRecord> {
+    pub fn record<'a>(&self, r: &'a Run) -> Option<&'a Trajectory> {
         let (i, k) = self.selected?;
         r.rollouts.get(&i)?.get(k)
     }
@@ -136,9 +137,9 @@ impl BrowserState {
     pub fn show_failure(&mut self, kind: FailureKind) {
         self.filter = RowFilter {
             class: Some(match kind {
-                FailureKind::Collapse => TrajClass::Collapsed,
-                FailureKind::Superficial => TrajClass::Superficial,
-                FailureKind::Explosion => TrajClass::Exploded,
+                FailureKind::Collapse => FailureClass::Collapsed,
+                FailureKind::Superficial => FailureClass::Superficial,
+                FailureKind::Explosion => FailureClass::Exploded,
             }),
             ..Default::default()
         };
@@ -239,7 +240,7 @@ fn filters(ui: &mut egui::Ui, b: &mut BrowserState) {
             .width(90.0)
             .show_ui(ui, |ui| {
                 ui.selectable_value(&mut b.filter.class, None, "any");
-                for c in TrajClass::ALL {
+                for c in FailureClass::ALL {
                     ui.selectable_value(&mut b.filter.class, Some(c), c.name());
                 }
             });
@@ -309,34 +310,34 @@ fn table(ui: &mut egui::Ui, r: &Run, b: &mut BrowserState) {
                 return;
             };
             row.set_selected(b.selected == Some(rr));
-            let ok = correct(t);
-            let class = TrajClass::of(t);
+            let ok = t.correct();
+            let class = t.failure();
             row.col(|ui| {
                 ui.label(rr.0.to_string());
             });
             row.col(|ui| {
-                ui.label(&t.scored.sample);
+                ui.label(&t.sample);
             });
             row.col(|ui| {
                 inspector::correct_label(ui, ok);
             });
             row.col(|ui| {
-                ui.label(format!("{:+.2}", t.scored.rewards.total));
+                ui.label(format!("{:+.2}", t.rewards.total));
             });
             row.col(|ui| {
-                ui.label(format!("{:+.2}", t.scored.rewards.rat));
+                ui.label(format!("{:+.2}", t.rewards.rat));
             });
             row.col(|ui| {
-                ui.label(fmt_opt(acc_rat(t)));
+                ui.label(fmt_opt(t.rat_accuracy()));
             });
             row.col(|ui| {
-                ui.label(t.scored.actions.len().to_string());
+                ui.label(t.actions.len().to_string());
             });
             row.col(|ui| {
-                ui.label(format!("{:+.2}", t.scored.advantage));
+                ui.label(format!("{:+.2}", t.advantage));
             });
             row.col(|ui| {
-                if class == TrajClass::Ok {
+                if class == FailureClass::Ok {
                     ui.weak("ok");
                 } else {
                     ui.colored_label(Color32::from_rgb(240, 170, 80), class.name());

@@ -5,11 +5,11 @@
 use super::browser::BrowserState;
 use super::commands::Cmd;
 use super::images::{ImageCache, ImageJob};
-use super::rows::{TrajClass, correct};
+use virl_engine::trajectory::FailureClass;
 use super::run::Run;
 use egui::{Color32, Pos2, Rect, RichText, Sense, Stroke, StrokeKind, Vec2};
 use virl_engine::geometry::BBox;
-use virl_engine::session::TrajectoryRecord;
+use virl_engine::trajectory::Trajectory;
 
 const GT: Color32 = Color32::from_rgb(250, 220, 40);
 
@@ -103,17 +103,17 @@ pub fn ui(
     };
     let mut fire = None;
     let (it, _) = b.selected.unwrap_or_default();
-    let sample = r.index.as_ref().and_then(|ix| ix.get(&t.scored.sample));
+    let sample = r.index.as_ref().and_then(|ix| ix.get(&t.sample));
     // Header.
     ui.horizontal_wrapped(|ui| {
-        ui.strong(&t.scored.sample);
+        ui.strong(&t.sample);
         ui.weak(format!("iteration {it}"));
         if let Some((s, _, _)) = &sample {
             ui.label(RichText::new(&s.question).italics());
         }
     });
     ui.horizontal_wrapped(|ui| {
-        let ok = correct(t);
+        let ok = t.correct();
         ui.label("answer");
         ui.colored_label(
             if ok {
@@ -125,21 +125,20 @@ pub fn ui(
         );
         ui.label(format!("truth {}", t.truth));
         ui.separator();
-        let rw = &t.scored.rewards;
+        let rw = &t.rewards;
         ui.label(format!(
             "R {:+.3} = R_ans {:.0} + R_rat {:+.3} + R_fmt {:+.0}",
             rw.total, rw.ans, rw.rat, rw.fmt
         ));
         ui.label(format!(
             "C {}",
-            t.scored
-                .coverage
+            t.coverage
                 .map(|c| format!("{c:.2}"))
                 .unwrap_or("–".into())
         ));
-        ui.label(format!("A_i {:+.3}", t.scored.advantage));
-        let class = TrajClass::of(t);
-        if class != TrajClass::Ok {
+        ui.label(format!("A_i {:+.3}", t.advantage));
+        let class = t.failure();
+        if class != FailureClass::Ok {
             ui.colored_label(Color32::from_rgb(240, 170, 80), class.name());
         }
         if ui
@@ -159,33 +158,33 @@ pub fn ui(
             ui.colored_label(GT, "ground truth corrected, re-scored:");
             ui.monospace(format!(
                 "R_rat {:+.3} -> {:+.3}   R {:+.3} -> {:+.3}   A_i {:+.3} -> {:+.3}",
-                t.scored.rewards.rat,
+                t.rewards.rat,
                 n.rewards.rat,
-                t.scored.rewards.total,
+                t.rewards.total,
                 n.rewards.total,
-                t.scored.advantage,
+                t.advantage,
                 n.advantage
             ));
         });
     }
     ui.separator();
-    let n_actions = t.scored.actions.len();
+    let n_actions = t.actions.len();
     b.action = b.action.min(n_actions);
     let tex = match (&sample, &r.index) {
         (Some((_, store, idx)), Some(_)) => images.get(
             ui.ctx(),
             ImageJob {
-                key: t.scored.sample.clone(),
+                key: t.sample.clone(),
                 store: (*store).clone(),
                 index: *idx,
                 max_side: ui.ctx().input(|i| i.max_texture_side).min(4096),
-                crops: t.executed.clone(),
+                crops: t.executed().collect(),
                 view: r.cfg.env.view,
             },
         ),
         _ => None,
     };
-    let gts: Vec<BBox> = r.gt_boxes(&t.scored.sample).unwrap_or_default();
+    let gts: Vec<BBox> = r.gt_boxes(&t.sample).unwrap_or_default();
     let side_w = 330.0_f32.min(ui.available_width() * 0.5);
     // Explicit rects: image on the left, the action on the right, the group below.
     let full = ui.available_rect_before_wrap();
@@ -248,7 +247,7 @@ pub fn ui(
                 });
                 let crop_side = (side_w - 16.0).min(200.0);
                 if b.action < n_actions {
-                    let exec = t.executed.get(b.action).copied();
+                    let exec = t.actions.get(b.action).map(|a| a.executed);
                     let crop =
                         exec.and_then(|e| tex.and_then(|x| x.crops.iter().find(|(c, _)| *c == e)));
                     match crop {
@@ -259,15 +258,15 @@ pub fn ui(
                             ui.add_sized([crop_side, crop_side], egui::Spinner::new());
                         }
                     }
-                    if t.turns.is_empty() {
+                    if t.transcript.is_empty() {
                         ui.weak(format!("the {0}×{0} crop the policy saw", r.cfg.env.view));
                     } else {
                         ui.weak("the executed region (the VLM saw it at its own resolution)");
                     }
-                    if let (Some(p), Some(e)) = (t.proposed.get(b.action), exec)
-                        && p != &e
+                    if let (Some(p), Some(e)) = (t.actions.get(b.action).map(|a| a.proposed), exec)
+                        && p != e
                     {
-                        ui.weak(format!("proposed {}\nexecuted {}", fmt_box(p), fmt_box(&e)));
+                        ui.weak(format!("proposed {}\nexecuted {}", fmt_box(&p), fmt_box(&e)));
                     }
                 } else {
                     ui.label(format!(
@@ -276,16 +275,16 @@ pub fn ui(
                         t.truth,
                         if n_actions == 1 { "" } else { "s" }
                     ));
-                    if t.hit_max_rounds {
+                    if t.truncated {
                         ui.colored_label(Color32::from_rgb(240, 170, 80), "cut off at max_rounds");
                     }
                 }
-                if !t.turns.is_empty() {
+                if !t.transcript.is_empty() {
                     current_turn(ui, t, b.action);
                 }
                 ui.separator();
                 actions_table(ui, t, rescored, b);
-                if !t.turns.is_empty() {
+                if !t.transcript.is_empty() {
                     ui.separator();
                     conversation(ui, t, b.action);
                 }
@@ -331,27 +330,19 @@ pub(crate) fn printable(text: &str, max_chars: usize) -> String {
     out
 }
 
-/// The index in `t.turns` of the assistant turn that made action `action`
-/// (zoom `k` is the `k`-th turn that zoomed; the answer is the last
-/// assistant turn).
-pub(crate) fn turn_of_action(t: &TrajectoryRecord, action: usize) -> Option<usize> {
-    let zooming: Vec<usize> = t
-        .turns
-        .iter()
-        .enumerate()
-        .filter(|(_, x)| x.role == "assistant" && x.zoom.is_some())
-        .map(|(i, _)| i)
-        .collect();
-    if action < zooming.len() {
-        return Some(zooming[action]);
+/// The index in `t.transcript` of the assistant turn that made action
+/// `action` (as the record says; the answer is the last assistant turn).
+pub(crate) fn turn_of_action(t: &Trajectory, action: usize) -> Option<usize> {
+    match t.actions.get(action) {
+        Some(a) => a.turn,
+        None => t.transcript.iter().rposition(|x| x.role == "assistant"),
     }
-    t.turns.iter().rposition(|x| x.role == "assistant")
 }
 
 /// The VLM's turn behind the selected action: its text, box and error.
-fn current_turn(ui: &mut egui::Ui, t: &TrajectoryRecord, action: usize) {
+fn current_turn(ui: &mut egui::Ui, t: &Trajectory, action: usize) {
     if let Some(i) = turn_of_action(t, action) {
-        let turn = &t.turns[i];
+        let turn = &t.transcript[i];
         ui.strong("the model's turn for this action");
         egui::Frame::group(ui.style()).show(ui, |ui| {
             ui.add(egui::Label::new(RichText::new(printable(&turn.text, 1500)).monospace()).wrap());
@@ -370,12 +361,12 @@ fn current_turn(ui: &mut egui::Ui, t: &TrajectoryRecord, action: usize) {
 
 /// A VLM trajectory's whole conversation, the selected action's turn
 /// highlighted.
-fn conversation(ui: &mut egui::Ui, t: &TrajectoryRecord, action: usize) {
+fn conversation(ui: &mut egui::Ui, t: &Trajectory, action: usize) {
     let current = turn_of_action(t, action);
-    egui::CollapsingHeader::new(format!("conversation ({} turns)", t.turns.len()))
+    egui::CollapsingHeader::new(format!("conversation ({} turns)", t.transcript.len()))
         .id_salt("conversation")
         .show(ui, |ui| {
-            for (i, turn) in t.turns.iter().enumerate() {
+            for (i, turn) in t.transcript.iter().enumerate() {
                 let role = RichText::new(&turn.role).strong();
                 ui.label(if Some(i) == current {
                     role.color(Color32::from_rgb(120, 190, 255))
@@ -422,7 +413,7 @@ fn legend(ui: &mut egui::Ui) {
 fn image_view(
     ui: &mut egui::Ui,
     size: Vec2,
-    t: &TrajectoryRecord,
+    t: &Trajectory,
     gts: &[BBox],
     action: usize,
     tex: Option<(Option<&egui::TextureHandle>, [u32; 2], Option<&str>)>,
@@ -436,7 +427,7 @@ fn image_view(
             Some((_, _, Some(e))) => format!("cannot show the image: {e}"),
             _ if unknown_sample => format!(
                 "sample {} is not in this session's datasets",
-                t.scored.sample
+                t.sample
             ),
             _ => "loading the image…".into(),
         };
@@ -476,11 +467,11 @@ fn image_view(
     for g in gts {
         painter.rect_stroke(to_screen(g), 0.0, Stroke::new(2.0, GT), StrokeKind::Outside);
     }
-    for (k, a) in t.scored.actions.iter().enumerate() {
+    for (k, a) in t.actions.iter().enumerate() {
         let col = fidelity_color(a.score.fidelity);
         let sel = k == action;
-        let exec = t.executed.get(k).copied();
-        if let Some(e) = exec {
+        let (p, e) = (a.proposed, a.executed);
+        {
             let r = to_screen(&e);
             painter.rect_stroke(
                 r,
@@ -502,10 +493,8 @@ fn image_view(
             );
             painter.galley(pos + Vec2::new(2.0, 0.0), galley, Color32::BLACK);
         }
-        if let (Some(p), Some(e)) = (t.proposed.get(k), exec)
-            && *p != e
-        {
-            dashed_rect(&painter, to_screen(p), Stroke::new(1.0, col), 5.0);
+        if p != e {
+            dashed_rect(&painter, to_screen(&p), Stroke::new(1.0, col), 5.0);
         }
     }
 }
@@ -526,13 +515,12 @@ pub(crate) fn dashed_rect(painter: &egui::Painter, r: Rect, stroke: Stroke, dash
 
 fn actions_table(
     ui: &mut egui::Ui,
-    t: &TrajectoryRecord,
-    rescored: Option<&virl_engine::score::ScoredTrajectory>,
+    t: &Trajectory,
+    rescored: Option<&Trajectory>,
     b: &mut BrowserState,
 ) {
-    let ai = t.scored.advantage;
+    let ai = t.advantage;
     let max_abs = t
-        .scored
         .actions
         .iter()
         .map(|a| a.credit.advantage.abs())
@@ -540,7 +528,7 @@ fn actions_table(
         .max(1e-9);
     let o = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "–".into());
     // The selected action, every number.
-    if let Some(a) = t.scored.actions.get(b.action) {
+    if let Some(a) = t.actions.get(b.action) {
         egui::Grid::new("action-detail")
             .num_columns(2)
             .striped(true)
@@ -602,7 +590,7 @@ fn actions_table(
                 ui.strong(h);
             }
             ui.end_row();
-            for (k, a) in t.scored.actions.iter().enumerate() {
+            for (k, a) in t.actions.iter().enumerate() {
                 if ui
                     .selectable_label(k == b.action, format!("{}", k + 1))
                     .clicked()
@@ -619,10 +607,10 @@ fn actions_table(
                 ui.end_row();
             }
             if ui
-                .selectable_label(b.action == t.scored.actions.len(), "ans")
+                .selectable_label(b.action == t.actions.len(), "ans")
                 .clicked()
             {
-                b.action = t.scored.actions.len();
+                b.action = t.actions.len();
             }
             ui.label("");
             ui.label("");
@@ -669,22 +657,22 @@ fn signed_bar(ui: &mut egui::Ui, v: f64, a_i: f64, max_abs: f64) {
     ));
 }
 
-fn group_view(ui: &mut egui::Ui, r: &Run, b: &mut BrowserState, t: &TrajectoryRecord, it: u64) {
+fn group_view(ui: &mut egui::Ui, r: &Run, b: &mut BrowserState, t: &Trajectory, it: u64) {
     let Some(all) = r.rollouts.get(&it) else {
         return;
     };
-    let sibs: Vec<(usize, &TrajectoryRecord)> = all
+    let sibs: Vec<(usize, &Trajectory)> = all
         .iter()
         .enumerate()
-        .filter(|(_, x)| x.scored.group == t.scored.group)
+        .filter(|(_, x)| x.group == t.group)
         .collect();
-    let rewards: Vec<f64> = sibs.iter().map(|(_, x)| x.scored.rewards.total).collect();
+    let rewards: Vec<f64> = sibs.iter().map(|(_, x)| x.rewards.total).collect();
     let spread = rewards.iter().cloned().fold(f64::NEG_INFINITY, f64::max)
         - rewards.iter().cloned().fold(f64::INFINITY, f64::min);
     ui.horizontal(|ui| {
         ui.strong(format!(
             "group {} · {} rollouts",
-            t.scored.group,
+            t.group,
             sibs.len()
         ));
         if spread.abs() < 1e-9 {
@@ -702,7 +690,7 @@ fn group_view(ui: &mut egui::Ui, r: &Run, b: &mut BrowserState, t: &TrajectoryRe
             ui.horizontal(|ui| {
                 for (k, x) in sibs {
                     let sel = b.selected == Some((it, k));
-                    let ok = correct(x);
+                    let ok = x.correct();
                     let frame = egui::Frame::group(ui.style()).stroke(Stroke::new(
                         if sel { 2.0 } else { 1.0 },
                         if sel {
@@ -718,14 +706,14 @@ fn group_view(ui: &mut egui::Ui, r: &Run, b: &mut BrowserState, t: &TrajectoryRe
                                 ui.horizontal(|ui| {
                                     correct_label(ui, ok);
                                     ui.label(format!("#{k}"));
-                                    ui.weak(format!("{} zooms", x.scored.actions.len()));
+                                    ui.weak(format!("{} zooms", x.actions.len()));
                                 });
                                 ui.label(format!(
                                     "R {:+.2}  A {:+.2}",
-                                    x.scored.rewards.total, x.scored.advantage
+                                    x.rewards.total, x.advantage
                                 ));
                                 ui.horizontal(|ui| {
-                                    for a in &x.scored.actions {
+                                    for a in &x.actions {
                                         let (r, _) = ui
                                             .allocate_exact_size(Vec2::splat(10.0), Sense::hover());
                                         ui.painter().rect_filled(

@@ -380,7 +380,7 @@ impl Studio {
                     .run
                     .as_ref()
                     .and_then(|r| self.browser.record(r))
-                    .map(|t| t.scored.sample.clone());
+                    .map(|t| t.sample.clone());
                 match (id, &self.run) {
                     (Some(id), Some(r)) => {
                         self.annotate.open_sample(r, &id);

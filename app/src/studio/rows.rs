@@ -1,73 +1,10 @@
-//! The rollout browser's logic, without any UI: a trajectory's failure class,
-//! the table's columns, filters and sort order. Tested without a window.
+//! The rollout browser's logic, without any UI: the table's columns,
+//! filters and sort order. Tested without a window. Every value comes from
+//! the record as the engine scored it (correctness is `R_ans`, the failure
+//! class and the per-trajectory `Acc_rat` are the engine's): the studio
+//! never re-derives a score.
 
-use virl_engine::session::TrajectoryRecord;
-
-/// IoU at which a zoom counts as a hit for the per-trajectory `Acc_rat`
-/// column (the metric's threshold, DESIGN §6).
-pub const RAT_IOU: f64 = virl_engine::metrics::RAT_IOU;
-
-/// How a trajectory failed, if it did (DESIGN §6 failure signatures, per trajectory).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub enum TrajClass {
-    /// Answered without a single zoom.
-    Collapsed,
-    /// Zoomed, but every zoom missed every rationale (σ = −1 throughout).
-    Superficial,
-    /// Hit `max_rounds` zooms without answering.
-    Exploded,
-    /// None of the above.
-    Ok,
-}
-
-impl TrajClass {
-    /// Every class, in display order.
-    pub const ALL: [Self; 4] = [Self::Ok, Self::Collapsed, Self::Superficial, Self::Exploded];
-
-    /// The class of a trajectory. A sample without rationale boxes cannot be
-    /// superficial (nothing to miss).
-    pub fn of(t: &TrajectoryRecord) -> Self {
-        if t.hit_max_rounds {
-            Self::Exploded
-        } else if t.scored.actions.is_empty() {
-            Self::Collapsed
-        } else if t.scored.actions.iter().all(|a| a.score.sigma == Some(-1)) {
-            Self::Superficial
-        } else {
-            Self::Ok
-        }
-    }
-
-    /// Lowercase name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Collapsed => "collapsed",
-            Self::Superficial => "superficial",
-            Self::Exploded => "exploded",
-            Self::Ok => "ok",
-        }
-    }
-}
-
-/// Whether the answer equals the truth (after trimming; case-insensitive).
-pub fn correct(t: &TrajectoryRecord) -> bool {
-    t.answer
-        .as_deref()
-        .is_some_and(|a| a.trim().eq_ignore_ascii_case(t.truth.trim()))
-}
-
-/// Fraction of the trajectory's zooms with IoU ≥ [`RAT_IOU`]; `None` without
-/// zooms or without rationale boxes.
-pub fn acc_rat(t: &TrajectoryRecord) -> Option<f64> {
-    let ious: Vec<f64> = t
-        .scored
-        .actions
-        .iter()
-        .filter_map(|a| a.score.iou)
-        .collect();
-    (!ious.is_empty())
-        .then(|| ious.iter().filter(|&&i| i >= RAT_IOU).count() as f64 / ious.len() as f64)
-}
+use virl_engine::trajectory::{FailureClass, Trajectory};
 
 /// The browser's columns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -121,18 +58,21 @@ impl Column {
         }
     }
 
-    fn cmp(self, a: &TrajectoryRecord, b: &TrajectoryRecord) -> std::cmp::Ordering {
+    fn cmp(self, a: &Trajectory, b: &Trajectory) -> std::cmp::Ordering {
         let f = |x: f64, y: f64| x.total_cmp(&y);
         match self {
             Self::Iteration => a.iteration.cmp(&b.iteration),
-            Self::Sample => a.scored.sample.cmp(&b.scored.sample),
-            Self::Correct => correct(a).cmp(&correct(b)),
-            Self::Reward => f(a.scored.rewards.total, b.scored.rewards.total),
-            Self::RRat => f(a.scored.rewards.rat, b.scored.rewards.rat),
-            Self::AccRat => f(acc_rat(a).unwrap_or(-1.0), acc_rat(b).unwrap_or(-1.0)),
-            Self::Zooms => a.scored.actions.len().cmp(&b.scored.actions.len()),
-            Self::Advantage => f(a.scored.advantage, b.scored.advantage),
-            Self::Class => (TrajClass::of(a) as u8).cmp(&(TrajClass::of(b) as u8)),
+            Self::Sample => a.sample.cmp(&b.sample),
+            Self::Correct => a.correct().cmp(&b.correct()),
+            Self::Reward => f(a.rewards.total, b.rewards.total),
+            Self::RRat => f(a.rewards.rat, b.rewards.rat),
+            Self::AccRat => f(
+                a.rat_accuracy().unwrap_or(-1.0),
+                b.rat_accuracy().unwrap_or(-1.0),
+            ),
+            Self::Zooms => a.actions.len().cmp(&b.actions.len()),
+            Self::Advantage => f(a.advantage, b.advantage),
+            Self::Class => (a.failure() as u8).cmp(&(b.failure() as u8)),
         }
     }
 }
@@ -165,7 +105,7 @@ pub struct RowFilter {
     /// Correct answer.
     pub correct: Tri,
     /// Only this failure class.
-    pub class: Option<TrajClass>,
+    pub class: Option<FailureClass>,
     /// Sample id contains this text.
     pub sample: String,
     /// At least this many zooms.
@@ -178,14 +118,14 @@ pub struct RowFilter {
 
 impl RowFilter {
     /// Whether `t` passes.
-    pub fn keeps(&self, t: &TrajectoryRecord) -> bool {
-        let k = t.scored.actions.len();
-        self.correct.keeps(correct(t))
-            && self.class.is_none_or(|c| TrajClass::of(t) == c)
-            && (self.sample.is_empty() || t.scored.sample.contains(self.sample.trim()))
+    pub fn keeps(&self, t: &Trajectory) -> bool {
+        let k = t.actions.len();
+        self.correct.keeps(t.correct())
+            && self.class.is_none_or(|c| t.failure() == c)
+            && (self.sample.is_empty() || t.sample.contains(self.sample.trim()))
             && k >= self.min_zooms
             && self.max_zooms.is_none_or(|m| k <= m)
-            && self.min_reward.is_none_or(|r| t.scored.rewards.total >= r)
+            && self.min_reward.is_none_or(|r| t.rewards.total >= r)
     }
 }
 
@@ -214,11 +154,11 @@ pub type RowRef = (u64, usize);
 /// The rows that pass `filter`, sorted by `sort` (stable: ties keep the
 /// iteration / trajectory order). `get` resolves a row to its record.
 pub fn view<'a>(
-    rows: impl Iterator<Item = (RowRef, &'a TrajectoryRecord)>,
+    rows: impl Iterator<Item = (RowRef, &'a Trajectory)>,
     filter: &RowFilter,
     sort: SortBy,
 ) -> Vec<RowRef> {
-    let mut kept: Vec<(RowRef, &TrajectoryRecord)> =
+    let mut kept: Vec<(RowRef, &Trajectory)> =
         rows.filter(|(_, t)| filter.keeps(t)).collect();
     kept.sort_by(|a, b| {
         let o = sort.column.cmp(a.1, b.1);
@@ -230,11 +170,10 @@ pub fn view<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use virl_engine::credit::ActionCredit;
     use virl_engine::geometry::BBox;
-    use virl_engine::reward::{ActionScore, Rewards};
-    use virl_engine::score::{ScoredAction, ScoredTrajectory};
+    use virl_engine::trajectory::ZoomAction;
 
+    /// A record as the engine leaves it: `correct` is its `R_ans`.
     pub(crate) fn record(
         iteration: u64,
         sample: &str,
@@ -242,80 +181,27 @@ mod tests {
         ious: &[f64],
         total: f64,
         max_rounds: bool,
-    ) -> TrajectoryRecord {
-        let actions = ious
+    ) -> Trajectory {
+        let b = BBox::new(0.0, 0.0, 10.0, 10.0);
+        let mut t = Trajectory::new(sample, sample, iteration, "7");
+        t.answer = answer.map(str::to_string);
+        t.truncated = max_rounds;
+        t.rewards.ans = f64::from(u8::from(answer == Some("7") && !max_rounds));
+        t.rewards.total = total;
+        t.advantage = total;
+        t.actions = ious
             .iter()
-            .map(|&iou| ScoredAction {
-                score: ActionScore {
-                    bbox: Some(BBox::new(0.0, 0.0, 10.0, 10.0)),
-                    iou: Some(iou),
-                    gt: Some(0),
-                    sigma: Some(if iou >= 0.3 { 1 } else { -1 }),
-                    beta: Some(0.0),
-                    redundant: false,
-                    fidelity: 0.0,
-                },
-                credit: ActionCredit {
-                    quality: 0.0,
-                    modulator: 1.0,
-                    advantage: 0.0,
-                },
+            .map(|&iou| {
+                let mut a = ZoomAction::new(b, b, Some(0.0), None);
+                a.score.bbox = Some(b);
+                a.score.iou = Some(iou);
+                a.score.gt = Some(0);
+                a.score.sigma = Some(if iou >= 0.3 { 1 } else { -1 });
+                a.score.beta = Some(0.0);
+                a
             })
-            .collect::<Vec<_>>();
-        TrajectoryRecord {
-            iteration,
-            truth: "7".into(),
-            answer: answer.map(str::to_string),
-            proposed: vec![BBox::new(0.0, 0.0, 10.0, 10.0); ious.len()],
-            executed: vec![BBox::new(0.0, 0.0, 10.0, 10.0); ious.len()],
-            hit_max_rounds: max_rounds,
-            logp: vec![0.0; ious.len() + 1],
-            turns: Vec::new(),
-            scored: ScoredTrajectory {
-                sample: sample.into(),
-                group: sample.into(),
-                rewards: Rewards {
-                    ans: 0.0,
-                    rat: 0.0,
-                    fmt: 0.0,
-                    total,
-                },
-                coverage: None,
-                advantage: total,
-                actions,
-                facts: Default::default(),
-            },
-        }
-    }
-
-    #[test]
-    fn classes() {
-        assert_eq!(
-            TrajClass::of(&record(0, "a", Some("7"), &[], 0.0, false)),
-            TrajClass::Collapsed
-        );
-        assert_eq!(
-            TrajClass::of(&record(0, "a", Some("7"), &[0.1, 0.2], 0.0, false)),
-            TrajClass::Superficial
-        );
-        assert_eq!(
-            TrajClass::of(&record(0, "a", Some("7"), &[0.1, 0.6], 0.0, false)),
-            TrajClass::Ok
-        );
-        assert_eq!(
-            TrajClass::of(&record(0, "a", None, &[0.6; 6], 0.0, true)),
-            TrajClass::Exploded
-        );
-    }
-
-    #[test]
-    fn per_trajectory_acc_rat_and_correctness() {
-        let t = record(0, "a", Some(" 7 "), &[0.1, 0.5, 0.9, 0.49], 0.0, false);
-        assert_eq!(acc_rat(&t), Some(0.5));
-        assert!(correct(&t));
-        assert!(!correct(&record(0, "a", Some("1"), &[], 0.0, false)));
-        assert!(!correct(&record(0, "a", None, &[], 0.0, false)));
-        assert_eq!(acc_rat(&record(0, "a", None, &[], 0.0, false)), None);
+            .collect();
+        t
     }
 
     #[test]
@@ -346,7 +232,7 @@ mod tests {
         };
         assert_eq!(view(rows(), &f, by_iter), vec![(0, 0), (1, 2)]);
         let f = RowFilter {
-            class: Some(TrajClass::Exploded),
+            class: Some(FailureClass::Exploded),
             ..Default::default()
         };
         assert_eq!(view(rows(), &f, by_iter), vec![(1, 3)]);
@@ -356,5 +242,22 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(view(rows(), &f, by_iter), vec![(1, 2)]);
+    }
+
+    #[test]
+    fn correctness_is_the_engines_r_ans_not_a_string_match() {
+        // "7.0" answering "7": the engine's numeric match scored R_ans = 1;
+        // a trimmed, lower-cased string comparison would call it wrong.
+        let mut t = record(0, "a", Some("7.0"), &[], 1.0, false);
+        t.rewards.ans = 1.0;
+        let f = RowFilter {
+            correct: Tri::Yes,
+            ..Default::default()
+        };
+        assert!(f.keeps(&t));
+        // And a wrong answer that the engine scored 0 stays wrong even if the
+        // strings look alike to a case-folding comparison.
+        t.rewards.ans = 0.0;
+        assert!(!f.keeps(&t));
     }
 }

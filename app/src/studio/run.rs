@@ -17,9 +17,10 @@ use virl_engine::engine::{Command, EngineHandle};
 use virl_engine::env::{ImageSource, ImageStore};
 use virl_engine::metrics::{FailureSignature, IterationMetrics};
 use virl_engine::reward::RewardConfig;
-use virl_engine::score::ScoredTrajectory;
-use virl_engine::session::{Session, TrajectoryRecord};
-use virl_engine::trainer::{Event, Phase, Trainer, load_splits_for};
+use virl_engine::trajectory::Trajectory;
+use virl_engine::session::Session;
+use virl_engine::events::{Event, Phase};
+use virl_engine::trainer::{Trainer, load_splits_for};
 
 /// Wakes the UI.
 pub type Waker = Arc<dyn Fn() + Send + Sync>;
@@ -112,7 +113,7 @@ enum IoReply {
         evals: Vec<IterationMetrics>,
         rollout_iterations: Vec<u64>,
     },
-    Rollouts(u64, Result<Arc<Vec<TrajectoryRecord>>, String>),
+    Rollouts(u64, Result<Arc<Vec<Trajectory>>, String>),
     Index(Result<Arc<SampleIndex>, String>),
     Engine(Box<Result<EngineHandle, String>>),
     Error(String),
@@ -141,7 +142,7 @@ pub struct Run {
     /// Wall time of the last iteration.
     pub last_seconds: Option<f64>,
     /// Loaded trajectories by iteration.
-    pub rollouts: BTreeMap<u64, Arc<Vec<TrajectoryRecord>>>,
+    pub rollouts: BTreeMap<u64, Arc<Vec<Trajectory>>>,
     /// Iterations with stored trajectories (loaded or not).
     pub stored: Vec<u64>,
     /// Iterations being loaded.
@@ -156,7 +157,7 @@ pub struct Run {
     /// Loaded trajectories of corrected samples re-scored against the
     /// corrected boxes, by (iteration, row); the stored scores stay as they
     /// were trained with.
-    pub rescored: HashMap<(u64, usize), ScoredTrajectory>,
+    pub rescored: HashMap<(u64, usize), Trajectory>,
     /// Messages for the user (errors of loading, engine errors).
     pub messages: Vec<String>,
     engine: Option<EngineHandle>,

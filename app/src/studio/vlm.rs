@@ -6,7 +6,7 @@
 
 use crossbeam_channel::{Receiver, bounded};
 use std::path::{Path, PathBuf};
-use virl_engine::policy::qwen_vl::rollout::RolloutConfig;
+use virl_engine::policy::qwen_vl::protocol::RolloutConfig;
 use virl_engine::policy::qwen_vl::{Precision, QwenVl};
 use virl_engine::policy::{DeviceKind, device};
 use virl_engine::vlm::{self, VlmRunConfig};

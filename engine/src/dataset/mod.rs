@@ -4,7 +4,6 @@
 //! the images it names (paths relative to the folder).
 
 pub mod annotations;
-pub mod filter;
 mod font;
 pub mod interchange;
 pub mod manifest;

@@ -6,7 +6,7 @@ pub mod zoomnet;
 
 pub use zoomnet::{Choice, StepObs};
 
-use crate::dataset::zoombench::SplitMix64;
+use crate::rng::SplitMix64;
 use crate::env::{Action, EpisodeBatch};
 use crate::geometry::BBox;
 use candle_core::{Device, Result as TResult, Tensor, Var};

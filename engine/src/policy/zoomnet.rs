@@ -27,7 +27,7 @@
 //! come back from the device.
 
 use super::{DeviceKind, Policy, device};
-use crate::dataset::zoombench::SplitMix64;
+use crate::rng::SplitMix64;
 use crate::env::{Action, EpisodeBatch};
 use crate::geometry::BBox;
 use candle_core::{D, DType, Device, Result, Tensor, Var};
@@ -585,7 +585,7 @@ impl Policy for ZoomNet {
             q.extend_from_slice(&questions[i]);
             crops.extend_from_slice(batch.crop_of(i));
             prevs.extend_from_slice(batch.prev_crop_of(i));
-            steps.push(batch.episodes[i].step());
+            steps.push(batch.episodes[i].actions.len());
         }
         let group: Vec<usize> = active.iter().map(|&i| of_episode[i]).collect();
         let state = self.trunk(&q, &crops, &prevs, &steps)?;
@@ -637,7 +637,7 @@ impl Policy for ZoomNet {
                     offset: off[j],
                     size: size[j],
                 };
-                let (w, h) = sizes[batch.episodes[active[j]].sample];
+                let (w, h) = sizes[batch.samples[active[j]]];
                 (self.decode(&choice, w, h), choice, lp[j])
             })
             .collect())

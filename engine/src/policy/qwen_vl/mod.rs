@@ -15,22 +15,30 @@
 //!   position's logits only (RL needs every response token's), and its KV
 //!   cache can be neither reset nor forked. `bench/qwen3vl_reference.py`
 //!   checks this implementation against transformers (RESULTS.md §6).
-//! - [`rollout`]: the zoom protocol: system prompt with the
-//!   `image_zoom_in_tool`, `<think>`, `<tool_call>`, `<answer>`, crops
-//!   appended as new user turns on the KV cache, error turns for malformed
-//!   calls, sampling with temperature / top-p / seed, greedy evaluation.
+//! - The zoom protocol (system prompt with the `image_zoom_in_tool`,
+//!   `<think>`, `<tool_call>`, `<answer>`, crops appended as new user turns
+//!   on the KV cache, error turns for malformed calls): [`protocol`] (knobs,
+//!   prompts, probes), [`conversation`] (one conversation's turns, read into
+//!   the [`Trajectory`](crate::trajectory::Trajectory) record),
+//!   [`transcript`] (the record plus the token sequence), [`sampling`]
+//!   (temperature / top-p / seed, greedy), [`rollout`] (a group in lockstep,
+//!   and the [`rollout::VlmPolicy`] trait).
 //! - [`tiny`]: writes a small random Qwen3-VL with the real tensor names,
 //!   config and a byte-level tokenizer, for tests, demos and benchmarks.
 
 pub mod config;
+pub mod conversation;
 pub mod image;
 pub mod linear;
 pub mod model;
+pub mod protocol;
 pub mod reference;
 pub mod rollout;
+pub mod sampling;
 pub mod text;
 pub mod tiny;
 pub mod tokenizer;
+pub mod transcript;
 pub mod vision;
 
 pub use config::QwenVlConfig;

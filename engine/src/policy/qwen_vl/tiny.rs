@@ -5,7 +5,7 @@
 //! benchmarks use it where no real checkpoint can be downloaded; transformers
 //! loads the same folder (`bench/qwen3vl_reference.py`).
 
-use crate::dataset::zoombench::SplitMix64;
+use crate::rng::SplitMix64;
 use candle_core::{Device, Tensor};
 use serde_json::json;
 use std::collections::HashMap;

@@ -16,11 +16,11 @@
 //! Samples without rationale boxes pass stage 1 (ratio 0) and fail stage 3
 //! only if never solved.
 
-use super::interchange::{ImportReport, Imported, write_dataset};
-use super::{Dataset, DatasetError, Sample};
+use crate::dataset::interchange::{ImportReport, Imported, write_dataset};
+use crate::dataset::{Dataset, DatasetError, Sample};
 use crate::env::ImageSource;
 use crate::geometry::BBox;
-use crate::trainer::{Probe, TrainError, Trainer};
+use crate::trainer::{TrainError, Trainer};
 use serde::Serialize;
 use std::path::Path;
 
@@ -123,6 +123,25 @@ pub fn area_ratio(s: &Sample) -> f64 {
     union_area(&s.gt_boxes()) / (s.width as f64 * s.height as f64).max(1.0)
 }
 
+/// How a probe forces the policy's actions (stages 2 and 3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Probe {
+    /// Answer at once, without any zoom.
+    NoZoom,
+    /// Zoom on each ground-truth box in order, then answer.
+    GroundTruthZoom,
+}
+
+impl Probe {
+    /// The zooms forced on a sample, in order.
+    pub fn zooms(self, s: &Sample) -> Vec<BBox> {
+        match self {
+            Self::NoZoom => Vec::new(),
+            Self::GroundTruthZoom => s.gt_boxes(),
+        }
+    }
+}
+
 /// A policy the filter can probe: ZoomNet (a [`Trainer`] holding its
 /// checkpoint) or a VLM (`vlm::VlmProber`).
 pub trait Prober {
@@ -147,7 +166,7 @@ impl Prober for Trainer {
         probe: Probe,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Vec<f64>, TrainError> {
-        self.probe(ds, source, k, probe, progress)
+        self.probe(ds, source, k, &|s| probe.zooms(s), progress)
     }
 }
 
