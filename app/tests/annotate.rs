@@ -365,7 +365,7 @@ fn correcting_a_trajectorys_ground_truth_rescores_its_rollouts() {
         let s = h.state();
         let r = s.run.as_ref().expect("run");
         let t = s.browser.record(r).expect("selected");
-        (t.scored.sample.clone(), t.iteration)
+        (t.sample.clone(), t.iteration)
     };
     // E: edit this sample's ground truth.
     h.key_press(Key::E);
@@ -378,7 +378,7 @@ fn correcting_a_trajectorys_ground_truth_rescores_its_rollouts() {
     let zoom = {
         let s = h.state();
         let r = s.run.as_ref().expect("run");
-        s.browser.record(r).expect("selected").proposed[0]
+        s.browser.record(r).expect("selected").actions[0].proposed
     };
     let gt = h.state().annotate.rationales()[0].bbox;
     h.key_press(Key::Tab);
@@ -393,7 +393,7 @@ fn correcting_a_trajectorys_ground_truth_rescores_its_rollouts() {
     let rows: Vec<usize> = r.rollouts[&it]
         .iter()
         .enumerate()
-        .filter(|(_, t)| t.scored.sample == id)
+        .filter(|(_, t)| t.sample == id)
         .map(|(k, _)| k)
         .collect();
     assert!(!rows.is_empty());
@@ -407,7 +407,7 @@ fn correcting_a_trajectorys_ground_truth_rescores_its_rollouts() {
         );
         let (_, w) = want.iter().find(|(i, _)| i == k).expect("in rescore");
         assert_eq!(new, w, "the studio's re-score is the engine's");
-        assert_eq!(new.actions.len(), old.scored.actions.len());
+        assert_eq!(new.actions.len(), old.actions.len());
     }
     // The session journal has the correction (generated data).
     let journal = r.dir.join("annotations.jsonl");

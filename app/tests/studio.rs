@@ -78,8 +78,8 @@ fn train_live_inspect_and_step_with_keys() {
         let s = h.state();
         let r = s.run.as_ref().expect("run");
         let t = s.browser.record(r).expect("selected");
-        assert!(!t.scored.actions.is_empty());
-        let a = &t.scored.actions[0];
+        assert!(!t.actions.is_empty());
+        let a = &t.actions[0];
         (
             a.score.iou.map(|v| format!("{v:.3}")).unwrap_or("–".into()),
             s.browser.rows.len(),
@@ -95,7 +95,7 @@ fn train_live_inspect_and_step_with_keys() {
     let (q, m) = {
         let s = h.state();
         let r = s.run.as_ref().expect("run");
-        let a = &s.browser.record(r).expect("selected").scored.actions[0];
+        let a = &s.browser.record(r).expect("selected").actions[0];
         (
             format!("{:+.3}", a.credit.quality),
             format!("{:.3}", a.credit.modulator),
@@ -245,4 +245,51 @@ fn help_and_palette_open_from_the_keyboard() {
     h.run_steps(2);
     assert!(h.state().palette.is_none());
     assert!(h.state().help, "Enter ran \"Keyboard help\"");
+}
+
+/// The browser's "correct" column is the engine's `R_ans`: "7.0" answering
+/// "7" is right (numbers match numerically), where the old trimmed,
+/// lower-cased string comparison called it wrong.
+#[test]
+fn the_browser_shows_a_numerically_equal_answer_as_correct() {
+    use virl_engine::score::{assign_credit, score_trajectory};
+    use virl_engine::trajectory::Trajectory;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("numeric");
+    let cfg = tiny(1);
+    let (train, _, _, _) = virl_engine::trainer::load_splits(&cfg).expect("splits");
+    let s = &train.samples()[0];
+    assert!(s.answer.parse::<u32>().is_ok(), "a digit question");
+    let mut recs: Vec<Trajectory> = [format!("{}.0", s.answer), "x".to_string()]
+        .into_iter()
+        .map(|a| {
+            let mut t = Trajectory::new(&s.id, &s.id, 0, &s.answer);
+            t.answer = Some(a);
+            score_trajectory(&mut t, s, &cfg.reward);
+            t
+        })
+        .collect();
+    assign_credit(&mut recs, &cfg.reward);
+    let session = virl_engine::session::Session::create(&dir, &cfg).expect("create");
+    session.write_rollouts(0, &recs).expect("write");
+    session
+        .append_metrics(&virl_engine::metrics::summarize(0, &recs, 0.5))
+        .expect("metrics");
+
+    let mut h = harness(StudioOptions {
+        open: Some(dir.clone()),
+        tab: Some(Tab::Rollouts),
+        ..Default::default()
+    });
+    step_until(&mut h, "the stored rollouts", |s| {
+        s.run.as_ref().is_some_and(|r| r.rollouts.contains_key(&0))
+    });
+    h.run_steps(3);
+    // One row says yes (the "7.0"), one says no.
+    assert_eq!(h.query_all_by_label("yes").count(), 1);
+    assert_eq!(h.query_all_by_label("no").count(), 1);
+    let st = h.state();
+    let r = st.run.as_ref().expect("run");
+    let shown = &r.rollouts[&0];
+    assert!(shown[0].correct() && !shown[1].correct());
 }

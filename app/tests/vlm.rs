@@ -15,7 +15,7 @@ use egui_kittest::kittest::Queryable;
 use std::collections::VecDeque;
 use std::path::Path;
 use virl_engine::policy::qwen_vl::image::prepare;
-use virl_engine::policy::qwen_vl::rollout::{TokenChooser, log_softmax};
+use virl_engine::policy::qwen_vl::sampling::{TokenChooser, log_softmax};
 use virl_engine::policy::qwen_vl::tiny::{TinySpec, write_tiny_model};
 use virl_engine::policy::qwen_vl::{Precision, QwenVl};
 use virl_engine::vlm::{self, VlmRunConfig};
@@ -128,12 +128,12 @@ fn vlm_turns_show_next_to_their_zooms() {
             .clone()
     };
     assert_eq!(
-        t.turns.len(),
+        t.transcript.len(),
         5,
         "system, user, zoom, crop, answer: {:?}",
-        t.turns
+        t.transcript
     );
-    assert_eq!(t.scored.actions.len(), 1);
+    assert_eq!(t.actions.len(), 1);
     // The zoom's turn is shown beside it, with its box.
     assert!(
         h.query_by_label("the model's turn for this action")
@@ -203,5 +203,5 @@ fn run_vlm_rollouts_from_the_menu() {
     assert_eq!(h.state().tab, Tab::Rollouts);
     let r = h.state().run.as_ref().expect("run");
     assert!(r.dir.join("policy.json").is_file());
-    assert!(r.rollouts[&0].iter().all(|t| t.turns.len() >= 3));
+    assert!(r.rollouts[&0].iter().all(|t| t.transcript.len() >= 3));
 }

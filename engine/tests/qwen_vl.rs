@@ -10,8 +10,11 @@ use std::path::Path;
 use virl_engine::rng::SplitMix64;
 use virl_engine::dataset::{Rationale, Sample};
 use virl_engine::geometry::BBox;
+use virl_engine::policy::qwen_vl::protocol::{
+    CoordFrame, RolloutConfig, TurnOutcome, read_turn,
+};
+use virl_engine::policy::qwen_vl::sampling::{Sampler, TokenChooser, log_softmax};
 use virl_engine::policy::qwen_vl::rollout::{
-    CoordFrame, RolloutConfig, Sampler, TokenChooser, TurnOutcome, log_softmax, read_turn,
     rollout_group,
 };
 use virl_engine::policy::qwen_vl::tiny::{TinySpec, write_tiny_model};
@@ -92,16 +95,16 @@ fn multi_turn_protocol_with_a_scripted_stream() {
     let t = &out[0];
     // The image was shown at 320x256 (the pixel budget), so the box maps x2.
     assert_eq!(t.images[0].shown, (320, 256));
-    assert_eq!(t.proposed, vec![BBox::new(100.0, 60.0, 160.0, 120.0)]);
-    assert_eq!(t.executed, t.proposed);
+    assert_eq!(t.record.proposed().collect::<Vec<_>>(), vec![BBox::new(100.0, 60.0, 160.0, 120.0)]);
+    assert_eq!(t.record.executed().collect::<Vec<_>>(), t.record.proposed().collect::<Vec<_>>());
     // The crop (60x60 original pixels) was appended as the second image.
     assert_eq!(t.images.len(), 2);
     assert_eq!(t.images[1].original, (60, 60));
-    assert_eq!(t.answer.as_deref(), Some("7"));
-    assert!(!t.hit_max_rounds);
-    assert_eq!(t.format_errors.len(), 1, "{:?}", t.format_errors);
-    assert!(t.format_errors[0].contains("neither a tool call nor an <answer>"));
-    let roles: Vec<&str> = t.turns.iter().map(|x| x.role.as_str()).collect();
+    assert_eq!(t.record.answer.as_deref(), Some("7"));
+    assert!(!t.record.truncated);
+    assert_eq!(t.record.format_errors.len(), 1, "{:?}", t.record.format_errors);
+    assert!(t.record.format_errors[0].contains("neither a tool call nor an <answer>"));
+    let roles: Vec<&str> = t.record.transcript.iter().map(|x| x.role.as_str()).collect();
     assert_eq!(
         roles,
         [
@@ -114,10 +117,10 @@ fn multi_turn_protocol_with_a_scripted_stream() {
             "assistant"
         ]
     );
-    assert_eq!(t.turns[2].text, turns[0]);
-    assert_eq!(t.turns[2].zoom, Some(t.proposed[0]));
-    assert!(t.turns[4].error.is_some());
-    assert!(t.turns[5].text.starts_with("Error: neither a tool call"));
+    assert_eq!(t.record.transcript[2].text, turns[0]);
+    assert_eq!(t.record.transcript[2].zoom, Some(t.record.actions[0].proposed));
+    assert!(t.record.transcript[4].error.is_some());
+    assert!(t.record.transcript[5].text.starts_with("Error: neither a tool call"));
     // Every generated token, with its position, is in the sequence.
     let (ids, mask) = t.token_mask(m.tokenizer.image_pad);
     let generated: Vec<u32> = ids
@@ -162,18 +165,18 @@ fn boxes_in_the_0_1000_frame_and_outside_the_image() {
         Box::new(sc.take().expect("once"))
     })
     .expect("rollout")[0];
-    assert_eq!(t.proposed[0], BBox::new(100.0, 150.0, 200.0, 300.0));
-    assert_eq!(t.executed[0], t.proposed[0]);
+    assert_eq!(t.record.actions[0].proposed, BBox::new(100.0, 150.0, 200.0, 300.0));
+    assert_eq!(t.record.actions[0].executed, t.record.actions[0].proposed);
     // The second box leaves the image: proposed as written (the rewards
     // score it), executed clipped and grown to the 8 px minimum side.
-    assert_eq!(t.proposed[1], BBox::new(396.0, 297.0, 480.0, 330.0));
-    let e = t.executed[1];
+    assert_eq!(t.record.actions[1].proposed, BBox::new(396.0, 297.0, 480.0, 330.0));
+    let e = t.record.actions[1].executed;
     assert!(
         e.x2 <= 400.0 && e.y2 <= 300.0 && e.width() >= 8.0 && e.height() >= 8.0,
         "{e:?}"
     );
-    assert!(t.hit_max_rounds, "two tool turns at max_rounds 2");
-    assert_eq!(t.answer, None);
+    assert!(t.record.truncated, "two tool turns at max_rounds 2");
+    assert_eq!(t.record.answer, None);
 }
 
 #[test]
@@ -201,7 +204,7 @@ fn sampling_is_seeded_and_turns_are_cut_at_max_turn_tokens() {
     let a = run(1);
     let b = run(1);
     let c2 = run(2);
-    let toks = |v: &[virl_engine::policy::qwen_vl::rollout::VlmTrajectory]| {
+    let toks = |v: &[virl_engine::policy::qwen_vl::transcript::VlmTrajectory]| {
         v.iter()
             .map(|t| t.generated.iter().map(|g| g.0).collect::<Vec<_>>())
             .collect::<Vec<_>>()
@@ -213,7 +216,7 @@ fn sampling_is_seeded_and_turns_are_cut_at_max_turn_tokens() {
     // off, recorded as a format error, and the episode ends at max_rounds.
     for t in &a {
         assert!(t.generated.len() <= 24);
-        assert!(!t.format_errors.is_empty());
+        assert!(!t.record.format_errors.is_empty());
         // The forked caches did not disturb each other: re-evaluation agrees.
         let re = m.sequence_logprobs(t, 1.0).expect("re-evaluate");
         for (x, (_, y)) in re.iter().zip(&t.generated) {
@@ -399,7 +402,8 @@ fn sharded_weights_load_through_the_index() {
 
 #[test]
 fn filter_probes_force_the_ground_truth_zoom_or_forbid_zooming() {
-    use virl_engine::policy::qwen_vl::rollout::{Forced, rollout_group_forced};
+    use virl_engine::policy::qwen_vl::protocol::Forced;
+    use virl_engine::policy::qwen_vl::rollout::rollout_group_forced;
     let dir = tempfile::tempdir().expect("tmp");
     let m = tiny_model(dir.path());
     let (s, img) = sample(640, 512);
@@ -416,14 +420,14 @@ fn filter_probes_force_the_ground_truth_zoom_or_forbid_zooming() {
         &mut |_| Box::new(sc.take().expect("once")),
     )
     .expect("rollout")[0];
-    assert_eq!(t.proposed, s.gt_boxes());
+    assert_eq!(t.record.proposed().collect::<Vec<_>>(), s.gt_boxes());
     assert_eq!(t.images.len(), 2, "the ground-truth crop was shown");
-    assert_eq!(t.answer.as_deref(), Some("7"));
-    assert!(t.format_errors.is_empty(), "{:?}", t.format_errors);
+    assert_eq!(t.record.answer.as_deref(), Some("7"));
+    assert!(t.record.format_errors.is_empty(), "{:?}", t.record.format_errors);
     assert!(
-        t.turns[2].text.contains("[50, 30, 80, 60]"),
+        t.record.transcript[2].text.contains("[50, 30, 80, 60]"),
         "{}",
-        t.turns[2].text
+        t.record.transcript[2].text
     );
     // The forced turn is not the model's: only the answer turn is generated.
     let (_, mask) = t.token_mask(m.tokenizer.image_pad);
@@ -440,14 +444,47 @@ fn filter_probes_force_the_ground_truth_zoom_or_forbid_zooming() {
     })
     .expect("rollout")[0];
     assert!(
-        !t.turns[0].text.contains("image_zoom_in_tool"),
+        !t.record.transcript[0].text.contains("image_zoom_in_tool"),
         "no tool in the system prompt"
     );
-    assert!(t.proposed.is_empty() && t.images.len() == 1);
+    assert!(t.record.actions.is_empty() && t.images.len() == 1);
     assert!(
-        t.format_errors[0].contains("zooming is not available"),
+        t.record.format_errors[0].contains("zooming is not available"),
         "{:?}",
-        t.format_errors
+        t.record.format_errors
     );
-    assert_eq!(t.answer.as_deref(), Some("3"));
+    assert_eq!(t.record.answer.as_deref(), Some("3"));
+}
+
+/// A malformed turn before a zoom: the zoom's log-probability is that of the
+/// turn that made it (the record says which), not the malformed turn's.
+#[test]
+fn a_zoom_after_a_malformed_turn_keeps_its_own_turn_and_logp() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let m = tiny_model(dir.path());
+    let (s, img) = sample(640, 512);
+    let turns = [
+        "I am not sure.",
+        r#"<tool_call>{"name": "image_zoom_in_tool", "arguments": {"bbox_2d": [50, 30, 80, 60]}}</tool_call>"#,
+        "<answer>7</answer>",
+    ];
+    let mut sc = Some(script(&m, &turns));
+    let out = rollout_group(&m, &s, &img, &cfg(), 1, &mut |_| {
+        Box::new(sc.take().expect("once"))
+    })
+    .expect("rollout");
+    let r = &out[0].record;
+    assert_eq!(r.actions.len(), 1);
+    let a = &r.actions[0];
+    let turn = a.turn.expect("the zoom's turn");
+    assert_eq!(r.transcript[turn].zoom, Some(a.proposed));
+    assert_eq!(a.logp, r.transcript[turn].logp);
+    // The malformed turn (transcript 2) has a log-probability of its own.
+    assert!(r.transcript[2].error.is_some());
+    assert_ne!(r.transcript[2].logp, a.logp);
+    // The turn logps are the sums of their tokens' sampled log-probabilities.
+    let total: f32 = out[0].generated.iter().map(|g| g.1).sum();
+    let turns_sum: f32 = r.transcript.iter().filter_map(|t| t.logp).sum();
+    assert!((total - turns_sum).abs() < 1e-3, "{total} vs {turns_sum}");
+    assert_eq!(r.answer_logp, r.transcript.last().and_then(|t| t.logp));
 }

@@ -89,7 +89,8 @@ fn checkpoint_round_trip_is_bit_exact() {
             .any(|e| matches!(e, Event::CheckpointSaved { iteration: 2, .. }))
     );
     let (tensors, state) = session
-        .latest_checkpoint(&candle_core::Device::Cpu)
+        .checkpoints()
+        .latest(&candle_core::Device::Cpu)
         .expect("read")
         .expect("a checkpoint");
     assert_eq!(state.iteration, 2);
@@ -134,10 +135,10 @@ fn resume_continues_the_same_run() {
     assert_eq!(session.rollout_iterations(), vec![0, 1, 2, 3]);
     let recs = session.read_rollouts(3).expect("rollouts");
     assert_eq!(recs.len(), 32);
-    assert!(
-        recs.iter()
-            .all(|r| r.proposed.len() == r.scored.actions.len())
-    );
+    // Every action carries its rollout log-probability, and so does every answer.
+    assert!(recs.iter().all(|r| r.actions.iter().all(|a| a.logp.is_some())
+        && r.answer.is_some() == r.answer_logp.is_some()));
+    assert!(recs.iter().all(|r| r.iteration == 3));
 }
 
 /// Training improves the policy: greedy evaluation reward after a short

@@ -205,7 +205,8 @@ fn kill_and_resume(after: usize, extra_delay_ms: u64) {
     // a kill between the two leaves the checkpoint one behind (or none yet):
     // at most the interrupted iteration is lost.
     let done = session
-        .latest_checkpoint(&candle_core::Device::Cpu)
+        .checkpoints()
+        .latest(&candle_core::Device::Cpu)
         .expect("checkpoint reads")
         .map_or(0, |(_, s)| s.iteration);
     assert!(

@@ -16,7 +16,7 @@
 
 use super::commands::Cmd;
 use super::images::{ImageCache, ImageJob};
-use super::inspector::ViewXf;
+use crate::widgets::{ViewXf, placeholder};
 use super::run::Run;
 use egui::{Color32, Pos2, Rect, RichText, Sense, Stroke, StrokeKind, Vec2};
 use std::collections::{HashMap, HashSet};
@@ -1148,13 +1148,7 @@ fn canvas(ui: &mut egui::Ui, r: &mut Run, st: &mut AnnotateState, images: &mut I
             Some(e) => format!("cannot show the image: {e}"),
             None => "loading the image…".into(),
         };
-        painter.text(
-            rect.center(),
-            egui::Align2::CENTER_CENTER,
-            msg,
-            egui::FontId::proportional(14.0),
-            Color32::GRAY,
-        );
+        placeholder(&painter, rect, msg);
         return;
     };
     let (w, h) = (s.width as f64, s.height as f64);
@@ -1339,7 +1333,7 @@ fn canvas(ui: &mut egui::Ui, r: &mut Run, st: &mut AnnotateState, images: &mut I
     {
         let rr = to_screen(&c);
         let col = Color32::from_rgb(255, 150, 60);
-        super::inspector::dashed_rect(&painter, rr, Stroke::new(1.5, col), 6.0);
+        crate::widgets::dashed_rect(&painter, rr, Stroke::new(1.5, col), 6.0);
         painter.text(
             rr.right_top() + Vec2::new(4.0, 0.0),
             egui::Align2::LEFT_TOP,

@@ -2,7 +2,7 @@
 //! tessellated each frame (everything but the GPU upload and draw), with a
 //! run training in the background and many trajectories loaded.
 
-use super::browser::Scope;
+use super::selection::Scope;
 use super::commands::Cmd;
 use super::run::RunStatus;
 use super::{Prefs, Studio, StudioOptions, Tab};

@@ -4,7 +4,8 @@
 
 use super::run::Run;
 use super::training::smoothed;
-use egui_plot::{Legend, Line, Plot};
+use crate::widgets::plot_grid;
+use egui_plot::Line;
 use std::path::{Path, PathBuf};
 use virl_engine::metrics::IterationMetrics;
 use virl_engine::session::Session;
@@ -83,37 +84,19 @@ pub fn ui(ui: &mut egui::Ui, current: Option<&Run>, runs: &mut Vec<CompareRun>, 
             series.push((r.name.as_str(), m.as_slice()));
         }
     }
-    let cols = 3;
-    let w = (ui.available_width() - 12.0) / cols as f32;
-    let h = ((ui.available_height() - 40.0) / 2.0).max(120.0);
-    let link = ui.scope_id().with("cmp-x");
-    egui::Grid::new("cmp").num_columns(cols).show(ui, |ui| {
-        // One plot per metric (the first series of each group).
-        let metrics: Vec<super::training::Series> = vec![
-            ("Acc_ans", |m| Some(m.acc_ans)),
-            ("Acc_rat", |m| m.acc_rat),
-            ("zooms per trajectory", |m| Some(m.zooms)),
-            ("R total", |m| Some(m.reward_total)),
-            ("R_rat", |m| Some(m.reward_rat)),
-            ("entropy", |m| m.entropy),
-        ];
-        for (i, (title, f)) in metrics.iter().enumerate() {
-            ui.vertical(|ui| {
-                ui.strong(*title);
-                Plot::new(("cmp", i))
-                    .width(w)
-                    .height(h - 20.0)
-                    .legend(Legend::default())
-                    .link_axis(link, [true, false])
-                    .show(ui, |p| {
-                        for (name, ms) in &series {
-                            p.line(Line::new(*name, smoothed(ms, *f, smoothing)));
-                        }
-                    });
-            });
-            if i % cols == cols - 1 {
-                ui.end_row();
-            }
+    // One plot per metric (the first series of each group).
+    let metrics: Vec<super::training::Series> = vec![
+        ("Acc_ans", |m| Some(m.acc_ans)),
+        ("Acc_rat", |m| m.acc_rat),
+        ("zooms per trajectory", |m| Some(m.zooms)),
+        ("R total", |m| Some(m.reward_total)),
+        ("R_rat", |m| Some(m.reward_rat)),
+        ("entropy", |m| m.entropy),
+    ];
+    let titles: Vec<&str> = metrics.iter().map(|m| m.0).collect();
+    plot_grid(ui, "cmp", &titles, 3, 40.0, |i, p| {
+        for (name, ms) in &series {
+            p.line(Line::new(*name, smoothed(ms, metrics[i].1, smoothing)));
         }
     });
 }

@@ -2,87 +2,16 @@
 //! boxes coloured by fidelity, the crop the policy saw at each step, every
 //! action's scores and credit, and the sample's GRPO group side by side.
 
-use super::browser::BrowserState;
 use super::commands::Cmd;
 use super::images::{ImageCache, ImageJob};
-use virl_engine::trajectory::FailureClass;
 use super::run::Run;
+use super::selection::BrowserState;
+use crate::widgets::{ViewXf, correct_label, dashed_rect, fidelity_color, placeholder};
 use egui::{Color32, Pos2, Rect, RichText, Sense, Stroke, StrokeKind, Vec2};
 use virl_engine::geometry::BBox;
-use virl_engine::trajectory::Trajectory;
+use virl_engine::trajectory::{FailureClass, Trajectory};
 
 const GT: Color32 = Color32::from_rgb(250, 220, 40);
-
-/// The diverging colour of a fidelity score: red at −1, grey at 0, blue at +1.
-pub fn fidelity_color(f: f64) -> Color32 {
-    let t = f.clamp(-1.0, 1.0) as f32;
-    let grey = [200.0, 200.0, 200.0];
-    let end = if t < 0.0 {
-        [230.0, 60.0, 60.0]
-    } else {
-        [60.0, 150.0, 250.0]
-    };
-    let a = t.abs();
-    let c = |i: usize| (grey[i] + (end[i] - grey[i]) * a) as u8;
-    Color32::from_rgb(c(0), c(1), c(2))
-}
-
-/// "yes" in green or "no" in red: whether an answer was correct.
-pub fn correct_label(ui: &mut egui::Ui, ok: bool) {
-    ui.colored_label(
-        if ok {
-            Color32::from_rgb(90, 200, 120)
-        } else {
-            Color32::from_rgb(230, 90, 90)
-        },
-        if ok { "yes" } else { "no" },
-    );
-}
-
-/// Pan and zoom of an image view (the inspector's and the annotation
-/// canvas): zoom ≥ 1 relative to fitting the image in the view.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct ViewXf {
-    pub(crate) zoom: f32,
-    pub(crate) pan: Vec2,
-}
-
-impl Default for ViewXf {
-    fn default() -> Self {
-        Self {
-            zoom: 1.0,
-            pan: Vec2::ZERO,
-        }
-    }
-}
-
-impl ViewXf {
-    /// The mouse wheel zooms about the pointer while `resp` is hovered.
-    pub(crate) fn wheel(&mut self, ui: &egui::Ui, resp: &egui::Response, rect: Rect) {
-        if !resp.hovered() {
-            return;
-        }
-        let scroll = ui.input(|i| i.smooth_scroll_delta.y);
-        if scroll != 0.0 {
-            let old = self.zoom;
-            self.zoom = (self.zoom * (scroll / 200.0).exp()).clamp(1.0, 64.0);
-            if let Some(p) = resp.hover_pos() {
-                let c = rect.center() + self.pan;
-                self.pan += (p - c) * (1.0 - self.zoom / old);
-            }
-        }
-    }
-
-    /// Screen position of image pixel (0, 0) and points per image pixel, for
-    /// a `w × h` image in the view `rect`.
-    pub(crate) fn place(&self, rect: Rect, w: f64, h: f64) -> (Pos2, f32) {
-        let size = rect.size();
-        let fit = (size.x / w as f32).min(size.y / h as f32);
-        let scale = fit * self.zoom;
-        let img_size = Vec2::new(w as f32, h as f32) * scale;
-        (rect.center() + self.pan - img_size / 2.0, scale)
-    }
-}
 
 /// Draws the inspector; returns a command from its buttons.
 pub fn ui(
@@ -431,13 +360,7 @@ fn image_view(
             ),
             _ => "loading the image…".into(),
         };
-        painter.text(
-            rect.center(),
-            egui::Align2::CENTER_CENTER,
-            msg,
-            egui::FontId::proportional(14.0),
-            Color32::GRAY,
-        );
+        placeholder(&painter, rect, msg);
         return;
     };
     let id = ui.scope_id().with("xf");
@@ -496,20 +419,6 @@ fn image_view(
         if p != e {
             dashed_rect(&painter, to_screen(&p), Stroke::new(1.0, col), 5.0);
         }
-    }
-}
-
-/// A rectangle outlined with dashes of `dash` points (gaps of 4).
-pub(crate) fn dashed_rect(painter: &egui::Painter, r: Rect, stroke: Stroke, dash: f32) {
-    let pts = [
-        r.left_top(),
-        r.right_top(),
-        r.right_bottom(),
-        r.left_bottom(),
-        r.left_top(),
-    ];
-    for s in pts.windows(2) {
-        painter.extend(egui::Shape::dashed_line(&[s[0], s[1]], stroke, dash, 4.0));
     }
 }
 

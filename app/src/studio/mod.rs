@@ -13,6 +13,7 @@ mod inspector;
 pub mod interchange;
 pub mod rows;
 pub mod run;
+pub mod selection;
 mod settings;
 mod training;
 pub mod vlm;
@@ -112,7 +113,7 @@ pub struct Studio {
     /// Preferences.
     pub prefs: Prefs,
     /// Rollout browser state.
-    pub browser: browser::BrowserState,
+    pub browser: selection::BrowserState,
     /// Settings drafts.
     pub settings: settings::SettingsState,
     /// The annotation editor.

@@ -3,7 +3,8 @@
 
 use super::run::{Run, RunStatus};
 use egui::{Color32, RichText};
-use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
+use crate::widgets::plot_grid;
+use egui_plot::{Line, PlotPoints, Points};
 use virl_engine::metrics::{FailureKind, IterationMetrics};
 
 /// Exponential moving average of `ys` with weight `alpha` on the past
@@ -209,47 +210,25 @@ pub fn curves(ui: &mut egui::Ui, r: &Run, smoothing: &mut f32) {
             ui.weak("— no iterations yet");
         }
     });
-    let cols = 3;
-    let w = (ui.available_width() - 12.0) / cols as f32;
-    let h = ((ui.available_height() - 20.0) / 2.0).max(120.0);
-    let link = ui.scope_id().with("curves-x");
-    egui::Grid::new("curves").num_columns(cols).show(ui, |ui| {
-        for (i, (title, series)) in GROUPS.iter().enumerate() {
-            ui.vertical(|ui| {
-                ui.strong(*title);
-                Plot::new(("curve", i))
-                    .width(w)
-                    .height(h - 20.0)
-                    .legend(Legend::default())
-                    .link_axis(link, [true, false])
-                    .show(ui, |p| {
-                        for (name, f) in series.iter() {
-                            p.line(Line::new(*name, smoothed(&r.metrics, *f, *smoothing)));
-                        }
-                        if *title == "Accuracy" && !r.evals.is_empty() {
-                            let ev = |f: fn(&IterationMetrics) -> Option<f64>| -> PlotPoints {
-                                r.evals
-                                    .iter()
-                                    .filter_map(|m| f(m).map(|y| [m.iteration as f64, y]))
-                                    .collect()
-                            };
-                            p.points(
-                                Points::new("eval Acc_ans", ev(|m| Some(m.acc_ans))).radius(4.0),
-                            );
-                            p.points(Points::new("eval Acc_rat", ev(|m| m.acc_rat)).radius(4.0));
-                        }
-                        let w = r.cfg.trainer.warmup_iterations as f64;
-                        if w > 0.0 {
-                            p.vline(
-                                egui_plot::VLine::new("end of imitation", w)
-                                    .color(Color32::from_gray(120)),
-                            );
-                        }
-                    });
-            });
-            if i % cols == cols - 1 {
-                ui.end_row();
-            }
+    let titles: Vec<&str> = GROUPS.iter().map(|g| g.0).collect();
+    plot_grid(ui, "curves", &titles, 3, 20.0, |i, p| {
+        let (title, series) = &GROUPS[i];
+        for (name, f) in series.iter() {
+            p.line(Line::new(*name, smoothed(&r.metrics, *f, *smoothing)));
+        }
+        if *title == "Accuracy" && !r.evals.is_empty() {
+            let ev = |f: fn(&IterationMetrics) -> Option<f64>| -> PlotPoints {
+                r.evals
+                    .iter()
+                    .filter_map(|m| f(m).map(|y| [m.iteration as f64, y]))
+                    .collect()
+            };
+            p.points(Points::new("eval Acc_ans", ev(|m| Some(m.acc_ans))).radius(4.0));
+            p.points(Points::new("eval Acc_rat", ev(|m| m.acc_rat)).radius(4.0));
+        }
+        let w = r.cfg.trainer.warmup_iterations as f64;
+        if w > 0.0 {
+            p.vline(egui_plot::VLine::new("end of imitation", w).color(Color32::from_gray(120)));
         }
     });
 }

@@ -801,7 +801,7 @@ mod tests {
             for (&i, (a, c, lp)) in active.iter().zip(acts) {
                 records.push((
                     i,
-                    batch.episodes[i].step(),
+                    batch.episodes[i].actions.len(),
                     batch.crop_of(i).to_vec(),
                     batch.prev_crop_of(i).to_vec(),
                     c,

@@ -1,0 +1,30 @@
+//! Painter helpers: dashed rectangles, and the message an image view shows
+//! while its image is not ready (loading, or failed).
+
+use egui::{Color32, Rect, Stroke};
+
+/// A rectangle outlined with dashes of `dash` points (gaps of 4).
+pub fn dashed_rect(painter: &egui::Painter, r: Rect, stroke: Stroke, dash: f32) {
+    let pts = [
+        r.left_top(),
+        r.right_top(),
+        r.right_bottom(),
+        r.left_bottom(),
+        r.left_top(),
+    ];
+    for s in pts.windows(2) {
+        painter.extend(egui::Shape::dashed_line(&[s[0], s[1]], stroke, dash, 4.0));
+    }
+}
+
+/// The grey message centred in an image view whose image is not there yet
+/// ("loading the image…") or cannot be shown (the error).
+pub fn placeholder(painter: &egui::Painter, rect: Rect, msg: impl ToString) {
+    painter.text(
+        rect.center(),
+        egui::Align2::CENTER_CENTER,
+        msg,
+        egui::FontId::proportional(14.0),
+        Color32::GRAY,
+    );
+}

@@ -1,0 +1,51 @@
+//! Pan and zoom of an image view, shared by the inspector and the
+//! annotation canvas.
+
+use egui::{Pos2, Rect, Vec2};
+
+/// Pan and zoom of an image view (the inspector's and the annotation
+/// canvas): zoom ≥ 1 relative to fitting the image in the view.
+#[derive(Clone, Copy, Debug)]
+pub struct ViewXf {
+    /// Zoom relative to fitting the image in the view (≥ 1).
+    pub zoom: f32,
+    /// Offset of the image centre from the view centre, in points.
+    pub pan: Vec2,
+}
+
+impl Default for ViewXf {
+    fn default() -> Self {
+        Self {
+            zoom: 1.0,
+            pan: Vec2::ZERO,
+        }
+    }
+}
+
+impl ViewXf {
+    /// The mouse wheel zooms about the pointer while `resp` is hovered.
+    pub fn wheel(&mut self, ui: &egui::Ui, resp: &egui::Response, rect: Rect) {
+        if !resp.hovered() {
+            return;
+        }
+        let scroll = ui.input(|i| i.smooth_scroll_delta.y);
+        if scroll != 0.0 {
+            let old = self.zoom;
+            self.zoom = (self.zoom * (scroll / 200.0).exp()).clamp(1.0, 64.0);
+            if let Some(p) = resp.hover_pos() {
+                let c = rect.center() + self.pan;
+                self.pan += (p - c) * (1.0 - self.zoom / old);
+            }
+        }
+    }
+
+    /// Screen position of image pixel (0, 0) and points per image pixel, for
+    /// a `w × h` image in the view `rect`.
+    pub fn place(&self, rect: Rect, w: f64, h: f64) -> (Pos2, f32) {
+        let size = rect.size();
+        let fit = (size.x / w as f32).min(size.y / h as f32);
+        let scale = fit * self.zoom;
+        let img_size = Vec2::new(w as f32, h as f32) * scale;
+        (rect.center() + self.pan - img_size / 2.0, scale)
+    }
+}
