@@ -240,3 +240,29 @@ fn engine_thread_steps_and_applies_config_at_the_next_iteration() {
     assert!(saw_error);
     engine.shutdown();
 }
+
+/// The stop flag is checked between the rollout and the update: an
+/// iteration stopped there is abandoned and leaves the trainer exactly as
+/// before it, so the run continues as if it had never begun.
+#[test]
+fn a_stop_between_rollout_and_update_abandons_the_iteration_cleanly() {
+    use std::sync::atomic::AtomicBool;
+    let mut a = Trainer::new(tiny(3), None).expect("trainer");
+    let mut b = Trainer::new(tiny(3), None).expect("trainer");
+    let stop = AtomicBool::new(true);
+    let mut events = Vec::new();
+    assert!(a.step_unless(&mut events, &stop).expect("step").is_none());
+    assert_eq!(a.iteration(), 0);
+    assert!(a.history().is_empty());
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, virl_engine::events::Event::IterationDone { .. })),
+        "nothing of the abandoned iteration is reported done"
+    );
+    assert_eq!(
+        a.step(&mut NullSink).expect("step"),
+        b.step(&mut NullSink).expect("step")
+    );
+    assert_eq!(a.train_state(), b.train_state());
+}

@@ -344,3 +344,59 @@ fn eval_suspects_and_filter_use_a_trained_session() {
         stderr(&o)
     );
 }
+
+/// Ctrl+C in `virl train`: the iteration in progress finishes, a checkpoint
+/// of it is written, the command exits 0 and says how to resume; resuming
+/// continues the same run.
+#[test]
+fn ctrl_c_finishes_the_iteration_checkpoints_and_exits_0() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let cfg = root.path().join("tiny.toml");
+    fs::write(&cfg, TINY.replace("[trainer]", "[trainer]\ncheckpoint_every = 1000"))
+        .expect("config");
+    let dir = root.path().join("s");
+    let child = virl()
+        .args([
+            "train", "--config", p(&cfg), "--session", p(&dir), "--iters", "1000", "--log",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while metrics_lines(&dir) < 2 {
+        assert!(Instant::now() < deadline, "training made no progress");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(sent.success());
+    let o = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "exit {:?}: {err}", o.status.code());
+    let n = metrics_lines(&dir);
+    assert!(n < 1000, "it stopped");
+    assert!(err.contains(&format!("stopped after {n} iterations")), "{err}");
+    assert!(err.contains("virl train --resume"), "{err}");
+    // The checkpoint is of the last finished iteration (checkpoint_every is
+    // 1000: this one was written because of the stop).
+    let (session, _) = Session::open(&dir).expect("open");
+    let (_, state) = session
+        .checkpoints()
+        .latest(&candle_core::Device::Cpu)
+        .expect("reads")
+        .expect("a checkpoint was written at the stop");
+    assert_eq!(state.iteration as usize, n);
+    let target = n + 1;
+    let o = run(&["train", "--resume", p(&dir), "--iters", &target.to_string(), "--log"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let its: Vec<u64> = session
+        .read_metrics()
+        .expect("metrics")
+        .iter()
+        .map(|m| m.iteration)
+        .collect();
+    assert_eq!(its, (0..target as u64).collect::<Vec<_>>());
+}
