@@ -1,0 +1,262 @@
+//! Importers and exporters (DESIGN §2), one file per format ([`vstar`],
+//! [`coco`]; our JSONL is [`export`]'s other format): V* Bench folders and
+//! COCO detection JSON in, COCO and our JSONL out. Every box is converted to pixel `xyxy`
+//! here, at the border.
+//!
+//! Importers never panic, whatever the bytes (`engine/tests/fuzz_importers.rs`
+//! throws arbitrary input at them). Every problem is an error naming the file
+//! and the field; an import writes nothing until every sample has been read
+//! and checked, unless the caller asks to skip bad samples.
+//!
+//! - **V\* Bench**: a folder (searched recursively) of `<id>.jpg` (or
+//!   `.jpeg`, `.png`) and `<id>.json` with `question`, `options` (the first is
+//!   the correct one), `target_object` (a name or a list of names) and `bbox`
+//!   (`[x, y, w, h]`, or a list of them, one per target object). The sample
+//!   id is the path of the JSON file relative to the folder, without `.json`.
+//! - **COCO**: `images` (`id`, `file_name`, `width`, `height`),
+//!   `annotations` (`image_id`, `bbox` `[x, y, w, h]`, `category_id`) and
+//!   `categories` (`id`, `name`). Images written by [`export_coco`] carry
+//!   the sample's `virl_id`, `question`, `answer` and `options`, and import
+//!   back as the same samples. A plain COCO file (no questions) becomes one
+//!   counting question per image and category: "How many <name> are in the
+//!   image?", answered by the number of boxes, which are the rationales.
+
+mod coco;
+mod vstar;
+
+pub use coco::{parse_coco, read_coco, to_coco};
+pub use vstar::{parse_vstar, read_vstar};
+
+use super::manifest::{MANIFEST, describe};
+use std::collections::HashMap;
+use super::{Dataset, DatasetError, Location, Sample};
+use crate::geometry::BBox;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// Boxes that overrun the image by at most this many pixels (rounding in the
+/// source) are clipped to it; more is an error.
+pub const EDGE_TOLERANCE: f64 = 1.0;
+
+pub(super) fn invalid(path: &Path, field: Option<String>, message: impl Into<String>) -> DatasetError {
+    DatasetError::Invalid {
+        path: path.to_path_buf(),
+        location: Location { line: None, field },
+        message: message.into(),
+    }
+}
+
+/// An imported sample and the image file it comes from.
+#[derive(Clone, Debug)]
+pub struct Imported {
+    /// The sample; its `image` is the path the image will have in the output
+    /// dataset.
+    pub sample: Sample,
+    /// The source image.
+    pub source_image: PathBuf,
+}
+
+/// What an import read.
+#[derive(Debug, Default)]
+pub struct ImportReport {
+    /// Samples read and checked.
+    pub samples: Vec<Imported>,
+    /// Problems, each naming its file (the import fails on any, unless bad
+    /// samples are skipped).
+    pub problems: Vec<DatasetError>,
+}
+
+/// Parses an `[x, y, w, h]` box (field `field` of `path`) for a `w × h`
+/// image, converts it to `xyxy`, and checks it.
+pub(super) fn xywh_box(v: &Value, field: &str, iw: u32, ih: u32, path: &Path) -> Result<BBox, DatasetError> {
+    let Some(a) = v.as_array() else {
+        return Err(invalid(
+            path,
+            Some(field.into()),
+            format!("expected [x, y, w, h], found {}", describe(v)),
+        ));
+    };
+    if a.len() != 4 {
+        return Err(invalid(
+            path,
+            Some(field.into()),
+            format!("expected 4 numbers [x, y, w, h], found {} values", a.len()),
+        ));
+    }
+    let mut c = [0.0; 4];
+    for (i, x) in a.iter().enumerate() {
+        c[i] = match x.as_f64() {
+            Some(f) if f.is_finite() => f,
+            _ => {
+                return Err(invalid(
+                    path,
+                    Some(format!("{field}[{i}]")),
+                    format!("expected a finite number, found {}", describe(x)),
+                ));
+            }
+        };
+    }
+    if c[2] <= 0.0 || c[3] <= 0.0 {
+        return Err(invalid(
+            path,
+            Some(field.into()),
+            format!(
+                "degenerate box {c:?}: width and height must be > 0 (boxes here are [x, y, w, h])"
+            ),
+        ));
+    }
+    let b = BBox::from_xywh(c[0], c[1], c[2], c[3]);
+    let (w, h) = (iw as f64, ih as f64);
+    let t = EDGE_TOLERANCE;
+    if b.x1 < -t || b.y1 < -t || b.x2 > w + t || b.y2 > h + t {
+        return Err(invalid(
+            path,
+            Some(field.into()),
+            format!("box [x, y, w, h] = {c:?} lies outside the {iw}×{ih} image"),
+        ));
+    }
+    b.clip(w, h).ok_or_else(|| {
+        invalid(
+            path,
+            Some(field.into()),
+            format!("box {c:?} has no area inside the {iw}×{ih} image"),
+        )
+    })
+}
+
+/// The size of an image, from its header.
+pub(super) fn image_size(path: &Path) -> Result<(u32, u32), DatasetError> {
+    if !path.is_file() {
+        return Err(invalid(path, None, "image file not found"));
+    }
+    image::image_dimensions(path).map_err(|e| DatasetError::Image {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+/// Writes imported samples as a dataset folder `out` (images hard-linked,
+/// or copied where a link is not possible, into `out/images/`; then the
+/// manifest, atomically). Refuses a folder that already holds a manifest.
+/// With `skip_bad` false, any problem of the import fails it and nothing is
+/// written.
+pub fn write_dataset(
+    rep: ImportReport,
+    out: &Path,
+    skip_bad: bool,
+) -> Result<Dataset, DatasetError> {
+    if !rep.problems.is_empty() && !skip_bad {
+        let total = rep.problems.len();
+        let path = rep.problems[0].path().to_path_buf();
+        let mut errors = rep.problems;
+        if total == 1 {
+            return Err(errors.remove(0));
+        }
+        errors.truncate(super::manifest::MAX_REPORTED);
+        return Err(DatasetError::Several {
+            path,
+            total,
+            errors,
+        });
+    }
+    if rep.samples.is_empty() {
+        return Err(invalid(
+            out,
+            None,
+            "nothing to import: every sample had a problem",
+        ));
+    }
+    if out.join(MANIFEST).exists() {
+        return Err(invalid(
+            &out.join(MANIFEST),
+            None,
+            "a dataset already exists here; choose another --out",
+        ));
+    }
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, s) in rep.samples.iter().enumerate() {
+        if let Some(j) = seen.insert(&s.sample.id, i) {
+            return Err(invalid(
+                &rep.samples[i].source_image,
+                Some("id".into()),
+                format!(
+                    "two samples would have the id {:?} (also from {})",
+                    s.sample.id,
+                    rep.samples[j].source_image.display()
+                ),
+            ));
+        }
+    }
+    let mut copied: HashMap<PathBuf, ()> = HashMap::new();
+    for s in &rep.samples {
+        let dst = out.join(&s.sample.image);
+        if copied.insert(dst.clone(), ()).is_some() || dst.exists() {
+            continue;
+        }
+        if let Some(d) = dst.parent() {
+            std::fs::create_dir_all(d).map_err(|source| DatasetError::Io {
+                action: "create",
+                path: d.to_path_buf(),
+                source,
+            })?;
+        }
+        if std::fs::hard_link(&s.source_image, &dst).is_err() {
+            std::fs::copy(&s.source_image, &dst).map_err(|source| DatasetError::Io {
+                action: "write",
+                path: dst.clone(),
+                source,
+            })?;
+        }
+    }
+    let ds = Dataset::new(out, rep.samples.into_iter().map(|s| s.sample).collect());
+    ds.save()?;
+    Ok(ds)
+}
+
+/// Export formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// COCO detection JSON ([`to_coco`]).
+    Coco,
+    /// Our manifest lines, corrections applied. Image paths are kept
+    /// relative when the file goes into the dataset folder, and made
+    /// absolute otherwise, so the exported manifest loads from anywhere.
+    Jsonl,
+}
+
+/// Writes the dataset (with its corrections) to `out` atomically.
+pub fn export(ds: &Dataset, format: ExportFormat, out: &Path) -> Result<(), DatasetError> {
+    let bytes = match format {
+        ExportFormat::Coco => serde_json::to_vec_pretty(&to_coco(ds)).unwrap_or_default(),
+        ExportFormat::Jsonl => {
+            let root = std::fs::canonicalize(ds.root()).unwrap_or_else(|_| ds.root().to_path_buf());
+            let out_dir = out
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()))
+                .unwrap_or_else(|| std::env::current_dir().unwrap_or_default());
+            if out_dir == root {
+                super::manifest::to_jsonl(ds.samples()).into_bytes()
+            } else {
+                let moved: Vec<Sample> = ds
+                    .samples()
+                    .iter()
+                    .map(|s| Sample {
+                        image: root.join(&s.image).to_string_lossy().into_owned(),
+                        ..s.clone()
+                    })
+                    .collect();
+                super::manifest::to_jsonl(&moved).into_bytes()
+            }
+        }
+    };
+    crate::fsutil::atomic_write(out, &bytes).map_err(|source| DatasetError::Io {
+        action: "write",
+        path: out.to_path_buf(),
+        source,
+    })
+}
+
+
+#[cfg(test)]
+mod tests;

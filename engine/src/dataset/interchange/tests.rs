@@ -1,0 +1,222 @@
+//! Tests of the importers and exporters.
+
+use super::*;
+use crate::dataset::Rationale;
+
+fn img(path: &Path, w: u32, h: u32) {
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    image::RgbImage::from_pixel(w, h, image::Rgb([9, 80, 200]))
+        .save(path)
+        .expect("save");
+}
+
+#[test]
+fn vstar_folder_imports_with_xywh_boxes_and_first_option_correct() {
+    let d = tempfile::tempdir().expect("tmp");
+    let src = d.path().join("vstar/direct_attributes");
+    img(&src.join("sa_1.jpg"), 200, 100);
+    std::fs::write(
+        src.join("sa_1.json"),
+        r#"{"target_object": ["glove"], "bbox": [[10, 20, 30, 40]], "question": "What colour is the glove?", "options": ["white", "black"]}"#,
+    )
+    .expect("write");
+    let rep = read_vstar(&d.path().join("vstar")).expect("read");
+    assert!(rep.problems.is_empty(), "{:?}", rep.problems);
+    let out = d.path().join("ds");
+    let ds = write_dataset(rep, &out, false).expect("write");
+    let s = &ds.samples()[0];
+    assert_eq!(s.id, "direct_attributes/sa_1");
+    assert_eq!(s.answer, "white");
+    assert_eq!(s.rationales[0].bbox, BBox::new(10.0, 20.0, 40.0, 60.0));
+    assert_eq!(s.rationales[0].label, "glove");
+    let back = Dataset::load(&out).expect("load");
+    assert_eq!(back.samples(), ds.samples());
+}
+
+#[test]
+fn vstar_bad_inputs_name_the_file() {
+    let d = tempfile::tempdir().expect("tmp");
+    let src = d.path().join("v");
+    img(&src.join("a.jpg"), 50, 50);
+    img(&src.join("b.jpg"), 50, 50);
+    img(&src.join("c.jpg"), 50, 50);
+    std::fs::write(src.join("a.json"), r#"{"target_object": "x", "bbox": [40, 40, 30, 30], "question": "q", "options": ["y"]}"#).expect("w");
+    std::fs::write(
+        src.join("b.json"),
+        r#"{"target_object": "x", "bbox": [1, 2, 3], "question": "q", "options": ["y"]}"#,
+    )
+    .expect("w");
+    std::fs::write(
+        src.join("c.json"),
+        r#"{"target_object": "x", "bbox": [1, 2, 3, 4], "options": ["y"]}"#,
+    )
+    .expect("w");
+    std::fs::write(
+        src.join("d.json"),
+        r#"{"target_object": "x", "bbox": [1, 2, 3, 4], "question": "q", "options": ["y"]}"#,
+    )
+    .expect("w");
+    let rep = read_vstar(&src).expect("read");
+    let msgs: Vec<String> = rep.problems.iter().map(ToString::to_string).collect();
+    assert_eq!(msgs.len(), 4, "{msgs:?}");
+    assert!(
+        msgs[0].contains("outside the 50×50 image") && msgs[0].contains("a.json"),
+        "{}",
+        msgs[0]
+    );
+    assert!(
+        msgs[1].contains("4 numbers") && msgs[1].contains("b.json"),
+        "{}",
+        msgs[1]
+    );
+    assert!(
+        msgs[2].contains("`question`")
+            && msgs[2].contains("missing")
+            && msgs[2].contains("c.json"),
+        "{}",
+        msgs[2]
+    );
+    assert!(
+        msgs[3].contains("no image beside it") && msgs[3].contains("d.json"),
+        "{}",
+        msgs[3]
+    );
+    let out = d.path().join("out");
+    let err = write_dataset(rep, &out, false).expect_err("bad samples fail the import");
+    assert!(err.to_string().contains("4 problems"), "{err}");
+    assert!(!out.exists(), "a failed import writes nothing");
+}
+
+#[test]
+fn coco_round_trip_keeps_every_sample() {
+    let d = tempfile::tempdir().expect("tmp");
+    let root = d.path().join("ds");
+    img(&root.join("images/p.png"), 64, 48);
+    let s = |id: &str, boxes: Vec<(&str, [f64; 4])>| Sample {
+        id: id.into(),
+        image: "images/p.png".into(),
+        width: 64,
+        height: 48,
+        question: format!("question {id}"),
+        answer: "3".into(),
+        options: vec![],
+        rationales: boxes
+            .into_iter()
+            .map(|(l, b)| Rationale {
+                bbox: BBox::from(b),
+                label: l.into(),
+            })
+            .collect(),
+        meta: Some(json!({"k": 1})),
+        extra: Map::new(),
+    };
+    let ds = Dataset::new(
+        &root,
+        vec![
+            s(
+                "a",
+                vec![
+                    ("red placard", [1.5, 2.0, 10.25, 12.0]),
+                    ("", [0.0, 0.0, 64.0, 48.0]),
+                ],
+            ),
+            s("b", vec![]),
+        ],
+    );
+    ds.save().expect("save");
+    let coco = d.path().join("coco.json");
+    export(&ds, ExportFormat::Coco, &coco).expect("export");
+    let rep = read_coco(&coco, &root).expect("read");
+    assert!(rep.problems.is_empty(), "{:?}", rep.problems);
+    let back = write_dataset(rep, &d.path().join("again"), false).expect("write");
+    assert_eq!(back.len(), 2);
+    for (x, y) in ds.samples().iter().zip(back.samples()) {
+        assert_eq!(
+            (&x.id, &x.question, &x.answer, &x.meta),
+            (&y.id, &y.question, &y.answer, &y.meta)
+        );
+        assert_eq!(x.rationales.len(), y.rationales.len());
+        for (p, q) in x.rationales.iter().zip(&y.rationales) {
+            let want = if p.label.is_empty() {
+                "rationale"
+            } else {
+                &p.label
+            };
+            assert_eq!(q.label, want);
+            for (u, v) in p.bbox.to_array().iter().zip(q.bbox.to_array()) {
+                assert!((u - v).abs() < 1e-9, "{:?} vs {:?}", p.bbox, q.bbox);
+            }
+        }
+    }
+    // JSONL export is the manifest itself.
+    let j = d.path().join("out.jsonl");
+    export(&ds, ExportFormat::Jsonl, &j).expect("export");
+    let back = Dataset::load(&j).expect("load exported manifest");
+    for (x, y) in ds.samples().iter().zip(back.samples()) {
+        assert_eq!(
+            Sample {
+                image: x.image.clone(),
+                ..y.clone()
+            },
+            *x
+        );
+        assert!(Path::new(&y.image).is_absolute(), "{}", y.image);
+    }
+}
+
+#[test]
+fn plain_coco_becomes_counting_questions() {
+    let d = tempfile::tempdir().expect("tmp");
+    img(&d.path().join("imgs/x.jpg"), 100, 100);
+    let coco = br#"{"images": [{"id": 7, "file_name": "x.jpg", "width": 100, "height": 100}],
+        "annotations": [{"image_id": 7, "category_id": 1, "bbox": [0, 0, 10, 10]},
+                        {"image_id": 7, "category_id": 1, "bbox": [20, 20, 10, 10]},
+                        {"image_id": 7, "category_id": 2, "bbox": [50, 50, 5, 5]}],
+        "categories": [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}]}"#;
+    let rep = parse_coco(coco, Path::new("c.json"), &d.path().join("imgs")).expect("parse");
+    assert!(rep.problems.is_empty(), "{:?}", rep.problems);
+    let q: Vec<(&str, &str)> = rep
+        .samples
+        .iter()
+        .map(|s| (s.sample.question.as_str(), s.sample.answer.as_str()))
+        .collect();
+    assert_eq!(
+        q,
+        [
+            ("How many cat are in the image?", "2"),
+            ("How many dog are in the image?", "1")
+        ]
+    );
+}
+
+#[test]
+fn coco_bad_inputs_name_file_and_field() {
+    let d = tempfile::tempdir().expect("tmp");
+    img(&d.path().join("x.png"), 10, 10);
+    let p = Path::new("/data/ann.json");
+    let case = |s: &str| parse_coco(s.as_bytes(), p, d.path());
+    let e = case(r#"{"images": []}"#)
+        .expect_err("missing keys")
+        .to_string();
+    assert!(e.contains("`annotations`") && e.contains("ann.json"), "{e}");
+    let r = case(r#"{"images": [{"id": 1, "file_name": "x.png", "width": 10, "height": 10}, {"id": 2, "file_name": "gone.png", "width": 10, "height": 10}],
+        "annotations": [{"image_id": 1, "category_id": 1, "bbox": [5, 5, 20, 2]}, {"image_id": 1, "category_id": 1, "bbox": [1, 1]}],
+        "categories": [{"id": 1, "name": "a"}]}"#)
+    .expect("parse");
+    let msgs: Vec<String> = r.problems.iter().map(ToString::to_string).collect();
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("annotations[0].bbox") && m.contains("outside")),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("annotations[1].bbox") && m.contains("4 numbers")),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("images[1].file_name") && m.contains("not found")),
+        "{msgs:?}"
+    );
+}
