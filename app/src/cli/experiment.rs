@@ -12,6 +12,7 @@ use virl_engine::reward::RewardMode;
 use virl_engine::session::Session;
 use virl_engine::trainer::Trainer;
 
+/// The experiments `virl experiment` runs.
 #[derive(Debug, Subcommand)]
 pub enum ExperimentCommand {
     /// outcome vs fidelity vs virl on the same seeds (shortcut-biased ZoomBench by default).
@@ -22,6 +23,7 @@ pub enum ExperimentCommand {
     Filtering(ExpArgs),
 }
 
+/// Flags every experiment shares.
 #[derive(Debug, Args)]
 pub struct ExpArgs {
     /// Base config (default: the defaults with data.zoombench.shortcut_bias = 0.5).
@@ -41,6 +43,7 @@ pub struct ExpArgs {
     eval_n: usize,
 }
 
+/// `virl experiment`: runs one experiment and writes its curves and table.
 pub fn run(c: ExperimentCommand) -> anyhow::Result<()> {
     let (name, a) = match &c {
         ExperimentCommand::Ablation(a) => ("ablation", a),
@@ -68,17 +71,9 @@ pub fn run(c: ExperimentCommand) -> anyhow::Result<()> {
             })
             .collect(),
     };
-    let out = a.out.clone().unwrap_or_else(|| {
-        let ts = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        PathBuf::from("sessions").join(format!("{name}-{ts}"))
-    });
+    let out = out_dir(a.out.clone(), name);
     std::fs::create_dir_all(&out)?;
-    let mut csv = String::from(
-        "run,iteration,warmup,reward,acc_ans,acc_rat,coverage,zooms,max_rounds_frac,entropy\n",
-    );
+    let mut csv = String::from(CSV_HEADER);
     let mut table = String::from(
         "| run | final Acc_ans (greedy) | Acc_rat | coverage | zooms/traj | last-10 mean train reward | last-10 train zooms |\n|---|---|---|---|---|---|---|\n",
     );
@@ -94,20 +89,7 @@ pub fn run(c: ExperimentCommand) -> anyhow::Result<()> {
             .evaluate(a.eval_n, &mut virl_engine::events::NullSink)
             .map_err(anyhow::Error::msg)?;
         for m in t.history() {
-            let o = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.5}"));
-            let _ = writeln!(
-                csv,
-                "{label},{},{},{:.5},{:.5},{},{},{:.5},{:.5},{}",
-                m.iteration,
-                m.warmup,
-                m.reward_total,
-                m.acc_ans,
-                o(m.acc_rat),
-                o(m.coverage),
-                m.zooms,
-                m.max_rounds_frac,
-                o(m.entropy)
-            );
+            csv.push_str(&csv_row(&label, m));
         }
         let tail: Vec<&IterationMetrics> = t.history().iter().rev().take(10).collect();
         let mean = |f: &dyn Fn(&IterationMetrics) -> f64| {
@@ -166,13 +148,7 @@ fn filtering(a: &ExpArgs) -> anyhow::Result<()> {
     use virl_engine::filter::{self, FilterConfig};
     use virl_engine::dataset::zoombench::ZoomBench;
     let base = base_config(a)?;
-    let out = a.out.clone().unwrap_or_else(|| {
-        let ts = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        PathBuf::from("sessions").join(format!("filtering-{ts}"))
-    });
+    let out = out_dir(a.out.clone(), "filtering");
     std::fs::create_dir_all(&out)?;
     let zb = ZoomBench::new(base.data.zoombench.clone()).map_err(anyhow::Error::msg)?;
     let train_dir = out.join("data/train");
@@ -218,7 +194,7 @@ fn filtering(a: &ExpArgs) -> anyhow::Result<()> {
         rep.after_stage[1],
         rep.after_stage[2]
     );
-    let mut csv = String::from("run,iteration,warmup,reward,acc_ans,acc_rat,coverage,zooms\n");
+    let mut csv = String::from(CSV_HEADER);
     for (label, t, n) in [
         ("unfiltered", &mut unfiltered, rep.input),
         ("filtered", &mut filtered, rep.kept.len()),
@@ -236,18 +212,7 @@ fn filtering(a: &ExpArgs) -> anyhow::Result<()> {
             e.zooms
         );
         for m in t.history() {
-            let o = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.5}"));
-            let _ = writeln!(
-                csv,
-                "{label},{},{},{:.5},{:.5},{},{},{:.5}",
-                m.iteration,
-                m.warmup,
-                m.reward_total,
-                m.acc_ans,
-                o(m.acc_rat),
-                o(m.coverage),
-                m.zooms
-            );
+            csv.push_str(&csv_row(label, m));
         }
     }
     write(&out.join("curves.csv"), &csv)?;
@@ -260,4 +225,36 @@ fn filtering(a: &ExpArgs) -> anyhow::Result<()> {
     );
     let _ = fcfg;
     Ok(())
+}
+
+/// The header of an experiment's `curves.csv`.
+const CSV_HEADER: &str =
+    "run,iteration,warmup,reward,acc_ans,acc_rat,coverage,zooms,max_rounds_frac,entropy\n";
+
+/// One iteration of run `label` as a `curves.csv` row (see [`CSV_HEADER`]).
+fn csv_row(label: &str, m: &virl_engine::metrics::IterationMetrics) -> String {
+    let o = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.5}"));
+    format!(
+        "{label},{},{},{:.5},{:.5},{},{},{:.5},{:.5},{}\n",
+        m.iteration,
+        m.warmup,
+        m.reward_total,
+        m.acc_ans,
+        o(m.acc_rat),
+        o(m.coverage),
+        m.zooms,
+        m.max_rounds_frac,
+        o(m.entropy)
+    )
+}
+
+/// The experiment's folder: `--out`, or `sessions/<name>-<unix time>`.
+fn out_dir(out: Option<PathBuf>, name: &str) -> PathBuf {
+    out.unwrap_or_else(|| {
+        let ts = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        PathBuf::from("sessions").join(format!("{name}-{ts}"))
+    })
 }

@@ -68,6 +68,7 @@ fn policy_location(p: &Path) -> anyhow::Result<(PathBuf, Option<String>)> {
     Ok((dir.to_path_buf(), Some(name)))
 }
 
+/// `virl filter`: runs the three-stage filter and writes the kept samples.
 pub fn run(a: FilterArgs) -> anyhow::Result<()> {
     let cfg = FilterConfig {
         max_area_ratio: a.max_area_ratio,

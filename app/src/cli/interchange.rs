@@ -58,6 +58,7 @@ pub struct ExportArgs {
     out: PathBuf,
 }
 
+/// `virl import`: reads a V* folder or a COCO file and writes a dataset folder.
 pub fn import(a: ImportArgs) -> anyhow::Result<()> {
     let rep = match a.format {
         ImportFormat::Vstar => interchange::read_vstar(&a.src)?,
@@ -94,6 +95,7 @@ pub fn import(a: ImportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `virl export`: writes a dataset (corrections applied) as COCO or JSONL.
 pub fn export(a: ExportArgs) -> anyhow::Result<()> {
     let ds = Dataset::load(&a.dataset)?;
     for w in ds.journal_warnings() {

@@ -2,9 +2,11 @@
 
 mod bench;
 mod experiment;
+/// `virl filter`.
 pub(crate) mod filter;
 mod interchange;
 mod reward_args;
+/// `virl rollout` and the Qwen3-VL flags.
 pub(crate) mod rollout;
 mod score;
 mod suspects;

@@ -35,6 +35,7 @@ pub struct ScoreArgs {
     reward: RewardArgs,
 }
 
+/// `virl score`: scores a rollout file against a dataset and writes one line per trajectory.
 pub fn run(a: ScoreArgs) -> anyhow::Result<()> {
     let cfg = a.reward.to_config()?;
     let ds = Dataset::load(&a.dataset)?;

@@ -37,6 +37,7 @@ pub struct SuspectArgs {
     probe: usize,
 }
 
+/// `virl suspects`: ranks a session's samples by how likely their boxes are wrong.
 pub fn run(a: SuspectArgs) -> anyhow::Result<()> {
     let (session, cfg) = Session::open(&a.session)?;
     let (train, _, eval, _) =

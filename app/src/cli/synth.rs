@@ -53,6 +53,7 @@ pub struct SynthArgs {
     global_view: u32,
 }
 
+/// `virl synth`: writes a ZoomBench split as a dataset folder.
 pub fn run(a: SynthArgs) -> anyhow::Result<()> {
     let cfg = ZoomBenchConfig {
         canvas: a.canvas,

@@ -214,6 +214,7 @@ impl EventSink for ProgressSink {
     }
 }
 
+/// `virl train`: trains into a new session, or resumes one; stops cleanly on Ctrl+C.
 pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     let mut trainer = if let Some(dir) = &a.resume {
         let mut t = Trainer::resume(dir).map_err(anyhow::Error::msg)?;
@@ -286,6 +287,7 @@ pub struct EvalArgs {
     checkpoint: Option<String>,
 }
 
+/// `virl eval`: greedy evaluation of a session's checkpoint or a Qwen3-VL model.
 pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
     if a.policy == super::rollout::PolicyKind::QwenVl {
         return super::rollout::eval(&a.vlm);

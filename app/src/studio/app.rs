@@ -100,6 +100,7 @@ pub struct Studio {
     pub vlm: Option<vlm::Window>,
     /// The quit confirmation is shown (uncompacted corrections).
     pub confirm_quit: bool,
+    /// The user chose to close (the quit dialog is not shown again).
     pub(super) quit_allowed: bool,
     /// The keyboard help is open.
     pub help: bool,
@@ -107,18 +108,31 @@ pub struct Studio {
     pub palette: Option<String>,
     /// The open window's typed path, when open.
     pub open_window: Option<String>,
+    /// Decoded images and crops, as textures.
     pub(super) images: images::ImageCache,
+    /// Messages being shown.
     pub(super) toasts: Vec<Toast>,
+    /// Wakes the UI from background threads.
     pub(super) wake: Waker,
+    /// Where new sessions go.
     pub(super) sessions_root: PathBuf,
+    /// The config of a new session.
     pub(super) base_config: SessionConfig,
+    /// The native folder dialog in flight.
     pub(super) dialog: Option<Receiver<Option<PathBuf>>>,
+    /// Whether that dialog adds to Compare.
     pub(super) dialog_for_compare: bool,
+    /// `--screenshot-to`: the file and the frames to wait.
     pub(super) screenshot: Option<(PathBuf, u32)>,
+    /// Frames drawn (for the screenshot).
     pub(super) frame: u32,
+    /// The screenshot being written.
     pub(super) shot_done: Option<Receiver<Result<(), String>>>,
+    /// Sessions loaded for Compare arrive here…
     pub(super) compare_tx: Sender<CompareRun>,
+    /// …and are taken here.
     pub(super) compare_rx: Receiver<CompareRun>,
+    /// Start training once the engine is ready (`--train`, Space while starting).
     pub(super) pending_train: bool,
     /// What this frame's drawing asked for, carried out by the next `logic()`.
     pub(super) requests: Vec<Request>,

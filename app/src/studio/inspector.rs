@@ -2,11 +2,19 @@
 //! boxes coloured by fidelity, the crop the policy saw at each step, every
 //! action's scores and credit, and the sample's GRPO group side by side.
 
+mod actions;
+mod group;
+mod turns;
+
+use actions::actions_table;
+use group::group_view;
+use turns::{conversation, current_turn};
+
 use super::commands::Cmd;
 use super::images::{ImageCache, ImageJob};
 use super::run::Run;
 use super::selection::BrowserState;
-use crate::widgets::{ViewXf, correct_label, dashed_rect, fidelity_color, placeholder};
+use crate::widgets::{ViewXf, child_ui, dashed_rect, fidelity_color, placeholder};
 use egui::{Color32, Pos2, Rect, RichText, Sense, Stroke, StrokeKind, Vec2};
 use virl_engine::geometry::BBox;
 use virl_engine::trajectory::{FailureClass, Trajectory};
@@ -131,14 +139,7 @@ pub fn ui(
         Pos2::new(side_rect.left() - 8.0, group_rect.top() - 6.0),
     );
     ui.allocate_rect(full, Sense::hover());
-    let mut child = |rect: Rect, salt: &str| {
-        ui.new_child(
-            egui::UiBuilder::new()
-                .max_rect(rect)
-                .id_salt(salt)
-                .layout(egui::Layout::top_down(egui::Align::Min)),
-        )
-    };
+    let mut child = |rect: Rect, salt: &str| child_ui(ui, rect, salt);
     group_view(&mut child(group_rect, "group"), r, b, t, it);
     let side_ui = &mut child(side_rect, "side");
     let img_ui = &mut child(img_rect, "image");
@@ -239,82 +240,6 @@ pub fn ui(
     fire
 }
 
-/// Model text made safe to draw: control characters and undecodable bytes
-/// become `?`; very long turns are shortened.
-pub(crate) fn printable(text: &str, max_chars: usize) -> String {
-    let mut out: String = text
-        .chars()
-        .take(max_chars)
-        .map(|c| {
-            if (c.is_control() && c != '\n' && c != '\t') || c == '\u{fffd}' {
-                '?'
-            } else {
-                c
-            }
-        })
-        .collect();
-    if text.chars().count() > max_chars {
-        out.push_str(" ...");
-    }
-    out
-}
-
-/// The index in `t.transcript` of the assistant turn that made action
-/// `action` (as the record says; the answer is the last assistant turn).
-pub(crate) fn turn_of_action(t: &Trajectory, action: usize) -> Option<usize> {
-    match t.actions.get(action) {
-        Some(a) => a.turn,
-        None => t.transcript.iter().rposition(|x| x.role == "assistant"),
-    }
-}
-
-/// The VLM's turn behind the selected action: its text, box and error.
-fn current_turn(ui: &mut egui::Ui, t: &Trajectory, action: usize) {
-    if let Some(i) = turn_of_action(t, action) {
-        let turn = &t.transcript[i];
-        ui.strong("the model's turn for this action");
-        egui::Frame::group(ui.style()).show(ui, |ui| {
-            ui.add(egui::Label::new(RichText::new(printable(&turn.text, 1500)).monospace()).wrap());
-            if let Some(z) = &turn.zoom {
-                ui.weak(format!("zoom, original pixels: {}", fmt_box(z)));
-            }
-            if let Some(e) = &turn.error {
-                ui.colored_label(
-                    Color32::from_rgb(240, 170, 80),
-                    format!("format error: {e}"),
-                );
-            }
-        });
-    }
-}
-
-/// A VLM trajectory's whole conversation, the selected action's turn
-/// highlighted.
-fn conversation(ui: &mut egui::Ui, t: &Trajectory, action: usize) {
-    let current = turn_of_action(t, action);
-    egui::CollapsingHeader::new(format!("conversation ({} turns)", t.transcript.len()))
-        .id_salt("conversation")
-        .show(ui, |ui| {
-            for (i, turn) in t.transcript.iter().enumerate() {
-                let role = RichText::new(&turn.role).strong();
-                ui.label(if Some(i) == current {
-                    role.color(Color32::from_rgb(120, 190, 255))
-                } else {
-                    role
-                });
-                let max = if turn.role == "system" { 300 } else { 1500 };
-                ui.add(
-                    egui::Label::new(
-                        RichText::new(printable(&turn.text, max))
-                            .monospace()
-                            .small(),
-                    )
-                    .wrap(),
-                );
-            }
-        });
-}
-
 fn fmt_box(b: &BBox) -> String {
     format!("[{:.0}, {:.0}, {:.0}, {:.0}]", b.x1, b.y1, b.x2, b.y2)
 }
@@ -373,20 +298,8 @@ fn image_view(
     }
     xf.wheel(ui, &resp, rect);
     ui.data_mut(|d| d.insert_temp(id, xf));
-    let (origin, scale) = xf.place(rect, w as f64, h as f64);
-    let img_size = Vec2::new(w as f32, h as f32) * scale;
-    painter.image(
-        tex.id(),
-        Rect::from_min_size(origin, img_size),
-        Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0)),
-        Color32::WHITE,
-    );
-    let to_screen = |b: &BBox| {
-        Rect::from_min_max(
-            origin + Vec2::new(b.x1 as f32, b.y1 as f32) * scale,
-            origin + Vec2::new(b.x2 as f32, b.y2 as f32) * scale,
-        )
-    };
+    let placed = xf.paint(&painter, rect, tex.id(), w as f64, h as f64);
+    let to_screen = |b: &BBox| placed.to_screen(b);
     for g in gts {
         painter.rect_stroke(to_screen(g), 0.0, Stroke::new(2.0, GT), StrokeKind::Outside);
     }
@@ -420,230 +333,6 @@ fn image_view(
             dashed_rect(&painter, to_screen(&p), Stroke::new(1.0, col), 5.0);
         }
     }
-}
-
-fn actions_table(
-    ui: &mut egui::Ui,
-    t: &Trajectory,
-    rescored: Option<&Trajectory>,
-    b: &mut BrowserState,
-) {
-    let ai = t.advantage;
-    let max_abs = t
-        .actions
-        .iter()
-        .map(|a| a.credit.advantage.abs())
-        .fold(ai.abs(), f64::max)
-        .max(1e-9);
-    let o = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "–".into());
-    // The selected action, every number.
-    if let Some(a) = t.actions.get(b.action) {
-        egui::Grid::new("action-detail")
-            .num_columns(2)
-            .striped(true)
-            .show(ui, |ui| {
-                let mut kv = |k: &str, v: String| {
-                    ui.label(k);
-                    ui.monospace(v);
-                    ui.end_row();
-                };
-                kv("IoU", o(a.score.iou));
-                kv(
-                    "best GT",
-                    a.score
-                        .gt
-                        .map(|g| format!("#{}", g + 1))
-                        .unwrap_or("–".into()),
-                );
-                kv(
-                    "σ",
-                    a.score
-                        .sigma
-                        .map(|s| format!("{s:+}"))
-                        .unwrap_or("–".into()),
-                );
-                kv("β", o(a.score.beta));
-                kv(
-                    "redundant",
-                    if a.score.redundant {
-                        "yes".into()
-                    } else {
-                        "no".into()
-                    },
-                );
-                kv("f_k", format!("{:+.3}", a.score.fidelity));
-                kv("q_k", format!("{:+.3}", a.credit.quality));
-                kv("m_k", format!("{:.3}", a.credit.modulator));
-                kv("Â_k", format!("{:+.3}", a.credit.advantage));
-                kv("A_i", format!("{ai:+.3}"));
-                if let Some(n) = rescored.and_then(|n| n.actions.get(b.action)) {
-                    kv("IoU (corrected GT)", o(n.score.iou));
-                    kv(
-                        "f_k (corrected GT)",
-                        format!("{:+.3} -> {:+.3}", a.score.fidelity, n.score.fidelity),
-                    );
-                    kv(
-                        "Â_k (corrected GT)",
-                        format!("{:+.3} -> {:+.3}", a.credit.advantage, n.credit.advantage),
-                    );
-                }
-            });
-        ui.separator();
-    }
-    // Every action: IoU, f_k and Â_k against A_i.
-    egui::Grid::new("actions")
-        .striped(true)
-        .num_columns(5)
-        .show(ui, |ui| {
-            for h in ["k", "IoU", "f_k", "Â_k", "Â_k vs A_i"] {
-                ui.strong(h);
-            }
-            ui.end_row();
-            for (k, a) in t.actions.iter().enumerate() {
-                if ui
-                    .selectable_label(k == b.action, format!("{}", k + 1))
-                    .clicked()
-                {
-                    b.action = k;
-                }
-                ui.label(o(a.score.iou));
-                ui.colored_label(
-                    fidelity_color(a.score.fidelity),
-                    format!("{:+.2}", a.score.fidelity),
-                );
-                ui.label(format!("{:+.2}", a.credit.advantage));
-                signed_bar(ui, a.credit.advantage, ai, max_abs);
-                ui.end_row();
-            }
-            if ui
-                .selectable_label(b.action == t.actions.len(), "ans")
-                .clicked()
-            {
-                b.action = t.actions.len();
-            }
-            ui.label("");
-            ui.label("");
-            ui.label(format!("{ai:+.2}"));
-            signed_bar(ui, ai, ai, max_abs);
-            ui.end_row();
-        });
-}
-
-/// A bar from the centre: the action's advantage (filled) and the
-/// trajectory's `A_i` (a tick) on one scale.
-fn signed_bar(ui: &mut egui::Ui, v: f64, a_i: f64, max_abs: f64) {
-    let (rect, resp) = ui.allocate_exact_size(Vec2::new(80.0, 12.0), Sense::hover());
-    let p = ui.painter();
-    p.rect_filled(rect, 2.0, Color32::from_gray(40));
-    let cx = rect.center().x;
-    let x = |v: f64| cx + (v / max_abs) as f32 * rect.width() / 2.0;
-    let col = if v >= 0.0 {
-        Color32::from_rgb(80, 170, 250)
-    } else {
-        Color32::from_rgb(230, 80, 80)
-    };
-    p.rect_filled(
-        Rect::from_min_max(
-            Pos2::new(cx.min(x(v)), rect.top() + 2.0),
-            Pos2::new(cx.max(x(v)), rect.bottom() - 2.0),
-        ),
-        0.0,
-        col,
-    );
-    p.line_segment(
-        [
-            Pos2::new(x(a_i), rect.top()),
-            Pos2::new(x(a_i), rect.bottom()),
-        ],
-        Stroke::new(2.0, Color32::WHITE),
-    );
-    p.line_segment(
-        [Pos2::new(cx, rect.top()), Pos2::new(cx, rect.bottom())],
-        Stroke::new(1.0, Color32::GRAY),
-    );
-    resp.on_hover_text(format!(
-        "Â_k {v:+.3} (bar) against A_i {a_i:+.3} (white tick)"
-    ));
-}
-
-fn group_view(ui: &mut egui::Ui, r: &Run, b: &mut BrowserState, t: &Trajectory, it: u64) {
-    let Some(all) = r.rollouts.get(&it) else {
-        return;
-    };
-    let sibs: Vec<(usize, &Trajectory)> = all
-        .iter()
-        .enumerate()
-        .filter(|(_, x)| x.group == t.group)
-        .collect();
-    let rewards: Vec<f64> = sibs.iter().map(|(_, x)| x.rewards.total).collect();
-    let spread = rewards.iter().cloned().fold(f64::NEG_INFINITY, f64::max)
-        - rewards.iter().cloned().fold(f64::INFINITY, f64::min);
-    ui.horizontal(|ui| {
-        ui.strong(format!(
-            "group {} · {} rollouts",
-            t.group,
-            sibs.len()
-        ));
-        if spread.abs() < 1e-9 {
-            ui.colored_label(
-                Color32::from_rgb(240, 170, 80),
-                "! zero reward spread: every advantage is 0, this group teaches nothing",
-            );
-        } else {
-            ui.weak(format!("reward spread {spread:.3}"));
-        }
-    });
-    egui::ScrollArea::horizontal()
-        .id_salt("group")
-        .show(ui, |ui| {
-            ui.horizontal(|ui| {
-                for (k, x) in sibs {
-                    let sel = b.selected == Some((it, k));
-                    let ok = x.correct();
-                    let frame = egui::Frame::group(ui.style()).stroke(Stroke::new(
-                        if sel { 2.0 } else { 1.0 },
-                        if sel {
-                            Color32::WHITE
-                        } else {
-                            Color32::from_gray(70)
-                        },
-                    ));
-                    let resp = frame
-                        .show(ui, |ui| {
-                            ui.set_width(118.0);
-                            ui.vertical(|ui| {
-                                ui.horizontal(|ui| {
-                                    correct_label(ui, ok);
-                                    ui.label(format!("#{k}"));
-                                    ui.weak(format!("{} zooms", x.actions.len()));
-                                });
-                                ui.label(format!(
-                                    "R {:+.2}  A {:+.2}",
-                                    x.rewards.total, x.advantage
-                                ));
-                                ui.horizontal(|ui| {
-                                    for a in &x.actions {
-                                        let (r, _) = ui
-                                            .allocate_exact_size(Vec2::splat(10.0), Sense::hover());
-                                        ui.painter().rect_filled(
-                                            r,
-                                            2.0,
-                                            fidelity_color(a.score.fidelity),
-                                        );
-                                    }
-                                });
-                            });
-                        })
-                        .response
-                        .interact(Sense::click());
-                    if resp.clicked() {
-                        b.selected = Some((it, k));
-                        b.action = 0;
-                        b.follow = false;
-                    }
-                }
-            });
-        });
 }
 
 #[cfg(test)]

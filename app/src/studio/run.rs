@@ -10,17 +10,21 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 use virl_engine::config::SessionConfig;
-use virl_engine::dataset::{Dataset, Sample};
+use virl_engine::dataset::Sample;
 use virl_engine::engine::{Command, EngineHandle};
-use virl_engine::env::{ImageSource, ImageStore};
 use virl_engine::metrics::{FailureSignature, IterationMetrics};
 use virl_engine::reward::RewardConfig;
 use virl_engine::trajectory::Trajectory;
 use virl_engine::session::Session;
 use virl_engine::events::{Event, Phase};
-use virl_engine::trainer::{Trainer, load_splits_for};
+use virl_engine::trainer::Trainer;
+
+mod follow;
+mod samples;
+
+use follow::{vlm_model, watch};
+pub use samples::SampleIndex;
 
 /// Wakes the UI.
 pub type Waker = Arc<dyn Fn() + Send + Sync>;
@@ -44,51 +48,6 @@ pub enum RunStatus {
     Failed(String),
 }
 
-/// Samples of both splits by id, with their images (ZoomBench images are
-/// rendered on demand).
-pub struct SampleIndex {
-    stores: [Arc<ImageStore>; 2],
-    by_id: HashMap<String, (usize, usize)>,
-}
-
-impl SampleIndex {
-    /// Builds the index of a config's datasets (slow for large datasets: call
-    /// it off the UI thread).
-    /// `session` is the session folder, whose correction journal applies to
-    /// generated data.
-    pub fn build(cfg: &SessionConfig, session: Option<&Path>) -> Result<Self, String> {
-        let (train, ts, eval, es) = load_splits_for(cfg, session)?;
-        let store = |d: Dataset, s: ImageSource| {
-            Arc::new(ImageStore::new(Arc::new(d), s, cfg.env.view, 16))
-        };
-        Ok(Self::from_stores([store(train, ts), store(eval, es)]))
-    }
-
-    /// The index over existing stores (a live trainer's, so that images are
-    /// neither loaded nor indexed twice).
-    pub fn from_stores(stores: [Arc<ImageStore>; 2]) -> Self {
-        let mut by_id = HashMap::new();
-        for (k, st) in stores.iter().enumerate().rev() {
-            for (i, s) in st.dataset().samples().iter().enumerate() {
-                by_id.insert(s.id.clone(), (k, i));
-            }
-        }
-        Self { stores, by_id }
-    }
-
-    /// The image stores of the train and eval splits.
-    pub fn stores(&self) -> &[Arc<ImageStore>; 2] {
-        &self.stores
-    }
-
-    /// The sample with this id, its image store and index there.
-    pub fn get(&self, id: &str) -> Option<(&Sample, &Arc<ImageStore>, usize)> {
-        let &(k, i) = self.by_id.get(id)?;
-        let st = &self.stores[k];
-        Some((&st.dataset().samples()[i], st, i))
-    }
-}
-
 /// Progress within the current iteration.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Progress {
@@ -102,11 +61,13 @@ pub struct Progress {
     pub total: usize,
 }
 
-enum IoRequest {
+/// What the UI asks the session's reader thread.
+pub(super) enum IoRequest {
     Rollouts(u64),
 }
 
-enum IoReply {
+/// What the reader thread (or the engine builder) answers.
+pub(super) enum IoReply {
     /// Everything new in the session's logs since the last poll.
     Logs {
         metrics: Vec<IterationMetrics>,
@@ -512,76 +473,10 @@ impl Run {
     }
 }
 
-fn folder_name(dir: &Path) -> String {
+/// A session's display name: its folder's name.
+pub(super) fn folder_name(dir: &Path) -> String {
     dir.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| dir.display().to_string())
 }
 
-/// The background reader of an opened session: answers rollout requests and
-/// polls the logs for lines another process appends.
-fn watch(
-    session: Session,
-    requests: Receiver<IoRequest>,
-    tx: Sender<IoReply>,
-    wake: Waker,
-    alive: Arc<std::sync::atomic::AtomicBool>,
-) {
-    let (mut seen_m, mut seen_e, mut seen_r) = (0usize, 0usize, Vec::new());
-    let mut first = true;
-    while alive.load(std::sync::atomic::Ordering::Relaxed) {
-        let m = session.read_metrics();
-        let e = session.read_evals();
-        let r = session.rollout_iterations();
-        match (m, e) {
-            (Ok(m), Ok(e)) => {
-                // A rewrite after a resume can shorten the logs: start over.
-                if m.len() < seen_m || e.len() < seen_e {
-                    seen_m = 0;
-                    seen_e = 0;
-                }
-                if first || m.len() > seen_m || e.len() > seen_e || r != seen_r {
-                    let reply = IoReply::Logs {
-                        metrics: m[seen_m..].to_vec(),
-                        evals: e[seen_e..].to_vec(),
-                        rollout_iterations: r.clone(),
-                    };
-                    seen_m = m.len();
-                    seen_e = e.len();
-                    seen_r = r;
-                    if tx.send(reply).is_err() {
-                        return;
-                    }
-                    wake();
-                }
-            }
-            (Err(err), _) | (_, Err(err)) => {
-                if first && tx.send(IoReply::Error(err.to_string())).is_err() {
-                    return;
-                }
-            }
-        }
-        first = false;
-        match requests.recv_timeout(Duration::from_millis(700)) {
-            Ok(IoRequest::Rollouts(i)) => {
-                let r = session
-                    .read_rollouts(i)
-                    .map(Arc::new)
-                    .map_err(|e| e.to_string());
-                if tx.send(IoReply::Rollouts(i, r)).is_err() {
-                    return;
-                }
-                wake();
-            }
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
-        }
-    }
-}
-
-/// The model folder of a session of VLM rollouts (its `policy.json`).
-fn vlm_model(dir: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(dir.join("policy.json")).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    (v["policy"] == "qwen-vl").then(|| v["model"].as_str().unwrap_or("?").to_string())
-}

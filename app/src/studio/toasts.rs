@@ -6,8 +6,11 @@ use std::time::{Duration, Instant};
 
 /// A transient message.
 pub(super) struct Toast {
+    /// The message.
     pub(super) text: String,
+    /// Shown in red, for longer.
     pub(super) error: bool,
+    /// When it was raised.
     pub(super) at: Instant,
 }
 

@@ -8,6 +8,6 @@ mod plot_grid;
 mod view_xf;
 
 pub use labels::{correct_label, fidelity_color};
-pub use paint::{dashed_rect, placeholder};
+pub use paint::{child_ui, dashed_rect, placeholder};
 pub use plot_grid::plot_grid;
-pub use view_xf::ViewXf;
+pub use view_xf::{Placed, ViewXf};

@@ -17,6 +17,16 @@ pub fn dashed_rect(painter: &egui::Painter, r: Rect, stroke: Stroke, dash: f32) 
     }
 }
 
+/// A top-down child `Ui` filling `rect` (a panel of a hand-laid-out tab).
+pub fn child_ui(ui: &mut egui::Ui, rect: Rect, salt: &str) -> egui::Ui {
+    ui.new_child(
+        egui::UiBuilder::new()
+            .max_rect(rect)
+            .id_salt(salt)
+            .layout(egui::Layout::top_down(egui::Align::Min)),
+    )
+}
+
 /// The grey message centred in an image view whose image is not there yet
 /// ("loading the image…") or cannot be shown (the error).
 pub fn placeholder(painter: &egui::Painter, rect: Rect, msg: impl ToString) {

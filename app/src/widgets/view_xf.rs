@@ -1,7 +1,8 @@
 //! Pan and zoom of an image view, shared by the inspector and the
 //! annotation canvas.
 
-use egui::{Pos2, Rect, Vec2};
+use egui::{Color32, Pos2, Rect, Vec2};
+use virl_engine::geometry::BBox;
 
 /// Pan and zoom of an image view (the inspector's and the annotation
 /// canvas): zoom ≥ 1 relative to fitting the image in the view.
@@ -47,5 +48,41 @@ impl ViewXf {
         let scale = fit * self.zoom;
         let img_size = Vec2::new(w as f32, h as f32) * scale;
         (rect.center() + self.pan - img_size / 2.0, scale)
+    }
+}
+
+/// Where an image was painted: screen position of image pixel (0, 0) and
+/// points per image pixel. Boxes are in original-image pixels.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Placed {
+    /// Screen position of image pixel (0, 0).
+    pub origin: Pos2,
+    /// Points per image pixel.
+    pub scale: f32,
+}
+
+impl Placed {
+    /// A box in image pixels, on screen.
+    pub fn to_screen(&self, b: &BBox) -> Rect {
+        Rect::from_min_max(
+            self.origin + Vec2::new(b.x1 as f32, b.y1 as f32) * self.scale,
+            self.origin + Vec2::new(b.x2 as f32, b.y2 as f32) * self.scale,
+        )
+    }
+}
+
+impl ViewXf {
+    /// Paints texture `tex` of a `w × h` image into `rect` with this pan and
+    /// zoom; returns where it went.
+    pub fn paint(&self, painter: &egui::Painter, rect: Rect, tex: egui::TextureId, w: f64, h: f64) -> Placed {
+        let (origin, scale) = self.place(rect, w, h);
+        let img_size = Vec2::new(w as f32, h as f32) * scale;
+        painter.image(
+            tex,
+            Rect::from_min_size(origin, img_size),
+            Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0)),
+            Color32::WHITE,
+        );
+        Placed { origin, scale }
     }
 }

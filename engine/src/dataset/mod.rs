@@ -4,12 +4,14 @@
 //! the images it names (paths relative to the folder).
 
 pub mod annotations;
+pub mod error;
 mod font;
 pub mod interchange;
 pub mod manifest;
 pub mod zoombench;
 
-pub use manifest::{DatasetError, Location, MANIFEST};
+pub use error::{DatasetError, Location};
+pub use manifest::MANIFEST;
 
 use crate::geometry::BBox;
 use serde::Serialize;

@@ -104,31 +104,37 @@ pub fn score_batch<'s>(
     assign_credit(trajs, cfg)
 }
 
+/// A 100×100 sample asking for the digit 7, with these ground-truth boxes
+/// (the scoring tests' fixture).
+#[cfg(test)]
+pub(crate) fn test_sample(id: &str, gts: &[BBox]) -> Sample {
+    Sample {
+        id: id.into(),
+        image: format!("{id}.png"),
+        width: 100,
+        height: 100,
+        question: "What digit is on the red placard?".into(),
+        answer: "7".into(),
+        options: vec![],
+        rationales: gts
+            .iter()
+            .map(|&bbox| crate::dataset::Rationale {
+                bbox,
+                label: String::new(),
+            })
+            .collect(),
+        meta: None,
+        extra: Default::default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dataset::Rationale;
     use crate::trajectory::ZoomAction;
 
     fn sample(gts: &[BBox]) -> Sample {
-        Sample {
-            id: "a".into(),
-            image: "a.png".into(),
-            width: 100,
-            height: 100,
-            question: "What digit is on the red placard?".into(),
-            answer: "7".into(),
-            options: vec![],
-            rationales: gts
-                .iter()
-                .map(|&bbox| Rationale {
-                    bbox,
-                    label: String::new(),
-                })
-                .collect(),
-            meta: None,
-            extra: Default::default(),
-        }
+        test_sample("a", gts)
     }
 
     #[test]

@@ -197,28 +197,10 @@ pub fn score_rollouts(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dataset::{Rationale, Sample};
     use crate::geometry::BBox;
 
-    fn sample(id: &str, gts: &[BBox]) -> Sample {
-        Sample {
-            id: id.into(),
-            image: format!("{id}.png"),
-            width: 100,
-            height: 100,
-            question: "What digit is on the red placard?".into(),
-            answer: "7".into(),
-            options: vec![],
-            rationales: gts
-                .iter()
-                .map(|&bbox| Rationale {
-                    bbox,
-                    label: String::new(),
-                })
-                .collect(),
-            meta: None,
-            extra: Default::default(),
-        }
+    fn sample(id: &str, gts: &[BBox]) -> crate::dataset::Sample {
+        super::super::test_sample(id, gts)
     }
 
     #[test]

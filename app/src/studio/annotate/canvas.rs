@@ -63,21 +63,10 @@ pub(super) fn canvas(ui: &mut egui::Ui, r: &mut Run, st: &mut AnnotateState, ima
         xf.pan += resp.drag_delta();
     }
     xf.wheel(ui, &resp, rect);
-    let (origin, scale) = xf.place(rect, w, h);
-    let img_size = Vec2::new(w as f32, h as f32) * scale;
+    let placed = xf.paint(&painter, rect, tex.0.id(), w, h);
+    let (origin, scale) = (placed.origin, placed.scale);
     st.canvas_xf = Some((origin, scale));
-    painter.image(
-        tex.0.id(),
-        Rect::from_min_size(origin, img_size),
-        Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0)),
-        Color32::WHITE,
-    );
-    let to_screen = |b: &BBox| {
-        Rect::from_min_max(
-            origin + Vec2::new(b.x1 as f32, b.y1 as f32) * scale,
-            origin + Vec2::new(b.x2 as f32, b.y2 as f32) * scale,
-        )
-    };
+    let to_screen = |b: &BBox| placed.to_screen(b);
     let to_image = |p: Pos2| {
         let v = (p - origin) / scale;
         ((v.x as f64).clamp(0.0, w), (v.y as f64).clamp(0.0, h))

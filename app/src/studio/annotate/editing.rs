@@ -44,6 +44,7 @@ pub(super) enum Handle {
 }
 
 impl Handle {
+    /// The eight handles, corners first.
     pub(super) const ALL: [Self; 8] = [
         Self::NW,
         Self::N,
@@ -55,6 +56,7 @@ impl Handle {
         Self::W,
     ];
 
+    /// Where the handle sits on a box drawn as `r`.
     pub(super) fn pos(self, r: Rect) -> Pos2 {
         let (cx, cy) = (r.center().x, r.center().y);
         match self {

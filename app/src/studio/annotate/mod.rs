@@ -170,6 +170,7 @@ impl AnnotateState {
         ));
     }
 
+    /// Shows sample `id` (resets the selection, the drag and the view).
     pub(super) fn select_sample(&mut self, id: Option<String>) {
         if self.sample != id {
             self.sample = id;
@@ -376,6 +377,7 @@ impl AnnotateState {
         }
     }
 
+    /// The shown sample's image size.
     pub(super) fn image_size(&self) -> Option<(f64, f64)> {
         let d = self.doc()?;
         let s = d.dataset.get(self.sample.as_deref()?)?;
@@ -487,14 +489,7 @@ pub fn ui(
         Pos2::new(list_rect.right() + 8.0, full.top()),
         Pos2::new(side_rect.left() - 8.0, full.bottom()),
     );
-    let mut child = |rect: Rect, salt: &str| {
-        ui.new_child(
-            egui::UiBuilder::new()
-                .max_rect(rect)
-                .id_salt(salt)
-                .layout(egui::Layout::top_down(egui::Align::Min)),
-        )
-    };
+    let mut child = |rect: Rect, salt: &str| crate::widgets::child_ui(ui, rect, salt);
     samples::sample_list(&mut child(list_rect, "annot-list"), r, st);
     fire = side_panel::side_panel(&mut child(side_rect, "annot-side"), r, st).or(fire);
     canvas::canvas(&mut child(canvas_rect, "annot-canvas"), r, st, images);

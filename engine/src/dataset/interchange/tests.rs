@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::dataset::Rationale;
+use serde_json::{Map, json};
 
 fn img(path: &Path, w: u32, h: u32) {
     std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
