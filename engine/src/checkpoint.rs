@@ -17,7 +17,7 @@ use crate::config::TrainerConfig;
 use crate::fsutil::{atomic_write, numbered_files};
 use crate::metrics::IterationMetrics;
 use crate::reward::RewardConfig;
-use crate::session::SessionError;
+use crate::session::error::{SessionError, err};
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -69,13 +69,6 @@ impl Strategy {
             .take(n.saturating_sub(self.keep_last.max(1)))
             .filter(|&it| Some(it) != best)
             .collect()
-    }
-}
-
-fn err(path: &Path, message: impl Into<String>) -> SessionError {
-    SessionError {
-        path: path.to_path_buf(),
-        message: message.into(),
     }
 }
 

@@ -15,7 +15,12 @@
 //! session can be read while another process writes it. Each trajectory of
 //! `rollouts/` is one [`Trajectory`] record.
 
+pub mod error;
+
+pub use error::SessionError;
+
 use crate::checkpoint::CheckpointStore;
+use error::err;
 use crate::config::SessionConfig;
 use crate::fsutil::{atomic_write, numbered_files, to_jsonl};
 use crate::metrics::IterationMetrics;
@@ -37,35 +42,6 @@ pub struct SessionEvent {
     pub kind: String,
     /// Details.
     pub message: String,
-}
-
-/// An error of the session store, naming the file.
-#[derive(Debug, thiserror::Error)]
-pub struct SessionError {
-    /// The file or folder.
-    pub path: PathBuf,
-    /// What went wrong.
-    pub message: String,
-}
-
-impl std::fmt::Display for SessionError {
-    /// `message: path`, the path last (STYLE.md) — unless the message (a
-    /// config error, say) already names it.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let p = self.path.display().to_string();
-        if self.message.contains(&p) {
-            f.write_str(&self.message)
-        } else {
-            write!(f, "{}: {p}", self.message)
-        }
-    }
-}
-
-fn err(path: &Path, message: impl Into<String>) -> SessionError {
-    SessionError {
-        path: path.to_path_buf(),
-        message: message.into(),
-    }
 }
 
 /// A session folder.
