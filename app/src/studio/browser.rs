@@ -21,11 +21,6 @@ pub fn rollouts_view(
 ) -> Option<Cmd> {
     let mut fire = None;
     timeline(ui, r, b);
-    if let Some(i) = b.iteration
-        && b.scope == Scope::Iteration
-    {
-        r.request_rollouts(i);
-    }
     egui::Panel::left("browser")
         .resizable(true)
         .default_size(520.0)

@@ -48,6 +48,8 @@ pub struct Window {
     /// Import: keep the good samples and list the bad ones.
     pub skip_bad: bool,
     running: Option<Receiver<JobResult>>,
+    /// Run was pressed; [`Window::logic`] starts the job.
+    start_requested: bool,
 }
 
 impl Window {
@@ -69,6 +71,7 @@ impl Window {
             out,
             skip_bad: false,
             running: None,
+            start_requested: false,
         }
     }
 
@@ -143,20 +146,9 @@ impl Window {
                 });
             });
         if go {
-            let (tx, rx) = bounded(1);
-            let (mode, src, images, out, skip) = (
-                self.mode,
-                PathBuf::from(self.src.trim()),
-                self.images.trim().to_string(),
-                PathBuf::from(self.out.trim()),
-                self.skip_bad,
-            );
-            let ctx = ctx.clone();
-            std::thread::spawn(move || {
-                let _ = tx.send(run(mode, &src, &images, &out, skip));
-                ctx.request_repaint();
-            });
-            self.running = Some(rx);
+            // Started by `logic()`: drawing only records the request.
+            self.start_requested = true;
+            ctx.request_repaint();
         }
         (open || self.running.is_some(), result.0, result.1)
     }
@@ -209,5 +201,28 @@ fn run(mode: Mode, src: &Path, images: &str, out: &Path, skip_bad: bool) -> JobR
                 None,
             ))
         }
+    }
+}
+
+impl Window {
+    /// Starts the job the window's Run button asked for (off the UI thread).
+    pub fn logic(&mut self, ctx: &egui::Context) {
+        if !std::mem::take(&mut self.start_requested) || self.running.is_some() {
+            return;
+        }
+        let (tx, rx) = bounded(1);
+        let (mode, src, images, out, skip) = (
+            self.mode,
+            PathBuf::from(self.src.trim()),
+            self.images.trim().to_string(),
+            PathBuf::from(self.out.trim()),
+            self.skip_bad,
+        );
+        let ctx = ctx.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(run(mode, &src, &images, &out, skip));
+            ctx.request_repaint();
+        });
+        self.running = Some(rx);
     }
 }

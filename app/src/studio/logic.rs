@@ -208,6 +208,20 @@ impl Studio {
         // writes and re-scoring), then what the rest of the UI asked for.
         if let Some(r) = &mut self.run {
             self.annotate.logic(r);
+            self.settings.logic(r);
+            // The rollouts the browser shows are read in the background.
+            if self.tab == Tab::Rollouts
+                && self.browser.scope == super::selection::Scope::Iteration
+                && let Some(i) = self.browser.iteration
+            {
+                r.request_rollouts(i);
+            }
+        }
+        if let Some(w) = &mut self.interchange {
+            w.logic(ctx);
+        }
+        if let Some(w) = &mut self.vlm {
+            w.logic(ctx);
         }
         for r in std::mem::take(&mut self.requests) {
             self.carry_out(r, ctx);

@@ -17,6 +17,8 @@ pub struct SettingsState {
     pub trainer: TrainerConfig,
     /// Why the draft cannot be applied.
     pub error: Option<String>,
+    /// "Apply" was pressed; [`SettingsState::logic`] sends the drafts.
+    apply_requested: bool,
 }
 
 impl SettingsState {
@@ -26,6 +28,15 @@ impl SettingsState {
             reward: c.reward.clone(),
             trainer: c.trainer.clone(),
             error: None,
+            apply_requested: false,
+        }
+    }
+
+    /// Applies the drafts when the panel's button asked for it (the
+    /// studio's `logic()` calls this).
+    pub fn logic(&mut self, r: &mut Run) {
+        if std::mem::take(&mut self.apply_requested) {
+            self.apply(r);
         }
     }
 
@@ -206,7 +217,7 @@ impl SettingsState {
                     .add_enabled(dirty, egui::Button::new("Apply from next iteration"))
                     .clicked()
                 {
-                    self.apply(r);
+                    self.apply_requested = true;
                 }
                 if ui.add_enabled(dirty, egui::Button::new("Revert")).clicked() {
                     *self = Self::from_config(&r.cfg);

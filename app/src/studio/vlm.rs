@@ -44,6 +44,8 @@ pub struct Window {
     running: Option<Receiver<Msg>>,
     /// The last error, shown in the window.
     pub error: Option<String>,
+    /// Run was pressed; [`Window::logic`] starts the job.
+    start_requested: bool,
 }
 
 impl Window {
@@ -69,6 +71,7 @@ impl Window {
             out: sessions_root.join(out_name),
             progress: (0, 0),
             running: None,
+            start_requested: false,
             error: None,
         }
     }
@@ -176,46 +179,9 @@ impl Window {
                 }
             });
         if go {
-            self.error = None;
-            self.progress = (0, 0);
-            let (tx, rx) = bounded(64);
-            let job = Job {
-                model: PathBuf::from(self.model.trim()),
-                dataset: self.dataset.trim().to_string(),
-                n: self.n,
-                cfg: VlmRunConfig {
-                    rollout: RolloutConfig {
-                        max_rounds: self.max_rounds,
-                        max_turn_tokens: self.max_turn_tokens,
-                        temperature: self.temperature,
-                        max_pixels: self.max_side * self.max_side,
-                        crop_max_pixels: self.max_side * self.max_side,
-                        ..Default::default()
-                    },
-                    group: self.group,
-                    seed: 0,
-                    reward: Default::default(),
-                },
-                precision: if self.bf16 {
-                    Precision::Bf16
-                } else {
-                    Precision::F32
-                },
-                device: self.device,
-                out: self.out.clone(),
-            };
-            let ctx = ctx.clone();
-            std::thread::spawn(move || {
-                let tx2 = tx.clone();
-                let c2 = ctx.clone();
-                let r = job.run(&mut |d, n| {
-                    let _ = tx2.try_send(Msg::Progress(d, n));
-                    c2.request_repaint();
-                });
-                let _ = tx.send(Msg::Done(r));
-                ctx.request_repaint();
-            });
-            self.running = Some(rx);
+            // Started by `logic()`: drawing only records the request.
+            self.start_requested = true;
+            ctx.request_repaint();
         }
         (open || self.running.is_some(), result.0, result.1)
     }
@@ -263,5 +229,54 @@ impl Job {
             ),
             self.out.clone(),
         ))
+    }
+}
+
+impl Window {
+    /// Starts the job the window's Run button asked for (off the UI thread).
+    pub fn logic(&mut self, ctx: &egui::Context) {
+        if !std::mem::take(&mut self.start_requested) || self.running.is_some() {
+            return;
+        }
+        self.error = None;
+        self.progress = (0, 0);
+        let (tx, rx) = bounded(64);
+        let job = Job {
+            model: PathBuf::from(self.model.trim()),
+            dataset: self.dataset.trim().to_string(),
+            n: self.n,
+            cfg: VlmRunConfig {
+                rollout: RolloutConfig {
+                    max_rounds: self.max_rounds,
+                    max_turn_tokens: self.max_turn_tokens,
+                    temperature: self.temperature,
+                    max_pixels: self.max_side * self.max_side,
+                    crop_max_pixels: self.max_side * self.max_side,
+                    ..Default::default()
+                },
+                group: self.group,
+                seed: 0,
+                reward: Default::default(),
+            },
+            precision: if self.bf16 {
+                Precision::Bf16
+            } else {
+                Precision::F32
+            },
+            device: self.device,
+            out: self.out.clone(),
+        };
+        let ctx = ctx.clone();
+        std::thread::spawn(move || {
+            let tx2 = tx.clone();
+            let c2 = ctx.clone();
+            let r = job.run(&mut |d, n| {
+                let _ = tx2.try_send(Msg::Progress(d, n));
+                c2.request_repaint();
+            });
+            let _ = tx.send(Msg::Done(r));
+            ctx.request_repaint();
+        });
+        self.running = Some(rx);
     }
 }

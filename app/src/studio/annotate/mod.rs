@@ -73,6 +73,9 @@ pub struct AnnotateState {
     /// Messages for toasts (errors flagged).
     pub messages: Vec<(String, bool)>,
     thumbs: Thumbs,
+    /// Iterations whose rollouts the list asked to load (for the suspicion
+    /// ranking), requested by [`AnnotateState::logic`].
+    load_requested: Vec<u64>,
     /// Edits proposed by this frame's drawing, committed by [`AnnotateState::logic`].
     pending: Vec<(String, Vec<Rationale>)>,
     scroll_to_selected: bool,
@@ -202,12 +205,15 @@ impl AnnotateState {
 
     /// Whether edits wait for [`AnnotateState::logic`].
     pub fn has_pending(&self) -> bool {
-        !self.pending.is_empty()
+        !self.pending.is_empty() || !self.load_requested.is_empty()
     }
 
     /// Commits the edits the last frame proposed (journal, history,
     /// re-scoring). The studio calls it from its `logic()`.
     pub fn logic(&mut self, r: &mut Run) {
+        for it in std::mem::take(&mut self.load_requested) {
+            r.request_rollouts(it);
+        }
         for (op, after) in std::mem::take(&mut self.pending) {
             self.commit(r, &op, after);
         }

@@ -46,10 +46,7 @@ pub(super) fn sample_list(ui: &mut egui::Ui, r: &mut Run, st: &mut AnnotateState
                 && ui.small_button("load the last 50 iterations").clicked())
         {
             st.auto_loaded = true;
-            let its: Vec<u64> = r.stored.iter().rev().take(50).copied().collect();
-            for it in its {
-                r.request_rollouts(it);
-            }
+            st.load_requested = r.stored.iter().rev().take(50).copied().collect();
         }
     });
     st.update_suspicion(r);
