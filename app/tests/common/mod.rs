@@ -1,5 +1,9 @@
 //! What the studio's kittest flows share.
 
+#![allow(dead_code)]
+
+pub mod annotate;
+
 use egui_kittest::Harness;
 use std::time::Duration;
 use virl_studio::studio::{Studio, StudioOptions};
