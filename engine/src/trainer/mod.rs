@@ -307,8 +307,8 @@ impl Trainer {
     /// Runs one training iteration; returns its metrics.
     pub fn step(&mut self, sink: &mut dyn EventSink) -> Result<IterationMetrics, TrainError> {
         let never = AtomicBool::new(false);
-        self.step_unless(sink, &never)
-            .map(|m| m.expect("an unset stop flag never stops an iteration"))
+        self.step_unless(sink, &never)?
+            .ok_or_else(|| "the iteration was stopped".to_string())
     }
 
     /// [`Trainer::step`], abandoned between the rollout and the update when
