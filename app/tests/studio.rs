@@ -294,5 +294,8 @@ fn the_browser_shows_a_numerically_equal_answer_as_correct() {
     let st = h.state();
     let r = st.run.as_ref().expect("run");
     assert_eq!(st.browser.rows, vec![(0, 0)]);
-    assert_eq!(r.rollouts[&0][0].answer.as_deref(), Some(format!("{}.0", s.answer).as_str()));
+    assert_eq!(
+        r.rollouts[&0][0].answer.as_deref(),
+        Some(format!("{}.0", s.answer).as_str())
+    );
 }

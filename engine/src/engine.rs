@@ -4,8 +4,8 @@
 //! semantics and drains events with `try_recv`.
 
 use crate::config::TrainerConfig;
-use crate::reward::RewardConfig;
 use crate::events::{Event, EventSink};
+use crate::reward::RewardConfig;
 use crate::trainer::Trainer;
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use std::panic::{AssertUnwindSafe, catch_unwind};

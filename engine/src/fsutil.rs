@@ -25,12 +25,9 @@ pub fn numbered_files(dir: &Path, prefix: &str, suffix: &str) -> Vec<u64> {
         .map(|rd| {
             rd.filter_map(|e| e.ok())
                 .filter_map(|e| {
-                    e.file_name().to_str().and_then(|n| {
-                        n.strip_prefix(prefix)?
-                            .strip_suffix(suffix)?
-                            .parse()
-                            .ok()
-                    })
+                    e.file_name()
+                        .to_str()
+                        .and_then(|n| n.strip_prefix(prefix)?.strip_suffix(suffix)?.parse().ok())
                 })
                 .collect()
         })

@@ -20,12 +20,12 @@ pub mod error;
 pub use error::SessionError;
 
 use crate::checkpoint::CheckpointStore;
-use error::err;
 use crate::config::SessionConfig;
 use crate::fsutil::{atomic_write, numbered_files, to_jsonl};
 use crate::metrics::IterationMetrics;
 use crate::reward::RewardConfig;
 use crate::trajectory::Trajectory;
+use error::err;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -177,11 +177,7 @@ impl Session {
     }
 
     /// Writes an iteration's trajectories (atomically).
-    pub fn write_rollouts(
-        &self,
-        iteration: u64,
-        trajs: &[Trajectory],
-    ) -> Result<(), SessionError> {
+    pub fn write_rollouts(&self, iteration: u64, trajs: &[Trajectory]) -> Result<(), SessionError> {
         let p = self.rollout_path(iteration);
         atomic_write(&p, to_jsonl(trajs).as_bytes())
             .map_err(|e| err(&p, format!("cannot write ({e})")))

@@ -86,10 +86,7 @@ pub fn rank<'a, 'r>(
 ) -> Vec<Suspect> {
     let mut by_sample: HashMap<&str, Vec<&Trajectory>> = HashMap::new();
     for r in records {
-        by_sample
-            .entry(r.sample.as_str())
-            .or_default()
-            .push(r);
+        by_sample.entry(r.sample.as_str()).or_default().push(r);
     }
     let mut out: Vec<Suspect> = by_sample
         .into_iter()
@@ -106,8 +103,7 @@ pub fn rank<'a, 'r>(
 /// The suspicion of one sample from its trajectories (see the module docs).
 pub fn score(s: &Sample, rs: &[&Trajectory], cfg: &SuspectConfig) -> Suspect {
     let gts = s.gt_boxes();
-    let correct: Vec<&&Trajectory> =
-        rs.iter().filter(|r| r.correct()).collect();
+    let correct: Vec<&&Trajectory> = rs.iter().filter(|r| r.correct()).collect();
     // (box, log p) of every zoom of a correct trajectory.
     let zooms: Vec<(BBox, f64)> = correct
         .iter()
@@ -123,9 +119,7 @@ pub fn score(s: &Sample, rs: &[&Trajectory], cfg: &SuspectConfig) -> Suspect {
     } else {
         correct
             .iter()
-            .filter(|r| {
-                !r.proposed().any(|b| gts.iter().any(|g| b.iou(g) >= 0.5))
-            })
+            .filter(|r| !r.proposed().any(|b| gts.iter().any(|g| b.iou(g) >= 0.5)))
             .count() as f64
             / correct.len() as f64
     };
@@ -210,8 +204,8 @@ mod tests {
     use super::*;
     use crate::dataset::Rationale;
     use crate::dataset::zoombench::{ZoomBench, ZoomBenchConfig};
-    use crate::rng::SplitMix64;
     use crate::reward::RewardConfig;
+    use crate::rng::SplitMix64;
     use crate::score::{assign_credit, score_trajectory};
     use crate::trajectory::ZoomAction;
 

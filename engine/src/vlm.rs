@@ -4,7 +4,6 @@
 //! qwen-vl`, the studio's "Run VLM rollouts").
 
 use crate::config::SessionConfig;
-use crate::rng::SplitMix64;
 use crate::env::ImageStore;
 use crate::metrics::{IterationMetrics, RAT_IOU, summarize};
 use crate::policy::qwen_vl::protocol::{Forced, RolloutConfig};
@@ -12,6 +11,7 @@ use crate::policy::qwen_vl::rollout::VlmPolicy;
 use crate::policy::qwen_vl::sampling::{Sampler, TokenChooser};
 use crate::policy::qwen_vl::transcript::VlmTrajectory;
 use crate::reward::RewardConfig;
+use crate::rng::SplitMix64;
 use crate::score::{assign_credit, score_trajectory};
 use crate::session::Session;
 use crate::trajectory::Trajectory;

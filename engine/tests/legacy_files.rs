@@ -33,13 +33,18 @@ fn an_old_zoomnet_session_loads_and_rescores_to_what_it_stored() {
             assert_eq!(r.iteration, it);
             assert!(!r.truth.is_empty());
             // ZoomNet's logp list was one per zoom, then the answer's.
-            assert!(r.actions.iter().all(|a| a.logp.is_some() && a.turn.is_none()));
+            assert!(
+                r.actions
+                    .iter()
+                    .all(|a| a.logp.is_some() && a.turn.is_none())
+            );
             assert_eq!(r.answer.is_some(), r.answer_logp.is_some());
             assert_eq!(r.truncated, r.answer.is_none());
             zooms += r.actions.len();
         }
         // The engine re-scores each old record to exactly what it stored.
-        let ids: std::collections::BTreeSet<&str> = recs.iter().map(|r| r.sample.as_str()).collect();
+        let ids: std::collections::BTreeSet<&str> =
+            recs.iter().map(|r| r.sample.as_str()).collect();
         for id in ids {
             let sample = ds.get(id).expect("sample");
             for (i, new) in rescore(&recs, sample, |_| cfg.reward.clone()) {
@@ -60,7 +65,9 @@ fn an_old_vlm_session_keeps_its_format_errors_and_turn_logps() {
     let (s, cfg) = Session::open(&fixture("vlm-session")).expect("open");
     let recs = s.read_rollouts(0).expect("rollouts");
     assert_eq!(recs.len(), 4);
-    let ds = virl_engine::vlm::open_dataset("zoombench").expect("zoombench").0;
+    let ds = virl_engine::vlm::open_dataset("zoombench")
+        .expect("zoombench")
+        .0;
     for r in &recs {
         assert!(r.transcript.len() >= 3);
         // Every assistant turn got its logp from the old per-turn list.

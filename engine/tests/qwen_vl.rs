@@ -7,18 +7,14 @@ use candle_core::Device;
 use image::RgbImage;
 use std::collections::VecDeque;
 use std::path::Path;
-use virl_engine::rng::SplitMix64;
 use virl_engine::dataset::{Rationale, Sample};
 use virl_engine::geometry::BBox;
-use virl_engine::policy::qwen_vl::protocol::{
-    CoordFrame, RolloutConfig, TurnOutcome, read_turn,
-};
+use virl_engine::policy::qwen_vl::protocol::{CoordFrame, RolloutConfig, TurnOutcome, read_turn};
+use virl_engine::policy::qwen_vl::rollout::rollout_group;
 use virl_engine::policy::qwen_vl::sampling::{Sampler, TokenChooser, log_softmax};
-use virl_engine::policy::qwen_vl::rollout::{
-    rollout_group,
-};
 use virl_engine::policy::qwen_vl::tiny::{TinySpec, write_tiny_model};
 use virl_engine::policy::qwen_vl::{Precision, QwenError, QwenVl};
+use virl_engine::rng::SplitMix64;
 
 fn tiny_model(dir: &Path) -> QwenVl {
     write_tiny_model(dir, &TinySpec::tiny(), 7).expect("write");
@@ -95,16 +91,32 @@ fn multi_turn_protocol_with_a_scripted_stream() {
     let t = &out[0];
     // The image was shown at 320x256 (the pixel budget), so the box maps x2.
     assert_eq!(t.images[0].shown, (320, 256));
-    assert_eq!(t.record.proposed().collect::<Vec<_>>(), vec![BBox::new(100.0, 60.0, 160.0, 120.0)]);
-    assert_eq!(t.record.executed().collect::<Vec<_>>(), t.record.proposed().collect::<Vec<_>>());
+    assert_eq!(
+        t.record.proposed().collect::<Vec<_>>(),
+        vec![BBox::new(100.0, 60.0, 160.0, 120.0)]
+    );
+    assert_eq!(
+        t.record.executed().collect::<Vec<_>>(),
+        t.record.proposed().collect::<Vec<_>>()
+    );
     // The crop (60x60 original pixels) was appended as the second image.
     assert_eq!(t.images.len(), 2);
     assert_eq!(t.images[1].original, (60, 60));
     assert_eq!(t.record.answer.as_deref(), Some("7"));
     assert!(!t.record.truncated);
-    assert_eq!(t.record.format_errors.len(), 1, "{:?}", t.record.format_errors);
+    assert_eq!(
+        t.record.format_errors.len(),
+        1,
+        "{:?}",
+        t.record.format_errors
+    );
     assert!(t.record.format_errors[0].contains("neither a tool call nor an <answer>"));
-    let roles: Vec<&str> = t.record.transcript.iter().map(|x| x.role.as_str()).collect();
+    let roles: Vec<&str> = t
+        .record
+        .transcript
+        .iter()
+        .map(|x| x.role.as_str())
+        .collect();
     assert_eq!(
         roles,
         [
@@ -118,9 +130,16 @@ fn multi_turn_protocol_with_a_scripted_stream() {
         ]
     );
     assert_eq!(t.record.transcript[2].text, turns[0]);
-    assert_eq!(t.record.transcript[2].zoom, Some(t.record.actions[0].proposed));
+    assert_eq!(
+        t.record.transcript[2].zoom,
+        Some(t.record.actions[0].proposed)
+    );
     assert!(t.record.transcript[4].error.is_some());
-    assert!(t.record.transcript[5].text.starts_with("Error: neither a tool call"));
+    assert!(
+        t.record.transcript[5]
+            .text
+            .starts_with("Error: neither a tool call")
+    );
     // Every generated token, with its position, is in the sequence.
     let (ids, mask) = t.token_mask(m.tokenizer.image_pad);
     let generated: Vec<u32> = ids
@@ -165,11 +184,17 @@ fn boxes_in_the_0_1000_frame_and_outside_the_image() {
         Box::new(sc.take().expect("once"))
     })
     .expect("rollout")[0];
-    assert_eq!(t.record.actions[0].proposed, BBox::new(100.0, 150.0, 200.0, 300.0));
+    assert_eq!(
+        t.record.actions[0].proposed,
+        BBox::new(100.0, 150.0, 200.0, 300.0)
+    );
     assert_eq!(t.record.actions[0].executed, t.record.actions[0].proposed);
     // The second box leaves the image: proposed as written (the rewards
     // score it), executed clipped and grown to the 8 px minimum side.
-    assert_eq!(t.record.actions[1].proposed, BBox::new(396.0, 297.0, 480.0, 330.0));
+    assert_eq!(
+        t.record.actions[1].proposed,
+        BBox::new(396.0, 297.0, 480.0, 330.0)
+    );
     let e = t.record.actions[1].executed;
     assert!(
         e.x2 <= 400.0 && e.y2 <= 300.0 && e.width() >= 8.0 && e.height() >= 8.0,
@@ -423,7 +448,11 @@ fn filter_probes_force_the_ground_truth_zoom_or_forbid_zooming() {
     assert_eq!(t.record.proposed().collect::<Vec<_>>(), s.gt_boxes());
     assert_eq!(t.images.len(), 2, "the ground-truth crop was shown");
     assert_eq!(t.record.answer.as_deref(), Some("7"));
-    assert!(t.record.format_errors.is_empty(), "{:?}", t.record.format_errors);
+    assert!(
+        t.record.format_errors.is_empty(),
+        "{:?}",
+        t.record.format_errors
+    );
     assert!(
         t.record.transcript[2].text.contains("[50, 30, 80, 60]"),
         "{}",

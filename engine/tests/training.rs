@@ -2,8 +2,8 @@
 //! and that training improves the policy.
 
 use virl_engine::config::SessionConfig;
-use virl_engine::session::Session;
 use virl_engine::events::{Event, NullSink};
+use virl_engine::session::Session;
 use virl_engine::trainer::Trainer;
 
 /// A small, fast ZoomBench setup: 256 px canvas, 32 px views, one to two placards.
@@ -136,8 +136,11 @@ fn resume_continues_the_same_run() {
     let recs = session.read_rollouts(3).expect("rollouts");
     assert_eq!(recs.len(), 32);
     // Every action carries its rollout log-probability, and so does every answer.
-    assert!(recs.iter().all(|r| r.actions.iter().all(|a| a.logp.is_some())
-        && r.answer.is_some() == r.answer_logp.is_some()));
+    assert!(
+        recs.iter()
+            .all(|r| r.actions.iter().all(|a| a.logp.is_some())
+                && r.answer.is_some() == r.answer_logp.is_some())
+    );
     assert!(recs.iter().all(|r| r.iteration == 3));
 }
 

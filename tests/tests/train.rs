@@ -352,12 +352,22 @@ fn eval_suspects_and_filter_use_a_trained_session() {
 fn ctrl_c_finishes_the_iteration_checkpoints_and_exits_0() {
     let root = tempfile::tempdir().expect("tempdir");
     let cfg = root.path().join("tiny.toml");
-    fs::write(&cfg, TINY.replace("[trainer]", "[trainer]\ncheckpoint_every = 1000"))
-        .expect("config");
+    fs::write(
+        &cfg,
+        TINY.replace("[trainer]", "[trainer]\ncheckpoint_every = 1000"),
+    )
+    .expect("config");
     let dir = root.path().join("s");
     let child = virl()
         .args([
-            "train", "--config", p(&cfg), "--session", p(&dir), "--iters", "1000", "--log",
+            "train",
+            "--config",
+            p(&cfg),
+            "--session",
+            p(&dir),
+            "--iters",
+            "1000",
+            "--log",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -378,7 +388,10 @@ fn ctrl_c_finishes_the_iteration_checkpoints_and_exits_0() {
     assert!(o.status.success(), "exit {:?}: {err}", o.status.code());
     let n = metrics_lines(&dir);
     assert!(n < 1000, "it stopped");
-    assert!(err.contains(&format!("stopped after {n} iterations")), "{err}");
+    assert!(
+        err.contains(&format!("stopped after {n} iterations")),
+        "{err}"
+    );
     assert!(err.contains("virl train --resume"), "{err}");
     // The checkpoint is of the last finished iteration (checkpoint_every is
     // 1000: this one was written because of the stop).
@@ -390,7 +403,14 @@ fn ctrl_c_finishes_the_iteration_checkpoints_and_exits_0() {
         .expect("a checkpoint was written at the stop");
     assert_eq!(state.iteration as usize, n);
     let target = n + 1;
-    let o = run(&["train", "--resume", p(&dir), "--iters", &target.to_string(), "--log"]);
+    let o = run(&[
+        "train",
+        "--resume",
+        p(&dir),
+        "--iters",
+        &target.to_string(),
+        "--log",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let its: Vec<u64> = session
         .read_metrics()

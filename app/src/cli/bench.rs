@@ -2,16 +2,15 @@
 
 use clap::{Args, Subcommand};
 use std::time::Instant;
-use virl_engine::rng::SplitMix64;
 use virl_engine::dataset::{Rationale, Sample};
 use virl_engine::geometry::BBox;
 use virl_engine::reward::RewardConfig;
+use virl_engine::rng::SplitMix64;
 use virl_engine::score::{assign_credit, score_trajectory};
 use virl_engine::trajectory::{Trajectory, ZoomAction};
 
 mod vlm;
 use vlm::{VlmBench, vlm};
-
 
 /// The benchmarks `virl bench` runs (BENCHMARKS.md).
 #[derive(Debug, Subcommand)]
@@ -81,7 +80,7 @@ pub struct TrainBench {
 
 fn train(b: TrainBench) -> anyhow::Result<()> {
     use virl_engine::events::NullSink;
-use virl_engine::trainer::Trainer;
+    use virl_engine::trainer::Trainer;
     let mut cfg = match &b.config {
         Some(p) => virl_engine::config::SessionConfig::load(p).map_err(anyhow::Error::msg)?,
         None => virl_engine::config::SessionConfig::default(),

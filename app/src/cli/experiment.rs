@@ -145,8 +145,8 @@ fn base_config(a: &ExpArgs) -> anyhow::Result<SessionConfig> {
 /// and seed, on the kept samples ("filtered"). Both are evaluated greedily on
 /// the same evaluation folder.
 fn filtering(a: &ExpArgs) -> anyhow::Result<()> {
-    use virl_engine::filter::{self, FilterConfig};
     use virl_engine::dataset::zoombench::ZoomBench;
+    use virl_engine::filter::{self, FilterConfig};
     let base = base_config(a)?;
     let out = out_dir(a.out.clone(), "filtering");
     std::fs::create_dir_all(&out)?;

@@ -5,8 +5,8 @@ use anyhow::Context;
 use clap::Args;
 use std::path::{Path, PathBuf};
 use virl_engine::dataset::Dataset;
-use virl_engine::filter::{self, FilterConfig};
 use virl_engine::env::ImageSource;
+use virl_engine::filter::{self, FilterConfig};
 
 /// Flags of `virl filter`.
 #[derive(Debug, Args)]

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 use virl_engine::config::SessionConfig;
+use virl_engine::events::{Event, EventSink};
 use virl_engine::metrics::IterationMetrics;
 use virl_engine::policy::DeviceKind;
 use virl_engine::reward::RewardMode;
 use virl_engine::session::Session;
-use virl_engine::events::{Event, EventSink};
 use virl_engine::trainer::Trainer;
 
 /// Flags of `virl train`.

@@ -3,9 +3,9 @@
 //! window. What it does is in [`super::logic`].
 
 use super::commands::Cmd;
+use super::compare::CompareRun;
 use super::run::{Run, Waker};
 use super::toasts::Toast;
-use super::compare::CompareRun;
 use super::{annotate, browser, compare, images, interchange, selection, settings, training, vlm};
 use crossbeam_channel::{Receiver, Sender, bounded};
 use std::path::PathBuf;

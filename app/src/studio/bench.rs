@@ -2,9 +2,9 @@
 //! tessellated each frame (everything but the GPU upload and draw), with a
 //! run training in the background and many trajectories loaded.
 
-use super::selection::Scope;
 use super::commands::Cmd;
 use super::run::RunStatus;
+use super::selection::Scope;
 use super::{Prefs, Studio, StudioOptions, Tab};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -69,9 +69,7 @@ pub fn ui(
         ));
         ui.label(format!(
             "C {}",
-            t.coverage
-                .map(|c| format!("{c:.2}"))
-                .unwrap_or("–".into())
+            t.coverage.map(|c| format!("{c:.2}")).unwrap_or("–".into())
         ));
         ui.label(format!("A_i {:+.3}", t.advantage));
         let class = t.failure();
@@ -196,7 +194,11 @@ pub fn ui(
                     if let (Some(p), Some(e)) = (t.actions.get(b.action).map(|a| a.proposed), exec)
                         && p != e
                     {
-                        ui.weak(format!("proposed {}\nexecuted {}", fmt_box(&p), fmt_box(&e)));
+                        ui.weak(format!(
+                            "proposed {}\nexecuted {}",
+                            fmt_box(&p),
+                            fmt_box(&e)
+                        ));
                     }
                 } else {
                     ui.label(format!(
@@ -279,10 +281,7 @@ fn image_view(
     let Some((Some(tex), [w, h], _)) = tex else {
         let msg = match tex {
             Some((_, _, Some(e))) => format!("cannot show the image: {e}"),
-            _ if unknown_sample => format!(
-                "sample {} is not in this session's datasets",
-                t.sample
-            ),
+            _ if unknown_sample => format!("sample {} is not in this session's datasets", t.sample),
             _ => "loading the image…".into(),
         };
         placeholder(&painter, rect, msg);

@@ -5,8 +5,8 @@
 
 use super::app::Request;
 use super::commands::{self, Cmd};
-use super::run::{Run, RunStatus};
 use super::compare::{self, CompareRun};
+use super::run::{Run, RunStatus};
 use super::{Studio, Tab, settings, unix_secs};
 use crossbeam_channel::bounded;
 use std::path::{Path, PathBuf};

@@ -20,12 +20,12 @@ mod compare;
 mod help;
 mod images;
 mod inspector;
+pub mod interchange;
 mod logic;
 mod menu;
 mod open;
 mod palette;
 mod quit;
-pub mod interchange;
 pub mod rows;
 pub mod run;
 mod screenshot;
@@ -35,7 +35,6 @@ mod toasts;
 mod training;
 pub mod vlm;
 
-
+use app::unix_secs;
 pub use app::{Prefs, Request, Studio, StudioOptions, Tab, default_config, run_native};
 pub use compare::CompareRun;
-use app::unix_secs;

@@ -158,8 +158,7 @@ pub fn view<'a>(
     filter: &RowFilter,
     sort: SortBy,
 ) -> Vec<RowRef> {
-    let mut kept: Vec<(RowRef, &Trajectory)> =
-        rows.filter(|(_, t)| filter.keeps(t)).collect();
+    let mut kept: Vec<(RowRef, &Trajectory)> = rows.filter(|(_, t)| filter.keeps(t)).collect();
     kept.sort_by(|a, b| {
         let o = sort.column.cmp(a.1, b.1);
         if sort.descending { o.reverse() } else { o }

@@ -13,12 +13,12 @@ use std::sync::Arc;
 use virl_engine::config::SessionConfig;
 use virl_engine::dataset::Sample;
 use virl_engine::engine::{Command, EngineHandle};
+use virl_engine::events::{Event, Phase};
 use virl_engine::metrics::{FailureSignature, IterationMetrics};
 use virl_engine::reward::RewardConfig;
-use virl_engine::trajectory::Trajectory;
 use virl_engine::session::Session;
-use virl_engine::events::{Event, Phase};
 use virl_engine::trainer::Trainer;
+use virl_engine::trajectory::Trajectory;
 
 mod follow;
 mod samples;
@@ -479,4 +479,3 @@ pub(super) fn folder_name(dir: &Path) -> String {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| dir.display().to_string())
 }
-

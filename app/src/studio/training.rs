@@ -2,8 +2,8 @@
 //! the live curves.
 
 use super::run::{Run, RunStatus};
-use egui::{Color32, RichText};
 use crate::widgets::plot_grid;
+use egui::{Color32, RichText};
 use egui_plot::{Line, PlotPoints, Points};
 use virl_engine::metrics::{FailureKind, IterationMetrics};
 

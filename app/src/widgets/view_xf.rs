@@ -74,7 +74,14 @@ impl Placed {
 impl ViewXf {
     /// Paints texture `tex` of a `w × h` image into `rect` with this pan and
     /// zoom; returns where it went.
-    pub fn paint(&self, painter: &egui::Painter, rect: Rect, tex: egui::TextureId, w: f64, h: f64) -> Placed {
+    pub fn paint(
+        &self,
+        painter: &egui::Painter,
+        rect: Rect,
+        tex: egui::TextureId,
+        w: f64,
+        h: f64,
+    ) -> Placed {
         let (origin, scale) = self.place(rect, w, h);
         let img_size = Vec2::new(w as f32, h as f32) * scale;
         painter.image(

@@ -9,18 +9,16 @@
 //! digit font, and no floating-point maths whose result could vary.
 
 use super::font::{self, GLYPH_H, GLYPH_W};
-use crate::rng::SplitMix64;
 use super::{Dataset, DatasetError, Rationale, Sample};
 use crate::geometry::BBox;
+use crate::rng::SplitMix64;
 use image::{Rgb, RgbImage};
 use serde::Serialize;
 use serde_json::json;
 use std::path::Path;
 
 mod config;
-pub use config::{
-    BORDER, COLOURS, QuestionKind, QuestionMix, SHORTCUT_DIGITS, ZoomBenchConfig,
-};
+pub use config::{BORDER, COLOURS, QuestionKind, QuestionMix, SHORTCUT_DIGITS, ZoomBenchConfig};
 
 /// One placard on the canvas.
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -1,16 +1,10 @@
 //! Tests of `metrics`.
 use super::*;
-use crate::reward::Rewards;
 use crate::geometry::BBox;
+use crate::reward::Rewards;
 use crate::trajectory::ZoomAction;
 
-fn it(
-    i: u64,
-    zooms: f64,
-    acc_ans: f64,
-    acc_rat: Option<f64>,
-    max_rounds: f64,
-) -> IterationMetrics {
+fn it(i: u64, zooms: f64, acc_ans: f64, acc_rat: Option<f64>, max_rounds: f64) -> IterationMetrics {
     IterationMetrics {
         iteration: i,
         trajectories: 64,

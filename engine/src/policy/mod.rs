@@ -6,9 +6,9 @@ pub mod zoomnet;
 
 pub use zoomnet::{Choice, StepObs};
 
-use crate::rng::SplitMix64;
 use crate::env::{Action, EpisodeBatch};
 use crate::geometry::BBox;
+use crate::rng::SplitMix64;
 use candle_core::{Device, Result as TResult, Tensor, Var};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;

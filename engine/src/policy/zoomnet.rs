@@ -27,9 +27,9 @@
 //! come back from the device.
 
 use super::{DeviceKind, Policy, device};
-use crate::rng::SplitMix64;
 use crate::env::{Action, EpisodeBatch};
 use crate::geometry::BBox;
+use crate::rng::SplitMix64;
 use candle_core::{D, DType, Device, Result, Tensor, Var};
 use candle_nn::{Linear, Module, VarBuilder, VarMap, linear};
 use serde::{Deserialize, Serialize};

@@ -30,18 +30,16 @@ use std::collections::HashMap;
 pub fn score_trajectory(t: &mut Trajectory, sample: &Sample, cfg: &RewardConfig) {
     let gts = sample.gt_boxes();
     let zooms: Vec<BBox> = t.proposed().collect();
-    let rat = score_rationale(
-        &zooms,
-        &gts,
-        sample.width as f64,
-        sample.height as f64,
-        cfg,
-    );
+    let rat = score_rationale(&zooms, &gts, sample.width as f64, sample.height as f64, cfg);
     let ans = match &t.answer {
         Some(a) if !t.truncated && answer_correct(a, &sample.answer, &sample.options) => 1.0,
         _ => 0.0,
     };
-    let fmt = if t.format_errors.is_empty() { 0.0 } else { -1.0 };
+    let fmt = if t.format_errors.is_empty() {
+        0.0
+    } else {
+        -1.0
+    };
     t.gt_best_iou = gts
         .iter()
         .map(|g| {

@@ -435,7 +435,11 @@ impl Trainer {
         let mut saved = true;
         while self.iteration < self.cfg.trainer.iterations && !stop.load(Ordering::Relaxed) {
             match self.step_unless(sink, stop) {
-                Ok(Some(_)) => saved = self.iteration.is_multiple_of(self.cfg.trainer.checkpoint_every),
+                Ok(Some(_)) => {
+                    saved = self
+                        .iteration
+                        .is_multiple_of(self.cfg.trainer.checkpoint_every)
+                }
                 Ok(None) => break,
                 Err(e) => {
                     self.log_event("error", e.clone());

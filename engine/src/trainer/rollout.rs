@@ -257,23 +257,25 @@ impl Trainer {
                 .collect();
             let mut st = start_batch(self.net.as_ref(), &split, &samples)?;
             let answers = self.net.answers();
-            let plans: Vec<Vec<crate::geometry::BBox>> =
-                split.samples().iter().map(|s| {
+            let plans: Vec<Vec<crate::geometry::BBox>> = split
+                .samples()
+                .iter()
+                .map(|s| {
                     let mut z = forced(s);
                     z.truncate(max_zooms);
                     z
-                }).collect();
+                })
+                .collect();
             run_rounds(
                 self.net.as_ref(),
                 &split,
                 &mut st,
                 Some(&mut self.rng),
                 self.cfg.env.max_rounds,
-                |batch, i, round, (_, c, _)| {
-                    match plans[batch.samples[i]].get(round) {
-                        Some(&b) => Action::Zoom(b),
-                        None => 
-Action::Answer(answers.get(c.answer as usize).cloned().unwrap_or_default()),
+                |batch, i, round, (_, c, _)| match plans[batch.samples[i]].get(round) {
+                    Some(&b) => Action::Zoom(b),
+                    None => {
+                        Action::Answer(answers.get(c.answer as usize).cloned().unwrap_or_default())
                     }
                 },
                 |_| {},

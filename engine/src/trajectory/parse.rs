@@ -200,7 +200,9 @@ pub(super) fn from_value(v: Value) -> Result<Trajectory, String> {
         Some(Value::Array(a)) => a.clone(),
         Some(x) => return Err(format!("`actions` must be an array, found {x}")),
     };
-    let current = actions_v.first().is_some_and(|a| a.get("proposed").is_some())
+    let current = actions_v
+        .first()
+        .is_some_and(|a| a.get("proposed").is_some())
         || (actions_v.is_empty() && is_absent(o.get("proposed")) && is_absent(o.get("zooms")));
     let mut answer_logp = number(&o, "answer_logp")?.map(|x| x as f32);
     let actions = if current {
@@ -348,9 +350,15 @@ mod tests {
     fn bad_values_name_their_field() {
         let cases = [
             (r#"{"zooms": []}"#, "no sample id"),
-            (r#"{"sample": "a", "zooms": [[1, 2, 3]]}"#, "zooms[0]: expected 4"),
+            (
+                r#"{"sample": "a", "zooms": [[1, 2, 3]]}"#,
+                "zooms[0]: expected 4",
+            ),
             (r#"{"sample": "a", "zooms": 5}"#, "`zooms` must be an array"),
-            (r#"{"sample": "a", "answer": [1]}"#, "`answer` must be a string"),
+            (
+                r#"{"sample": "a", "answer": [1]}"#,
+                "`answer` must be a string",
+            ),
             (r#"{"sample": "a", "truncated": "yes"}"#, "`truncated`"),
             (
                 r#"{"sample": "a", "actions": [{"proposed": [0, 0, 1, "x"]}]}"#,

@@ -14,7 +14,12 @@ use virl_engine::geometry::BBox;
 /// The canvas: the image with its boxes (pan, zoom, draw, select, move,
 /// resize). Edits are proposed to the editor, which commits them in its
 /// `logic()`.
-pub(super) fn canvas(ui: &mut egui::Ui, r: &mut Run, st: &mut AnnotateState, images: &mut ImageCache) {
+pub(super) fn canvas(
+    ui: &mut egui::Ui,
+    r: &mut Run,
+    st: &mut AnnotateState,
+    images: &mut ImageCache,
+) {
     let Some(doc) = st.doc() else { return };
     let Some(id) = st.sample.clone() else { return };
     let Some(s) = doc.dataset.get(&id).cloned() else {

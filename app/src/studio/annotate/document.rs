@@ -103,7 +103,12 @@ impl Doc {
     /// Records an edit of sample `id` (its rationales become `after`): the
     /// journal line first (synced), then the value and the undo history.
     /// `Ok(None)` when nothing changes.
-    pub fn edit(&mut self, id: &str, op: &str, after: Vec<Rationale>) -> Result<Option<Sample>, String> {
+    pub fn edit(
+        &mut self,
+        id: &str,
+        op: &str,
+        after: Vec<Rationale>,
+    ) -> Result<Option<Sample>, String> {
         let before = self
             .dataset
             .get(id)
@@ -126,7 +131,11 @@ impl Doc {
     /// like any edit. `Ok(None)`: nothing to undo or redo. On a write error
     /// the history is as it was.
     pub fn undo_redo(&mut self, undo: bool) -> Result<Option<Undone>, String> {
-        let step = if undo { self.undo.pop() } else { self.redo.pop() };
+        let step = if undo {
+            self.undo.pop()
+        } else {
+            self.redo.pop()
+        };
         let Some(step) = step else { return Ok(None) };
         let target = if undo {
             step.before.clone()
@@ -169,8 +178,16 @@ mod tests {
 
     fn doc(dir: &std::path::Path) -> Doc {
         let zb = ZoomBench::new(ZoomBenchConfig::default()).expect("zb");
-        let ds = Dataset::new("zoombench:seed=0", (0..3).map(|i| zb.sample(0, i)).collect());
-        let store = Arc::new(ImageStore::new(Arc::new(ds), ImageSource::ZoomBench(zb), 64, 2));
+        let ds = Dataset::new(
+            "zoombench:seed=0",
+            (0..3).map(|i| zb.sample(0, i)).collect(),
+        );
+        let store = Arc::new(ImageStore::new(
+            Arc::new(ds),
+            ImageSource::ZoomBench(zb),
+            64,
+            2,
+        ));
         Doc::new(0, store, dir)
     }
 
@@ -184,8 +201,14 @@ mod tests {
             bbox: BBox::new(1.0, 2.0, 30.0, 40.0),
             label: "moved".into(),
         }];
-        assert!(d.edit(&id, "move", orig.clone()).expect("same").is_none(), "no change, no edit");
-        let s = d.edit(&id, "move", moved.clone()).expect("edit").expect("changed");
+        assert!(
+            d.edit(&id, "move", orig.clone()).expect("same").is_none(),
+            "no change, no edit"
+        );
+        let s = d
+            .edit(&id, "move", moved.clone())
+            .expect("edit")
+            .expect("changed");
         assert_eq!(s.rationales, moved);
         assert_eq!(d.history(), (1, 0));
         let u = d.undo_redo(true).expect("undo").expect("a step");

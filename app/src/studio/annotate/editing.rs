@@ -129,7 +129,10 @@ mod tests {
     #[test]
     fn moves_stay_inside_and_tiny_boxes_are_refused() {
         let b = BBox::new(-5.0, 90.0, 15.0, 110.0);
-        assert_eq!(clamp_move(b, 100.0, 100.0), BBox::new(0.0, 80.0, 20.0, 100.0));
+        assert_eq!(
+            clamp_move(b, 100.0, 100.0),
+            BBox::new(0.0, 80.0, 20.0, 100.0)
+        );
         assert_eq!(tidy(BBox::new(10.0, 10.0, 11.0, 30.0), 100.0, 100.0), None);
         assert_eq!(
             tidy(BBox::new(90.0, 90.0, 120.0, 95.0), 100.0, 100.0),
@@ -143,7 +146,10 @@ mod tests {
             bbox: b,
             label: String::new(),
         };
-        let rats = [r(BBox::new(0.0, 0.0, 50.0, 50.0)), r(BBox::new(10.0, 10.0, 20.0, 20.0))];
+        let rats = [
+            r(BBox::new(0.0, 0.0, 50.0, 50.0)),
+            r(BBox::new(10.0, 10.0, 20.0, 20.0)),
+        ];
         let none = HashSet::new();
         assert_eq!(hit(&rats, &none, "s", (15.0, 15.0)), Some(1));
         assert_eq!(hit(&rats, &none, "s", (40.0, 40.0)), Some(0));

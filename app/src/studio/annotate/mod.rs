@@ -19,7 +19,6 @@
 //! ([`Run::correct_ground_truth`]), and a live trainer uses the new boxes
 //! from its next iteration.
 
-
 mod canvas;
 pub mod document;
 pub mod editing;
@@ -501,4 +500,3 @@ pub fn ui(
     canvas::canvas(&mut child(canvas_rect, "annot-canvas"), r, st, images);
     fire
 }
-

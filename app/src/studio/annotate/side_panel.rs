@@ -230,10 +230,7 @@ fn rescore_summary(ui: &mut egui::Ui, r: &Run, id: &str) {
                 "{:+.2} -> {:+.2}",
                 old.rewards.rat, new.rewards.rat
             ));
-            ui.label(format!(
-                "{:+.2} -> {:+.2}",
-                old.advantage, new.advantage
-            ));
+            ui.label(format!("{:+.2} -> {:+.2}", old.advantage, new.advantage));
             ui.end_row();
         }
     });

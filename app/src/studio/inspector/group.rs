@@ -8,7 +8,13 @@ use egui::{Color32, Sense, Stroke, Vec2};
 use virl_engine::trajectory::Trajectory;
 
 /// The sample's GRPO group: its sibling trajectories side by side.
-pub(super) fn group_view(ui: &mut egui::Ui, r: &Run, b: &mut BrowserState, t: &Trajectory, it: u64) {
+pub(super) fn group_view(
+    ui: &mut egui::Ui,
+    r: &Run,
+    b: &mut BrowserState,
+    t: &Trajectory,
+    it: u64,
+) {
     let Some(all) = r.rollouts.get(&it) else {
         return;
     };
@@ -21,11 +27,7 @@ pub(super) fn group_view(ui: &mut egui::Ui, r: &Run, b: &mut BrowserState, t: &T
     let spread = rewards.iter().cloned().fold(f64::NEG_INFINITY, f64::max)
         - rewards.iter().cloned().fold(f64::INFINITY, f64::min);
     ui.horizontal(|ui| {
-        ui.strong(format!(
-            "group {} · {} rollouts",
-            t.group,
-            sibs.len()
-        ));
+        ui.strong(format!("group {} · {} rollouts", t.group, sibs.len()));
         if spread.abs() < 1e-9 {
             ui.colored_label(
                 Color32::from_rgb(240, 170, 80),

@@ -28,17 +28,21 @@ pub use coco::{parse_coco, read_coco, to_coco};
 pub use vstar::{parse_vstar, read_vstar};
 
 use super::manifest::{MANIFEST, describe};
-use std::collections::HashMap;
 use super::{Dataset, DatasetError, Location, Sample};
 use crate::geometry::BBox;
 use serde_json::Value;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// Boxes that overrun the image by at most this many pixels (rounding in the
 /// source) are clipped to it; more is an error.
 pub const EDGE_TOLERANCE: f64 = 1.0;
 
-pub(super) fn invalid(path: &Path, field: Option<String>, message: impl Into<String>) -> DatasetError {
+pub(super) fn invalid(
+    path: &Path,
+    field: Option<String>,
+    message: impl Into<String>,
+) -> DatasetError {
     DatasetError::Invalid {
         path: path.to_path_buf(),
         location: Location { line: None, field },
@@ -68,7 +72,13 @@ pub struct ImportReport {
 
 /// Parses an `[x, y, w, h]` box (field `field` of `path`) for a `w × h`
 /// image, converts it to `xyxy`, and checks it.
-pub(super) fn xywh_box(v: &Value, field: &str, iw: u32, ih: u32, path: &Path) -> Result<BBox, DatasetError> {
+pub(super) fn xywh_box(
+    v: &Value,
+    field: &str,
+    iw: u32,
+    ih: u32,
+    path: &Path,
+) -> Result<BBox, DatasetError> {
     let Some(a) = v.as_array() else {
         return Err(invalid(
             path,
@@ -256,7 +266,6 @@ pub fn export(ds: &Dataset, format: ExportFormat, out: &Path) -> Result<(), Data
         source,
     })
 }
-
 
 #[cfg(test)]
 mod tests;

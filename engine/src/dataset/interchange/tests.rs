@@ -41,7 +41,11 @@ fn vstar_bad_inputs_name_the_file() {
     img(&src.join("a.jpg"), 50, 50);
     img(&src.join("b.jpg"), 50, 50);
     img(&src.join("c.jpg"), 50, 50);
-    std::fs::write(src.join("a.json"), r#"{"target_object": "x", "bbox": [40, 40, 30, 30], "question": "q", "options": ["y"]}"#).expect("w");
+    std::fs::write(
+        src.join("a.json"),
+        r#"{"target_object": "x", "bbox": [40, 40, 30, 30], "question": "q", "options": ["y"]}"#,
+    )
+    .expect("w");
     std::fs::write(
         src.join("b.json"),
         r#"{"target_object": "x", "bbox": [1, 2, 3], "question": "q", "options": ["y"]}"#,
@@ -71,9 +75,7 @@ fn vstar_bad_inputs_name_the_file() {
         msgs[1]
     );
     assert!(
-        msgs[2].contains("`question`")
-            && msgs[2].contains("missing")
-            && msgs[2].contains("c.json"),
+        msgs[2].contains("`question`") && msgs[2].contains("missing") && msgs[2].contains("c.json"),
         "{}",
         msgs[2]
     );

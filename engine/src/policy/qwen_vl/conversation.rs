@@ -5,7 +5,9 @@
 
 use super::image::{PreparedImage, prepare};
 use super::model::{LogitsOf, Piece, QwenVl};
-use super::protocol::{CoordFrame, NO_TOOL_PROMPT, RolloutConfig, SYSTEM_PROMPT, TurnOutcome, read_turn};
+use super::protocol::{
+    CoordFrame, NO_TOOL_PROMPT, RolloutConfig, SYSTEM_PROMPT, TurnOutcome, read_turn,
+};
 use super::text::KvCache;
 use super::transcript::{SeqPiece, VlmTrajectory};
 use crate::dataset::Sample;
