@@ -131,11 +131,12 @@ impl CheckpointStore {
         let pointer = serde_json::json!({"checkpoint": name, "iteration": state.iteration});
         atomic_write(&latest, pointer.to_string().as_bytes())
             .map_err(|e| err(&latest, format!("cannot write ({e})")))?;
-        let mut best = self.best().map(|b| b.iteration);
+        let previous = self.best();
+        let mut best = previous.as_ref().map(|b| b.iteration);
         if let (Some(metric), Some(m)) = (&strategy.keep_best, metrics)
             && let Some(value) = m.value(metric).filter(|v| v.is_finite())
-            && self
-                .best()
+            && previous
+                .as_ref()
                 .is_none_or(|b| b.metric != *metric || value > b.value)
         {
             let b = Best {

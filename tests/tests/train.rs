@@ -161,6 +161,37 @@ fn bad_configs_are_refused_with_the_key_and_file() {
     }
 }
 
+/// Starts `virl train --config cfg --session dir --iters 1000` (its
+/// standard error to `stderr`) and returns once `after` iterations are in
+/// `metrics.jsonl`.
+fn train_until(cfg: &Path, dir: &Path, stderr: Stdio, after: usize) -> std::process::Child {
+    let mut child = virl()
+        .args([
+            "train",
+            "--config",
+            p(cfg),
+            "--session",
+            p(dir),
+            "--iters",
+            "1000",
+            "--log",
+        ])
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while metrics_lines(dir) < after {
+        assert!(Instant::now() < deadline, "training made no progress");
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "training exited early"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child
+}
+
 /// Kills `virl train` with SIGKILL after `after` complete iterations plus a
 /// delay (so some kills land mid-iteration, some mid-write), then checks every
 /// file reads, and resumes to the end.
@@ -169,30 +200,7 @@ fn kill_and_resume(after: usize, extra_delay_ms: u64) {
     let cfg = root.path().join("tiny.toml");
     fs::write(&cfg, TINY).expect("config");
     let dir = root.path().join("s");
-    let mut child = virl()
-        .args([
-            "train",
-            "--config",
-            p(&cfg),
-            "--session",
-            p(&dir),
-            "--iters",
-            "1000",
-            "--log",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let deadline = Instant::now() + Duration::from_secs(240);
-    while metrics_lines(&dir) < after {
-        assert!(Instant::now() < deadline, "training made no progress");
-        assert!(
-            child.try_wait().expect("wait").is_none(),
-            "training exited early"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let mut child = train_until(&cfg, &dir, Stdio::null(), after);
     std::thread::sleep(Duration::from_millis(extra_delay_ms));
     child.kill().expect("SIGKILL"); // std sends SIGKILL on Unix
     child.wait().expect("reap");
@@ -358,26 +366,7 @@ fn ctrl_c_finishes_the_iteration_checkpoints_and_exits_0() {
     )
     .expect("config");
     let dir = root.path().join("s");
-    let child = virl()
-        .args([
-            "train",
-            "--config",
-            p(&cfg),
-            "--session",
-            p(&dir),
-            "--iters",
-            "1000",
-            "--log",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let deadline = Instant::now() + Duration::from_secs(240);
-    while metrics_lines(&dir) < 2 {
-        assert!(Instant::now() < deadline, "training made no progress");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let child = train_until(&cfg, &dir, Stdio::piped(), 2);
     let sent = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

@@ -86,22 +86,6 @@ pub fn assign_credit(trajs: &mut [Trajectory], cfg: &RewardConfig) -> usize {
     groups.len()
 }
 
-/// Scores a whole batch against the samples `sample_of(t)` gives, then
-/// assigns credit by group: [`score_trajectory`] for each, then
-/// [`assign_credit`]. Returns the number of groups.
-pub fn score_batch<'s>(
-    trajs: &mut [Trajectory],
-    sample_of: impl Fn(&Trajectory) -> Option<&'s Sample>,
-    cfg: &RewardConfig,
-) -> usize {
-    for t in trajs.iter_mut() {
-        if let Some(s) = sample_of(t) {
-            score_trajectory(t, s, cfg);
-        }
-    }
-    assign_credit(trajs, cfg)
-}
-
 /// A 100×100 sample asking for the digit 7, with these ground-truth boxes
 /// (the scoring tests' fixture).
 #[cfg(test)]

@@ -25,7 +25,7 @@ pub struct ParsedOutput {
 /// What [`scan_tool_calls`] finds, in the order it occurs in the text.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Scanned {
-    /// A `<tool_call>`: its box, or the problem with it (`tool call N: …`).
+    /// A `<tool_call>`: its box, or the problem with it.
     Call(Result<BBox, String>),
     /// A tag that belongs to no call (a stray `</tool_call>`).
     Stray(String),
@@ -35,42 +35,35 @@ pub enum Scanned {
 pub fn scan_tool_calls(text: &str) -> Vec<Scanned> {
     let (open, close) = ("<tool_call>", "</tool_call>");
     let mut found = Vec::new();
-    let calls = &mut found;
     let mut rest = text;
-    let mut n = 0;
     loop {
         let next_open = rest.find(open);
         let next_close = rest.find(close);
         match (next_open, next_close) {
             (None, None) => break,
             (None, Some(_)) => {
-                calls.push(Scanned::Stray(
+                found.push(Scanned::Stray(
                     "a </tool_call> without its <tool_call>".into(),
                 ));
                 break;
             }
             (Some(o), Some(c)) if c < o => {
-                calls.push(Scanned::Stray(
+                found.push(Scanned::Stray(
                     "a </tool_call> without its <tool_call>".into(),
                 ));
                 rest = &rest[c + close.len()..];
             }
             (Some(o), c) => {
-                n += 1;
                 let body_start = o + open.len();
                 let Some(c) = c else {
-                    calls.push(Scanned::Call(Err(format!(
-                        "tool call {n}: <tool_call> is never closed"
-                    ))));
+                    found.push(Scanned::Call(Err("<tool_call> is never closed".into())));
                     break;
                 };
                 let body = rest[body_start..c].trim();
-                calls.push(Scanned::Call(if body.contains(open) {
-                    Err(format!(
-                        "tool call {n}: <tool_call> is opened twice before </tool_call>"
-                    ))
+                found.push(Scanned::Call(if body.contains(open) {
+                    Err("<tool_call> is opened twice before </tool_call>".into())
                 } else {
-                    parse_zoom_call(body).map_err(|e| format!("tool call {n}: {e}"))
+                    parse_zoom_call(body)
                 }));
                 rest = &rest[c + close.len()..];
             }
@@ -113,10 +106,17 @@ fn think_balanced(text: &str) -> bool {
 /// ```
 pub fn parse_model_output(text: &str) -> ParsedOutput {
     let mut out = ParsedOutput::default();
+    let mut n = 0;
     for found in scan_tool_calls(text) {
         match found {
-            Scanned::Call(Ok(b)) => out.zooms.push(b),
-            Scanned::Call(Err(e)) | Scanned::Stray(e) => out.errors.push(e),
+            Scanned::Call(c) => {
+                n += 1;
+                match c {
+                    Ok(b) => out.zooms.push(b),
+                    Err(e) => out.errors.push(format!("tool call {n}: {e}")),
+                }
+            }
+            Scanned::Stray(e) => out.errors.push(e),
         }
     }
     let answers = answers(text);
@@ -211,7 +211,6 @@ pub fn read_turn(text: &str) -> (TurnOutcome, Option<String>) {
             (TurnOutcome::Zoom(*b), extra)
         }
         Some(Err(e)) => {
-            let e = e.split_once(": ").map_or(e.as_str(), |(_, rest)| rest);
             let why = if e.starts_with("<tool_call>") {
                 e.to_string()
             } else {

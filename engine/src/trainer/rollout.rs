@@ -250,6 +250,16 @@ impl Trainer {
         let per = (256 / k).max(1);
         let mut done = 0;
         let max_zooms = self.cfg.env.max_rounds.saturating_sub(1);
+        // Each sample's forced zooms, worked out once.
+        let plans: Vec<Vec<crate::geometry::BBox>> = split
+            .samples()
+            .iter()
+            .map(|s| {
+                let mut z = forced(s);
+                z.truncate(max_zooms);
+                z
+            })
+            .collect();
         for chunk in (0..n).collect::<Vec<_>>().chunks(per) {
             let samples: Vec<usize> = chunk
                 .iter()
@@ -257,15 +267,6 @@ impl Trainer {
                 .collect();
             let mut st = start_batch(self.net.as_ref(), &split, &samples)?;
             let answers = self.net.answers();
-            let plans: Vec<Vec<crate::geometry::BBox>> = split
-                .samples()
-                .iter()
-                .map(|s| {
-                    let mut z = forced(s);
-                    z.truncate(max_zooms);
-                    z
-                })
-                .collect();
             run_rounds(
                 self.net.as_ref(),
                 &split,

@@ -20,6 +20,7 @@ use super::{Trajectory, Turn, ZoomAction};
 use crate::credit::ActionCredit;
 use crate::geometry::BBox;
 use crate::reward::{ActionScore, Rewards};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 /// A sample or group id: a non-empty string, or a number.
@@ -104,7 +105,7 @@ fn typed<T: serde::de::DeserializeOwned>(
 ) -> Result<Option<T>, String> {
     match o.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(x) => serde_json::from_value(x.clone())
+        Some(x) => T::deserialize(x)
             .map(Some)
             .map_err(|e| format!("`{key}`: {e}")),
     }
@@ -114,12 +115,12 @@ fn typed<T: serde::de::DeserializeOwned>(
 fn scored(o: &Value, i: usize) -> Result<(ActionScore, ActionCredit), String> {
     let has = |k: &str| o.get(k).is_some();
     let score = if has("fidelity") {
-        serde_json::from_value(o.clone()).map_err(|e| format!("actions[{i}]: {e}"))?
+        ActionScore::deserialize(o).map_err(|e| format!("actions[{i}]: {e}"))?
     } else {
         ActionScore::default()
     };
     let credit = if has("modulator") {
-        serde_json::from_value(o.clone()).map_err(|e| format!("actions[{i}]: {e}"))?
+        ActionCredit::deserialize(o).map_err(|e| format!("actions[{i}]: {e}"))?
     } else {
         ActionCredit::neutral()
     };
@@ -195,9 +196,10 @@ pub(super) fn from_value(v: Value) -> Result<Trajectory, String> {
         None | Some(Value::Null) => Vec::new(),
         Some(_) => typed::<Vec<f64>>(&o, "gt_best_iou")?.unwrap_or_default(),
     };
-    let actions_v = match o.get("actions") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(a)) => a.clone(),
+    let no_actions = Vec::new();
+    let actions_v: &Vec<Value> = match o.get("actions") {
+        None | Some(Value::Null) => &no_actions,
+        Some(Value::Array(a)) => a,
         Some(x) => return Err(format!("`actions` must be an array, found {x}")),
     };
     let current = actions_v
