@@ -235,6 +235,23 @@ pub struct SessionConfig {
     pub trainer: TrainerConfig,
     /// Failure-signature thresholds.
     pub detectors: DetectorConfig,
+    /// Set for a run trained elsewhere (verl) and traced into this folder
+    /// (`crate::trace`); the policy, env and trainer sections then do not apply.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalRun>,
+}
+
+/// A run trained by another program whose trajectories are traced into a
+/// session folder (DESIGN §8).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExternalRun {
+    /// The trainer, e.g. `verl`.
+    pub trainer: String,
+    /// verl's `file` logger JSONL (`$VERL_FILE_LOGGER_PATH`), whose entropy,
+    /// clip fraction, KL and loss join the curves; when absent the curves
+    /// come from the trace alone.
+    pub metrics: Option<PathBuf>,
 }
 
 impl SessionConfig {

@@ -11,6 +11,9 @@
 
 use crate::reward::RewardConfig;
 
+pub mod tokens;
+pub use tokens::{CreditRow, TokenCredit, TurnZoom, token_advantages};
+
 /// Group-relative advantages `A_i = (R_i − mean R) / (std R + ε)` of one group
 /// of rollouts of the same sample, with the sample standard deviation
 /// (`n − 1` divisor, as `torch.std` and verl). A group of one, or a group whose

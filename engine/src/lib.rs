@@ -33,6 +33,7 @@ pub mod rng;
 pub mod score;
 pub mod session;
 pub mod suspect;
+pub mod trace;
 pub mod trainer;
 pub mod trajectory;
 pub mod vlm;

@@ -16,11 +16,12 @@
 //! `rollouts/` is one [`Trajectory`] record.
 
 pub mod error;
+mod external;
 
 pub use error::SessionError;
 
 use crate::checkpoint::CheckpointStore;
-use crate::config::SessionConfig;
+use crate::config::{ExternalRun, SessionConfig};
 use crate::fsutil::{atomic_write, numbered_files, to_jsonl};
 use crate::metrics::IterationMetrics;
 use crate::reward::RewardConfig;
@@ -48,6 +49,8 @@ pub struct SessionEvent {
 #[derive(Clone, Debug)]
 pub struct Session {
     dir: PathBuf,
+    /// For a run traced from outside: where its curves come from.
+    external: Option<(ExternalRun, external::SharedCache)>,
 }
 
 const CONFIG: &str = "session.toml";
@@ -70,6 +73,7 @@ impl Session {
             .map_err(|e| err(&dir.join(CONFIG), format!("cannot write ({e})")))?;
         Ok(Self {
             dir: dir.to_path_buf(),
+            external: None,
         })
     }
 
@@ -84,6 +88,7 @@ impl Session {
         Ok((
             Self {
                 dir: dir.to_path_buf(),
+                external: cfg.external.clone().map(|r| (r, Default::default())),
             },
             cfg,
         ))
@@ -155,9 +160,15 @@ impl Session {
         Ok(out)
     }
 
-    /// All iteration metrics so far.
+    /// All iteration metrics so far. For a run traced from outside (verl),
+    /// summarised from its trajectories, one line per complete step, with
+    /// verl's own entropy, clip fraction, KL and loss when its `file` logger
+    /// is known ([`ExternalRun::metrics`]).
     pub fn read_metrics(&self) -> Result<Vec<IterationMetrics>, SessionError> {
-        self.read_jsonl("metrics.jsonl")
+        match &self.external {
+            Some((run, cache)) => external::metrics(self, run, cache),
+            None => self.read_jsonl("metrics.jsonl"),
+        }
     }
 
     /// All evaluations so far.
@@ -170,7 +181,8 @@ impl Session {
         self.read_jsonl("events.jsonl")
     }
 
-    fn rollout_path(&self, iteration: u64) -> PathBuf {
+    /// The file of one iteration's trajectories.
+    pub fn rollout_path(&self, iteration: u64) -> PathBuf {
         self.dir
             .join("rollouts")
             .join(format!("iter-{iteration:06}.jsonl"))

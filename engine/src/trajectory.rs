@@ -77,6 +77,15 @@ pub struct Trajectory {
     /// coverage metric at [`RAT_IOU`] reads it).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gt_best_iou: Vec<f64>,
+    /// For a run traced from outside (verl): the image the policy looked at,
+    /// as a path (absolute, or relative to the dataset folder).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Which version of the sample's ground-truth boxes the scores used: the
+    /// number of studio corrections to that sample applied when it was
+    /// scored (0: the boxes as exported). `None` when not recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gt_version: Option<u64>,
 }
 
 /// One zoom action: the box the policy proposed and the one executed, its

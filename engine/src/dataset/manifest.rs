@@ -201,6 +201,12 @@ pub(crate) fn parse_rationales(
     Ok(out)
 }
 
+/// Parses one sample from a JSON object (a manifest line's layout),
+/// checking every field; `origin` names where it came from in errors.
+pub fn sample_from_json(v: Value, origin: &Path) -> Result<Sample, DatasetError> {
+    parse_sample(v, &Line { path: origin, line: 1 })
+}
+
 /// Parses one manifest line's JSON object into a sample, checking every
 /// field. Does not touch the file system (see [`check_image`]).
 fn parse_sample(v: Value, cx: &Line) -> Result<Sample, DatasetError> {

@@ -7,6 +7,7 @@ pub mod annotations;
 pub mod error;
 mod font;
 pub mod interchange;
+pub mod live;
 pub mod manifest;
 pub mod zoombench;
 

@@ -196,6 +196,18 @@ pub(super) fn from_value(v: Value) -> Result<Trajectory, String> {
         None | Some(Value::Null) => Vec::new(),
         Some(_) => typed::<Vec<f64>>(&o, "gt_best_iou")?.unwrap_or_default(),
     };
+    let image = match o.get("image") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(x) => return Err(format!("`image` must be a path string, found {x}")),
+    };
+    let gt_version = match o.get("gt_version") {
+        None | Some(Value::Null) => None,
+        Some(x) => Some(
+            x.as_u64()
+                .ok_or_else(|| format!("`gt_version` must be a whole number, found {x}"))?,
+        ),
+    };
     let no_actions = Vec::new();
     let actions_v: &Vec<Value> = match o.get("actions") {
         None | Some(Value::Null) => &no_actions,
@@ -327,6 +339,8 @@ pub(super) fn from_value(v: Value) -> Result<Trajectory, String> {
         coverage,
         advantage,
         gt_best_iou,
+        image,
+        gt_version,
     })
 }
 
