@@ -1,0 +1,346 @@
+//! `virl._core`: the ViRL Studio engine for Python.
+//!
+//! Everything here calls `virl-engine`; nothing re-implements a formula.
+//! Records cross the boundary as JSON text in the engine's own layouts (a
+//! [`Trajectory`] line, a manifest sample line, a `[reward]` table), so the
+//! Python side and the files on disk never disagree about a field. The
+//! token tensors of the `virl` estimator cross as NumPy arrays.
+//!
+//! The Python-facing API (with docs) is in `virl/__init__.py` and `virl/verl/`.
+
+use numpy::{IntoPyArray, PyArray2, PyReadonlyArray2};
+use pyo3::exceptions::{PyOSError, PyValueError};
+use pyo3::prelude::*;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use virl_engine::config::ExternalRun;
+use virl_engine::credit::{CreditRow, TurnZoom, token_advantages as engine_token_advantages};
+use virl_engine::dataset::Sample;
+use virl_engine::dataset::live::{LiveDataset, gt_version};
+use virl_engine::dataset::manifest::sample_from_json;
+use virl_engine::env::execute_box as engine_execute_box;
+use virl_engine::geometry::BBox;
+use virl_engine::reward::RewardConfig;
+use virl_engine::score::{assign_credit as engine_assign_credit, parse_model_output as engine_parse, score_trajectory};
+use virl_engine::trace::Trace as EngineTrace;
+use virl_engine::trajectory::{self, Trajectory};
+
+fn value_err(e: impl std::fmt::Display) -> PyErr {
+    PyValueError::new_err(e.to_string())
+}
+
+/// A reward config from a JSON object of overrides (`{}` or `None`: the defaults).
+fn config_from(json: Option<&str>) -> PyResult<RewardConfig> {
+    let cfg: RewardConfig = match json {
+        None | Some("") => RewardConfig::default(),
+        Some(t) => serde_json::from_str(t).map_err(|e| value_err(format!("reward config: {e}")))?,
+    };
+    cfg.validate().map_err(|e| value_err(format!("reward config: {e}")))?;
+    Ok(cfg)
+}
+
+fn trajectory_from(json: &str) -> PyResult<Trajectory> {
+    let v: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| value_err(format!("trajectory: not valid JSON ({e})")))?;
+    trajectory::read(v).map_err(|e| value_err(format!("trajectory: {e}")))
+}
+
+fn sample_from(json: &str) -> PyResult<Sample> {
+    let v: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| value_err(format!("ground truth: not valid JSON ({e})")))?;
+    sample_from_json(v, Path::new("<ground truth>")).map_err(value_err)
+}
+
+fn to_json<T: serde::Serialize>(x: &T) -> PyResult<String> {
+    serde_json::to_string(x).map_err(value_err)
+}
+
+/// The validated reward config (every constant of DESIGN §4–5) as JSON,
+/// from a JSON object of overrides.
+#[pyfunction]
+#[pyo3(signature = (overrides=None))]
+fn reward_config(overrides: Option<&str>) -> PyResult<String> {
+    to_json(&config_from(overrides)?)
+}
+
+/// Scores one trajectory against one sample (DESIGN §4): returns the
+/// scored record as JSON. Its advantage and credit stay neutral until
+/// `assign_credit` sees its group.
+#[pyfunction]
+#[pyo3(signature = (trajectory, sample, config=None))]
+fn score(trajectory: &str, sample: &str, config: Option<&str>) -> PyResult<String> {
+    let cfg = config_from(config)?;
+    let s = sample_from(sample)?;
+    let mut t = trajectory_from(trajectory)?;
+    if t.truth.is_empty() {
+        t.truth = s.answer.clone();
+    }
+    score_trajectory(&mut t, &s, &cfg);
+    t.gt_version = Some(gt_version(&s));
+    to_json(&t)
+}
+
+/// Assigns credit (DESIGN §5) to scored trajectories (a JSON array),
+/// grouped by their `group`; returns the array with `A_i`, `q_k`, `m_k`, `Â_k`.
+#[pyfunction]
+#[pyo3(signature = (trajectories, config=None))]
+fn assign_credit(trajectories: &str, config: Option<&str>) -> PyResult<String> {
+    let cfg = config_from(config)?;
+    let vs: Vec<serde_json::Value> = serde_json::from_str(trajectories)
+        .map_err(|e| value_err(format!("trajectories: expected a JSON array ({e})")))?;
+    let mut ts = vs
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| trajectory::read(v).map_err(|e| value_err(format!("trajectory {i}: {e}"))))
+        .collect::<PyResult<Vec<_>>>()?;
+    engine_assign_credit(&mut ts, &cfg);
+    to_json(&ts)
+}
+
+/// The line `virl score` writes for a scored trajectory (JSON).
+#[pyfunction]
+fn score_line(trajectory: &str) -> PyResult<String> {
+    to_json(&trajectory_from(trajectory)?.score_line())
+}
+
+/// Zooms, answer and format problems of a model's text, as DeepEyes-style
+/// `<tool_call>` / `<answer>` tags (`virl score --format deepeyes`):
+/// `(boxes, answer or None, errors)`.
+#[pyfunction]
+fn parse_model_output(text: &str) -> (Vec<[f64; 4]>, Option<String>, Vec<String>) {
+    let p = engine_parse(text);
+    (p.zooms.into_iter().map(<[f64; 4]>::from).collect(), p.answer, p.errors)
+}
+
+/// The box a zoom executes on a `width × height` image: clipped, grown to
+/// `min_side` (`env::execute_box`). Non-finite input is an error.
+#[pyfunction]
+fn execute_box(bbox: [f64; 4], width: f64, height: f64, min_side: f64) -> PyResult<[f64; 4]> {
+    if !bbox.iter().chain([&width, &height, &min_side]).all(|x| x.is_finite()) {
+        return Err(value_err(format!("box {bbox:?} on a {width}×{height} image: not finite")));
+    }
+    if width <= 0.0 || height <= 0.0 {
+        return Err(value_err(format!("image size {width}×{height} must be positive")));
+    }
+    Ok(engine_execute_box(&BBox::from(bbox), min_side, width, height).into())
+}
+
+/// Token-level ViRL advantages (`credit::tokens`): `rows` is one
+/// `(R_i, group, [(turn, iou or None, redundant), …])` per batch row,
+/// `mask` the `(rows, width)` response mask. Returns `(advantages, A_i per
+/// row, zooms that fell past the row's last turn)`.
+#[pyfunction]
+#[pyo3(signature = (rows, mask, config=None))]
+#[allow(clippy::type_complexity)]
+fn token_advantages<'py>(
+    py: Python<'py>,
+    rows: Vec<(f64, String, Vec<(usize, Option<f64>, bool)>)>,
+    mask: PyReadonlyArray2<'py, f32>,
+    config: Option<&str>,
+) -> PyResult<(Bound<'py, PyArray2<f32>>, Vec<f64>, usize)> {
+    let cfg = config_from(config)?;
+    let mask = mask.as_array();
+    let (n, width) = mask.dim();
+    if n != rows.len() {
+        return Err(value_err(format!("mask has {n} rows, but {} rows of credit were given", rows.len())));
+    }
+    let rows: Vec<CreditRow> = rows
+        .into_iter()
+        .map(|(reward, group, zooms)| CreditRow {
+            reward,
+            group,
+            zooms: zooms
+                .into_iter()
+                .map(|(turn, iou, redundant)| TurnZoom { turn, iou, redundant })
+                .collect(),
+        })
+        .collect();
+    let flat: Vec<f32> = match mask.as_slice() {
+        Some(s) => s.to_vec(),
+        None => mask.iter().copied().collect(),
+    };
+    let tc = py.detach(|| engine_token_advantages(&rows, &flat, width, &cfg));
+    let arr = numpy::ndarray::Array2::from_shape_vec((n, width), tc.advantages).map_err(value_err)?;
+    Ok((arr.into_pyarray(py), tc.row_advantage, tc.unplaced_zooms))
+}
+
+/// Loads a dataset folder (its manifest, checked, with the studio's
+/// correction journal replayed): `(folder, [sample JSON, …])`, each sample a
+/// manifest line with its image path made absolute.
+#[pyfunction]
+fn load_dataset(py: Python<'_>, dir: &str) -> PyResult<(String, Vec<String>)> {
+    let ds = py
+        .detach(|| virl_engine::dataset::Dataset::load(dir))
+        .map_err(|e| PyOSError::new_err(e.to_string()))?;
+    let root = std::fs::canonicalize(ds.root()).unwrap_or_else(|_| ds.root().to_path_buf());
+    let lines = ds
+        .samples()
+        .iter()
+        .map(|s| {
+            let abs = Sample {
+                image: root.join(&s.image).to_string_lossy().into_owned(),
+                ..s.clone()
+            };
+            to_json(&abs)
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    Ok((root.to_string_lossy().into_owned(), lines))
+}
+
+/// Writes ZoomBench samples `0..n` of stream `seed` as a dataset folder
+/// (PNG images and `manifest.jsonl`), as `virl synth` does.
+#[pyfunction]
+fn write_zoombench(py: Python<'_>, dir: &str, n: u64, seed: u64) -> PyResult<()> {
+    use virl_engine::dataset::zoombench::{ZoomBench, ZoomBenchConfig};
+    let zb = ZoomBench::new(ZoomBenchConfig::default()).map_err(value_err)?;
+    py.detach(|| zb.write_dataset(Path::new(dir), n, seed, |_| {}))
+        .map(|_| ())
+        .map_err(|e| PyOSError::new_err(e.to_string()))
+}
+
+/// The lengths of each row's runs of non-zero mask tokens (one per
+/// assistant turn), for a `(rows, width)` mask.
+#[pyfunction]
+fn mask_runs(mask: PyReadonlyArray2<'_, f32>) -> Vec<Vec<usize>> {
+    let m = mask.as_array();
+    m.rows()
+        .into_iter()
+        .map(|r| match r.as_slice() {
+            Some(s) => virl_engine::credit::mask_runs(s),
+            None => virl_engine::credit::mask_runs(&r.to_vec()),
+        })
+        .collect()
+}
+
+/// Scores trajectories against a dataset folder kept current: corrections
+/// saved in the studio (the folder's `annotations.jsonl`) are used from the
+/// next call on.
+#[pyclass(frozen)]
+struct Scorer {
+    datasets: Mutex<HashMap<PathBuf, Result<LiveDataset, String>>>,
+    config: RewardConfig,
+}
+
+#[pymethods]
+impl Scorer {
+    #[new]
+    #[pyo3(signature = (config=None))]
+    fn new(config: Option<&str>) -> PyResult<Self> {
+        Ok(Self {
+            datasets: Mutex::new(HashMap::new()),
+            config: config_from(config)?,
+        })
+    }
+
+    /// The sample to score against: `sample` (a manifest line's JSON), or,
+    /// when `dataset` names a dataset folder that holds it, that folder's
+    /// current (corrected) version. Returns `(sample JSON, gt_version)`.
+    #[pyo3(signature = (sample, dataset=None))]
+    fn ground_truth(&self, py: Python<'_>, sample: &str, dataset: Option<&str>) -> PyResult<(String, u64)> {
+        let s = sample_from(sample)?;
+        let s = match dataset {
+            None => s,
+            Some(root) => py.detach(|| self.current(Path::new(root), s))?,
+        };
+        let v = gt_version(&s);
+        Ok((to_json(&s)?, v))
+    }
+
+    /// Scores one trajectory (JSON) against `sample` as [`Scorer::ground_truth`]
+    /// resolves it; returns the scored record (JSON), `gt_version` set.
+    #[pyo3(signature = (trajectory, sample, dataset=None))]
+    fn score(&self, py: Python<'_>, trajectory: &str, sample: &str, dataset: Option<&str>) -> PyResult<String> {
+        let s = sample_from(sample)?;
+        let s = match dataset {
+            None => s,
+            Some(root) => py.detach(|| self.current(Path::new(root), s))?,
+        };
+        let mut t = trajectory_from(trajectory)?;
+        if t.truth.is_empty() {
+            t.truth = s.answer.clone();
+        }
+        score_trajectory(&mut t, &s, &self.config);
+        t.gt_version = Some(gt_version(&s));
+        to_json(&t)
+    }
+
+    /// The reward config in use (JSON).
+    fn config(&self) -> PyResult<String> {
+        to_json(&self.config)
+    }
+}
+
+impl Scorer {
+    fn current(&self, root: &Path, fallback: Sample) -> PyResult<Sample> {
+        let mut map = self.datasets.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = map
+            .entry(root.to_path_buf())
+            .or_insert_with(|| LiveDataset::open(root).map_err(|e| e.to_string()));
+        match entry {
+            Ok(live) => {
+                // A failed reload keeps the previous version (a manifest being
+                // replaced); the next call tries again.
+                let _ = live.refresh();
+                Ok(live.dataset().get(&fallback.id).cloned().unwrap_or(fallback))
+            }
+            Err(e) => Err(PyOSError::new_err(format!("dataset {}: {e}", root.display()))),
+        }
+    }
+}
+
+/// A trace folder (`virl_engine::trace`): scored trajectories appended,
+/// one line each, for the studio to follow.
+#[pyclass(frozen)]
+struct Trace {
+    inner: EngineTrace,
+}
+
+#[pymethods]
+impl Trace {
+    /// Opens or creates the trace folder `dir` for a run on the dataset
+    /// folder `dataset`; `metrics` is verl's `file` logger JSONL, if known.
+    #[new]
+    #[pyo3(signature = (dir, dataset, trainer="verl", metrics=None))]
+    fn new(dir: &str, dataset: &str, trainer: &str, metrics: Option<&str>) -> PyResult<Self> {
+        let run = ExternalRun {
+            trainer: trainer.into(),
+            metrics: metrics.map(PathBuf::from),
+        };
+        EngineTrace::open(Path::new(dir), Path::new(dataset), run)
+            .map(|inner| Self { inner })
+            .map_err(|e| PyOSError::new_err(e.to_string()))
+    }
+
+    /// Appends one trajectory (JSON) to its iteration's file.
+    fn append(&self, py: Python<'_>, trajectory: &str) -> PyResult<()> {
+        let t = trajectory_from(trajectory)?;
+        py.detach(|| self.inner.append(&t))
+            .map_err(|e| PyOSError::new_err(e.to_string()))
+    }
+
+    /// The folder.
+    #[getter]
+    fn dir(&self) -> String {
+        self.inner.dir().display().to_string()
+    }
+}
+
+/// The module.
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_function(wrap_pyfunction!(reward_config, m)?)?;
+    m.add_function(wrap_pyfunction!(score, m)?)?;
+    m.add_function(wrap_pyfunction!(assign_credit, m)?)?;
+    m.add_function(wrap_pyfunction!(score_line, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_model_output, m)?)?;
+    m.add_function(wrap_pyfunction!(execute_box, m)?)?;
+    m.add_function(wrap_pyfunction!(token_advantages, m)?)?;
+    m.add_function(wrap_pyfunction!(mask_runs, m)?)?;
+    m.add_function(wrap_pyfunction!(load_dataset, m)?)?;
+    m.add_function(wrap_pyfunction!(write_zoombench, m)?)?;
+    m.add_class::<Scorer>()?;
+    m.add_class::<Trace>()?;
+    Ok(())
+}

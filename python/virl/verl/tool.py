@@ -1,0 +1,184 @@
+"""The zoom tool for verl: ``image_zoom_in_tool`` with ``bbox_2d``, as in DeepEyes.
+
+Configure it in the YAML at ``actor_rollout_ref.rollout.multi_turn.tool_config_path``
+(``recipes/verl/tool_config.yaml``)::
+
+    tools:
+      - class_name: virl.verl.tool.ZoomTool
+        config: {type: native, min_side: 28}
+        tool_schema: ...   # optional: ZoomTool.SCHEMA is used when absent
+
+Per-sample arguments come from the dataset row's
+``extra_info.tools_kwargs.image_zoom_in_tool.create_kwargs``, written by
+``virl export --format verl``: ``image`` (path of the original image),
+``width``, ``height`` (its size) and ``shown`` (``[w, h]``, the size the model
+was shown, which its ``bbox_2d`` is in).
+
+A call maps the box from the shown frame to original pixels, executes it as
+the studio's environment does (clipped to the image, grown to ``min_side``:
+``env::execute_box``), and returns the crop of the original pixels. A bad
+box (not four finite numbers, empty, outside the image) gets a text error as
+the tool's response, never an exception. Each zoom is recorded in
+``agent_data.extra_fields["virl_zooms"]`` -- proposed and executed box in
+original pixels, and the assistant turn that made it -- where
+``compute_score`` reads it.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import OrderedDict
+from typing import Any, Optional
+from uuid import uuid4
+
+from PIL import Image
+
+from .. import _core
+
+try:  # verl is needed to run inside verl, not to import this module's helpers
+    from verl.tools.base_tool import BaseTool
+    from verl.tools.schemas import OpenAIFunctionToolSchema, ToolResponse
+except ImportError:  # pragma: no cover
+    BaseTool = object  # type: ignore[assignment,misc]
+    OpenAIFunctionToolSchema = None  # type: ignore[assignment]
+    ToolResponse = None  # type: ignore[assignment]
+
+TOOL_NAME = "image_zoom_in_tool"
+
+SCHEMA = {
+    "type": "function",
+    "function": {
+        "name": TOOL_NAME,
+        "description": (
+            "Zoom in on a region of the image: returns that region at full resolution. "
+            "bbox_2d is [x1, y1, x2, y2] in pixels of the image as you see it."
+        ),
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "bbox_2d": {
+                    "type": "array",
+                    "items": {"type": "number"},
+                    "description": "[x1, y1, x2, y2]: left, top, right, bottom, in pixels",
+                },
+                "label": {"type": "string", "description": "what you are looking for (optional)"},
+            },
+            "required": ["bbox_2d"],
+        },
+    },
+}
+
+
+class _Images:
+    """A few decoded originals, shared by all trajectories of a worker."""
+
+    def __init__(self, capacity: int = 8) -> None:
+        self._cache: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+        self.capacity = capacity
+
+    def get(self, path: str) -> Image.Image:
+        with self._lock:
+            if path in self._cache:
+                self._cache.move_to_end(path)
+                return self._cache[path]
+        with Image.open(path) as im:
+            img = im.convert("RGB")
+        with self._lock:
+            self._cache[path] = img
+            while len(self._cache) > self.capacity:
+                self._cache.popitem(last=False)
+        return img
+
+
+def to_original(bbox, shown, size) -> list:
+    """Maps a box from the shown frame ``shown = (w, h)`` to original pixels ``size = (W, H)``."""
+    sx, sy = size[0] / shown[0], size[1] / shown[1]
+    return [bbox[0] * sx, bbox[1] * sy, bbox[2] * sx, bbox[3] * sy]
+
+
+def read_box(parameters: Any) -> list:
+    """The ``bbox_2d`` of a call's arguments, or ``ValueError`` saying what is wrong."""
+    if not isinstance(parameters, dict) or "bbox_2d" not in parameters:
+        raise ValueError("the call has no bbox_2d; call image_zoom_in_tool with {\"bbox_2d\": [x1, y1, x2, y2]}")
+    b = parameters["bbox_2d"]
+    if not isinstance(b, (list, tuple)) or len(b) != 4:
+        raise ValueError(f"bbox_2d must be [x1, y1, x2, y2], got {b!r}")
+    try:
+        b = [float(x) for x in b]
+    except (TypeError, ValueError):
+        raise ValueError(f"bbox_2d must hold four numbers, got {parameters['bbox_2d']!r}") from None
+    if not all(math.isfinite(x) for x in b):
+        raise ValueError(f"bbox_2d must hold finite numbers, got {b!r}")
+    if b[2] <= b[0] or b[3] <= b[1]:
+        raise ValueError(f"bbox_2d {b!r} is empty: x2 must be greater than x1 and y2 greater than y1")
+    return b
+
+
+class ZoomTool(BaseTool):
+    """``image_zoom_in_tool``: crops the original image (see the module docs)."""
+
+    SCHEMA = SCHEMA
+
+    def __init__(self, config: dict, tool_schema: Optional[Any] = None):
+        if tool_schema is None and OpenAIFunctionToolSchema is not None:
+            tool_schema = OpenAIFunctionToolSchema.model_validate(SCHEMA)
+        super().__init__(config, tool_schema)
+        self.min_side = float((config or {}).get("min_side", 28))
+        self._instances: dict = {}
+        self._images = _Images(int((config or {}).get("image_cache", 8)))
+
+    async def create(self, instance_id: Optional[str] = None, **kwargs) -> tuple:
+        instance_id = instance_id or str(uuid4())
+        args = kwargs.get("create_kwargs", kwargs) or {}
+        self._instances[instance_id] = dict(args)
+        return instance_id, ToolResponse()
+
+    def _zoom(self, args: dict, parameters: Any) -> tuple:
+        """(crop, proposed, executed, shown box) in original pixels, or ValueError."""
+        for k in ("image", "width", "height"):
+            if k not in args:
+                raise ValueError(
+                    f"the sample gives the zoom tool no `{k}` (extra_info.tools_kwargs."
+                    f"{TOOL_NAME}.create_kwargs.{k}); export the data with `virl export --format verl`"
+                )
+        w, h = float(args["width"]), float(args["height"])
+        shown = args.get("shown") or [w, h]
+        b = read_box(parameters)
+        if b[0] >= shown[0] or b[1] >= shown[1] or b[2] <= 0 or b[3] <= 0:
+            raise ValueError(
+                f"bbox_2d {b!r} lies outside the image, which is {int(shown[0])}x{int(shown[1])} pixels"
+            )
+        proposed = to_original(b, shown, (w, h))
+        executed = _core.execute_box(proposed, w, h, self.min_side)
+        img = self._images.get(str(args["image"]))
+        if img.size != (int(w), int(h)):
+            raise ValueError(
+                f"image {args['image']} is {img.size[0]}x{img.size[1]}, but the dataset says {int(w)}x{int(h)}"
+            )
+        x1, y1 = int(math.floor(executed[0])), int(math.floor(executed[1]))
+        x2, y2 = int(math.ceil(executed[2])), int(math.ceil(executed[3]))
+        return img.crop((x1, y1, x2, y2)), proposed, list(executed), b
+
+    async def execute(self, instance_id: str, parameters: dict, **kwargs) -> tuple:
+        args = self._instances.get(instance_id, {})
+        agent_data = kwargs.get("agent_data")
+        try:
+            crop, proposed, executed, shown_box = self._zoom(args, parameters)
+        except (ValueError, OSError) as e:
+            return ToolResponse(text=f"Error: {e}"), 0.0, {"virl_zoom_error": 1}
+        if agent_data is not None:
+            turn = max(int(getattr(agent_data, "assistant_turns", 1)) - 1, 0)
+            agent_data.extra_fields.setdefault("virl_zooms", []).append(
+                {"proposed": proposed, "executed": executed, "turn": turn}
+            )
+        region = ", ".join(str(int(round(x))) for x in shown_box)
+        return (
+            ToolResponse(image=[crop], text=f"Zoomed in on the image to the region [{region}]."),
+            0.0,
+            {"virl_zoom_error": 0},
+        )
+
+    async def release(self, instance_id: str, **kwargs) -> None:
+        self._instances.pop(instance_id, None)
