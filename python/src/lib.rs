@@ -22,7 +22,9 @@ use virl_engine::dataset::manifest::sample_from_json;
 use virl_engine::env::execute_box as engine_execute_box;
 use virl_engine::geometry::BBox;
 use virl_engine::reward::RewardConfig;
-use virl_engine::score::{assign_credit as engine_assign_credit, parse_model_output as engine_parse, score_trajectory};
+use virl_engine::score::{
+    assign_credit as engine_assign_credit, parse_model_output as engine_parse, score_trajectory,
+};
 use virl_engine::trace::Trace as EngineTrace;
 use virl_engine::trajectory::{self, Trajectory};
 
@@ -36,19 +38,20 @@ fn config_from(json: Option<&str>) -> PyResult<RewardConfig> {
         None | Some("") => RewardConfig::default(),
         Some(t) => serde_json::from_str(t).map_err(|e| value_err(format!("reward config: {e}")))?,
     };
-    cfg.validate().map_err(|e| value_err(format!("reward config: {e}")))?;
+    cfg.validate()
+        .map_err(|e| value_err(format!("reward config: {e}")))?;
     Ok(cfg)
 }
 
 fn trajectory_from(json: &str) -> PyResult<Trajectory> {
-    let v: serde_json::Value =
-        serde_json::from_str(json).map_err(|e| value_err(format!("trajectory: not valid JSON ({e})")))?;
+    let v: serde_json::Value = serde_json::from_str(json)
+        .map_err(|e| value_err(format!("trajectory: not valid JSON ({e})")))?;
     trajectory::read(v).map_err(|e| value_err(format!("trajectory: {e}")))
 }
 
 fn sample_from(json: &str) -> PyResult<Sample> {
-    let v: serde_json::Value =
-        serde_json::from_str(json).map_err(|e| value_err(format!("ground truth: not valid JSON ({e})")))?;
+    let v: serde_json::Value = serde_json::from_str(json)
+        .map_err(|e| value_err(format!("ground truth: not valid JSON ({e})")))?;
     sample_from_json(v, Path::new("<ground truth>")).map_err(value_err)
 }
 
@@ -110,18 +113,30 @@ fn score_line(trajectory: &str) -> PyResult<String> {
 #[pyfunction]
 fn parse_model_output(text: &str) -> (Vec<[f64; 4]>, Option<String>, Vec<String>) {
     let p = engine_parse(text);
-    (p.zooms.into_iter().map(<[f64; 4]>::from).collect(), p.answer, p.errors)
+    (
+        p.zooms.into_iter().map(<[f64; 4]>::from).collect(),
+        p.answer,
+        p.errors,
+    )
 }
 
 /// The box a zoom executes on a `width × height` image: clipped, grown to
 /// `min_side` (`env::execute_box`). Non-finite input is an error.
 #[pyfunction]
 fn execute_box(bbox: [f64; 4], width: f64, height: f64, min_side: f64) -> PyResult<[f64; 4]> {
-    if !bbox.iter().chain([&width, &height, &min_side]).all(|x| x.is_finite()) {
-        return Err(value_err(format!("box {bbox:?} on a {width}×{height} image: not finite")));
+    if !bbox
+        .iter()
+        .chain([&width, &height, &min_side])
+        .all(|x| x.is_finite())
+    {
+        return Err(value_err(format!(
+            "box {bbox:?} on a {width}×{height} image: not finite"
+        )));
     }
     if width <= 0.0 || height <= 0.0 {
-        return Err(value_err(format!("image size {width}×{height} must be positive")));
+        return Err(value_err(format!(
+            "image size {width}×{height} must be positive"
+        )));
     }
     Ok(engine_execute_box(&BBox::from(bbox), min_side, width, height).into())
 }
@@ -143,7 +158,10 @@ fn token_advantages<'py>(
     let mask = mask.as_array();
     let (n, width) = mask.dim();
     if n != rows.len() {
-        return Err(value_err(format!("mask has {n} rows, but {} rows of credit were given", rows.len())));
+        return Err(value_err(format!(
+            "mask has {n} rows, but {} rows of credit were given",
+            rows.len()
+        )));
     }
     let rows: Vec<CreditRow> = rows
         .into_iter()
@@ -152,7 +170,11 @@ fn token_advantages<'py>(
             group,
             zooms: zooms
                 .into_iter()
-                .map(|(turn, iou, redundant)| TurnZoom { turn, iou, redundant })
+                .map(|(turn, iou, redundant)| TurnZoom {
+                    turn,
+                    iou,
+                    redundant,
+                })
                 .collect(),
         })
         .collect();
@@ -161,7 +183,8 @@ fn token_advantages<'py>(
         None => mask.iter().copied().collect(),
     };
     let tc = py.detach(|| engine_token_advantages(&rows, &flat, width, &cfg));
-    let arr = numpy::ndarray::Array2::from_shape_vec((n, width), tc.advantages).map_err(value_err)?;
+    let arr =
+        numpy::ndarray::Array2::from_shape_vec((n, width), tc.advantages).map_err(value_err)?;
     Ok((arr.into_pyarray(py), tc.row_advantage, tc.unplaced_zooms))
 }
 
@@ -237,7 +260,12 @@ impl Scorer {
     /// when `dataset` names a dataset folder that holds it, that folder's
     /// current (corrected) version. Returns `(sample JSON, gt_version)`.
     #[pyo3(signature = (sample, dataset=None))]
-    fn ground_truth(&self, py: Python<'_>, sample: &str, dataset: Option<&str>) -> PyResult<(String, u64)> {
+    fn ground_truth(
+        &self,
+        py: Python<'_>,
+        sample: &str,
+        dataset: Option<&str>,
+    ) -> PyResult<(String, u64)> {
         let s = sample_from(sample)?;
         let s = match dataset {
             None => s,
@@ -250,7 +278,13 @@ impl Scorer {
     /// Scores one trajectory (JSON) against `sample` as [`Scorer::ground_truth`]
     /// resolves it; returns the scored record (JSON), `gt_version` set.
     #[pyo3(signature = (trajectory, sample, dataset=None))]
-    fn score(&self, py: Python<'_>, trajectory: &str, sample: &str, dataset: Option<&str>) -> PyResult<String> {
+    fn score(
+        &self,
+        py: Python<'_>,
+        trajectory: &str,
+        sample: &str,
+        dataset: Option<&str>,
+    ) -> PyResult<String> {
         let s = sample_from(sample)?;
         let s = match dataset {
             None => s,
@@ -282,9 +316,16 @@ impl Scorer {
                 // A failed reload keeps the previous version (a manifest being
                 // replaced); the next call tries again.
                 let _ = live.refresh();
-                Ok(live.dataset().get(&fallback.id).cloned().unwrap_or(fallback))
+                Ok(live
+                    .dataset()
+                    .get(&fallback.id)
+                    .cloned()
+                    .unwrap_or(fallback))
             }
-            Err(e) => Err(PyOSError::new_err(format!("dataset {}: {e}", root.display()))),
+            Err(e) => Err(PyOSError::new_err(format!(
+                "dataset {}: {e}",
+                root.display()
+            ))),
         }
     }
 }

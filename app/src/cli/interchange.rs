@@ -42,6 +42,11 @@ pub enum OutFormat {
     Coco,
     /// Our manifest JSONL, corrections from `annotations.jsonl` applied.
     Jsonl,
+    /// verl's RL parquet (prompt with the zoom-tool system prompt and the
+    /// image placeholder, images, reward_model.ground_truth, extra_info with
+    /// the zoom tool's arguments, agent_name). Written by the `virl` Python
+    /// package (`pip install ./python`), which verl runs use anyway.
+    Verl,
 }
 
 /// Flags of `virl export`.
@@ -56,6 +61,51 @@ pub struct ExportArgs {
     /// The file to write.
     #[arg(long)]
     out: PathBuf,
+    /// verl only: the largest image area the model is shown, in pixels
+    /// (Qwen2.5-VL's smart_resize) [12845056].
+    #[arg(long)]
+    max_pixels: Option<u64>,
+    /// verl only: the split written to extra_info.split [train].
+    #[arg(long)]
+    split: Option<String>,
+}
+
+/// The Python that has the `virl` package: `$VIRL_PYTHON`, else `python3`.
+fn python() -> String {
+    std::env::var("VIRL_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// `virl export --format verl`: runs the package's exporter, which writes
+/// the parquet with pyarrow.
+fn export_verl(a: &ExportArgs) -> anyhow::Result<()> {
+    let py = python();
+    let mut cmd = std::process::Command::new(&py);
+    cmd.args(["-m", "virl.verl.export", "--dataset"])
+        .arg(&a.dataset)
+        .arg("--out")
+        .arg(&a.out);
+    if let Some(m) = a.max_pixels {
+        cmd.arg("--max-pixels").arg(m.to_string());
+    }
+    if let Some(s) = &a.split {
+        cmd.arg("--split").arg(s);
+    }
+    let status = cmd.status().with_context(|| {
+        format!("cannot run {py} (set VIRL_PYTHON to the Python that has the virl package)")
+    })?;
+    if status.success() {
+        return Ok(());
+    }
+    let probe = std::process::Command::new(&py)
+        .args(["-c", "import virl.verl.export, pyarrow"])
+        .output();
+    if probe.is_ok_and(|o| !o.status.success()) {
+        anyhow::bail!(
+            "--format verl needs the virl Python package and pyarrow in {py}: \
+             pip install ./python pyarrow (or set VIRL_PYTHON to the Python that has them)"
+        );
+    }
+    anyhow::bail!("the verl export failed (see above)")
 }
 
 /// `virl import`: reads a V* folder or a COCO file and writes a dataset folder.
@@ -97,14 +147,15 @@ pub fn import(a: ImportArgs) -> anyhow::Result<()> {
 
 /// `virl export`: writes a dataset (corrections applied) as COCO or JSONL.
 pub fn export(a: ExportArgs) -> anyhow::Result<()> {
+    let f = match a.format {
+        OutFormat::Coco => ExportFormat::Coco,
+        OutFormat::Jsonl => ExportFormat::Jsonl,
+        OutFormat::Verl => return export_verl(&a),
+    };
     let ds = Dataset::load(&a.dataset)?;
     for w in ds.journal_warnings() {
         eprintln!("warning: {w}");
     }
-    let f = match a.format {
-        OutFormat::Coco => ExportFormat::Coco,
-        OutFormat::Jsonl => ExportFormat::Jsonl,
-    };
     interchange::export(&ds, f, &a.out)?;
     println!(
         "exported {} samples ({} corrections from the journal applied) to {}",

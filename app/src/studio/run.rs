@@ -75,6 +75,8 @@ pub(super) enum IoReply {
         rollout_iterations: Vec<u64>,
     },
     Rollouts(u64, Result<Arc<Vec<Trajectory>>, String>),
+    /// Lines were appended to this iteration's rollout file (a trace).
+    Grew(u64),
     Index(Result<Arc<SampleIndex>, String>),
     Engine(Box<Result<EngineHandle, String>>),
     Error(String),
@@ -309,6 +311,19 @@ impl Run {
                 self.loading.remove(&i);
                 self.rollouts.insert(i, v);
                 self.rescore_iteration(i);
+            }
+            IoReply::Grew(i) => {
+                // Reload a shown iteration, keeping the old rows until the new
+                // ones arrive; rows only ever append, so a selection stays valid.
+                if self.rollouts.contains_key(&i)
+                    && !self.loading.contains(&i)
+                    && self
+                        .io_tx
+                        .as_ref()
+                        .is_some_and(|tx| tx.try_send(IoRequest::Rollouts(i)).is_ok())
+                {
+                    self.loading.insert(i);
+                }
             }
             IoReply::Rollouts(i, Err(e)) => {
                 self.loading.remove(&i);

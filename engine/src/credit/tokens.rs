@@ -118,6 +118,26 @@ pub fn token_advantages(
     }
 }
 
+/// The lengths of a row's runs of non-zero mask tokens, in order: one per
+/// assistant turn. Two responses of one group with the same runs are told
+/// apart by their reward.
+pub fn mask_runs(mask: &[f32]) -> Vec<usize> {
+    let mut runs = Vec::new();
+    let mut n = 0;
+    for &m in mask {
+        if m != 0.0 {
+            n += 1;
+        } else if n > 0 {
+            runs.push(n);
+            n = 0;
+        }
+    }
+    if n > 0 {
+        runs.push(n);
+    }
+    runs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,6 +180,8 @@ mod tests {
         // A group of one has A = 0 (DESIGN §5; verl's GRPO would give A = R).
         assert!(tc.advantages[16..24].iter().all(|&x| x == 0.0));
         assert_eq!(tc.unplaced_zooms, 0);
+        assert_eq!(mask_runs(&m0), vec![2, 2]);
+        assert_eq!(mask_runs(&[1., 0., 1., 1., 1.]), vec![1, 3]);
     }
 
     #[test]

@@ -109,8 +109,13 @@ mod tests {
         let mut moved = s0.rationales.clone();
         moved[0].bbox = moved[0].bbox.translate(5.0, 0.0);
         let mut j = Journal::new(live.dataset().journal_path());
-        j.append(&Edit::now(&s0.id, "move", s0.rationales.clone(), moved.clone()))
-            .expect("append");
+        j.append(&Edit::now(
+            &s0.id,
+            "move",
+            s0.rationales.clone(),
+            moved.clone(),
+        ))
+        .expect("append");
         assert!(live.refresh().expect("refresh"));
         let s1 = live.dataset().get(&s0.id).expect("s0");
         assert_eq!(s1.rationales, moved);

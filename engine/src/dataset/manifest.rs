@@ -204,7 +204,13 @@ pub(crate) fn parse_rationales(
 /// Parses one sample from a JSON object (a manifest line's layout),
 /// checking every field; `origin` names where it came from in errors.
 pub fn sample_from_json(v: Value, origin: &Path) -> Result<Sample, DatasetError> {
-    parse_sample(v, &Line { path: origin, line: 1 })
+    parse_sample(
+        v,
+        &Line {
+            path: origin,
+            line: 1,
+        },
+    )
 }
 
 /// Parses one manifest line's JSON object into a sample, checking every

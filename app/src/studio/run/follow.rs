@@ -18,11 +18,24 @@ pub(super) fn watch(
     alive: Arc<std::sync::atomic::AtomicBool>,
 ) {
     let (mut seen_m, mut seen_e, mut seen_r) = (0usize, 0usize, Vec::new());
+    // The newest rollout file and its size: a trace (verl) appends to it
+    // line by line while the step runs.
+    let mut newest: Option<(u64, u64)> = None;
     let mut first = true;
     while alive.load(std::sync::atomic::Ordering::Relaxed) {
         let m = session.read_metrics();
         let e = session.read_evals();
         let r = session.rollout_iterations();
+        if let Some(&last) = r.last() {
+            let len = std::fs::metadata(session.rollout_path(last)).map_or(0, |m| m.len());
+            if newest.is_some_and(|(it, l)| it == last && l != len) {
+                if tx.send(IoReply::Grew(last)).is_err() {
+                    return;
+                }
+                wake();
+            }
+            newest = Some((last, len));
+        }
         match (m, e) {
             (Ok(m), Ok(e)) => {
                 // A rewrite after a resume can shorten the logs: start over.
