@@ -3,7 +3,7 @@
 Configure it (verl 0.9.x; the old top-level ``custom_reward_function`` key is
 ignored by ``main_ppo`` since verl PR #6710)::
 
-    reward.custom_reward_function.path=<site-packages>/virl/verl/reward.py   # or: python -c "import virl.verl.reward as m; print(m.__file__)"
+    reward.custom_reward_function.path=pkg://virl.verl.reward
     reward.custom_reward_function.name=compute_score
     +reward.custom_reward_function.reward_kwargs.trace=/shared/traces/run-1   # optional: the studio follows it
 
@@ -41,10 +41,11 @@ import re
 from functools import lru_cache
 from typing import Any, Optional
 
-from .. import _core
-from . import board
-from .config import reward_config_json
-from .tool import to_original
+# Absolute imports: verl may load this file by its path (a `file://` path).
+from virl import _core
+from virl.verl import board
+from virl.verl.config import reward_config_json
+from virl.verl.tool import to_original
 
 logger = logging.getLogger(__name__)
 

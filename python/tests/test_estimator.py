@@ -1,0 +1,193 @@
+"""verl's own compute_advantage with adv_estimator=virl equals the engine's
+credit (as `virl score` prints it) token by token, on a batch shaped as
+verl's agent loop produces it."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+
+import virl.verl  # noqa: F401  (registers the estimator and the agent loop)
+from conftest import gt_string, load_compute_score, samples, virl_score
+from virl.verl import board
+
+WIDTH = 96
+
+
+def _call(box) -> str:
+    return '<tool_call>{"name": "image_zoom_in_tool", "arguments": {"bbox_2d": %s}}</tool_call>' % json.dumps(box)
+
+
+def make_row(rng: random.Random, sample: dict, uid: str, zoom_boxes: list, answer: str,
+             malformed: bool = False, run_lengths=None) -> dict:
+    """One trajectory as verl's tool agent loop leaves it: the decoded text,
+    the response mask (assistant runs of 1, tool responses 0, padding 0) and
+    the zoom tool's records."""
+    turns = len(zoom_boxes) + 1
+    runs = run_lengths or [rng.randint(3, 9) for _ in range(turns)]
+    mask, text = [], ""
+    for k in range(turns):
+        mask += [1] * runs[k]
+        if k < len(zoom_boxes):
+            text += f"<think>look {k}</think>{_call(zoom_boxes[k])}"
+            text += "user\n<tool_response>\nZoomed in.\n</tool_response>\nassistant\n"
+            mask += [0] * rng.randint(2, 6)
+        else:
+            text += ("<tool_call>{bad json</tool_call>" if malformed else "") + f"<answer>{answer}</answer>"
+    mask += [0] * (WIDTH - len(mask))
+    records = [{"proposed": b, "executed": b, "turn": k} for k, b in enumerate(zoom_boxes)]
+    return {"sample": sample, "uid": uid, "text": text, "mask": mask, "records": records, "runs": runs}
+
+
+def build_batch(dataset, rng):
+    ss = list(samples(dataset).values())
+    rows = []
+
+    def near(s, dx):
+        b = s["rationales"][0]["bbox"]
+        return [b[0] + dx, b[1] + dx, b[2] + dx, b[3] + dx]
+
+    # Group A: four rows, mixed quality, one malformed, one with a redundant re-look.
+    s = ss[0]
+    rows += [
+        make_row(rng, s, "A", [near(s, 0)], s["answer"]),
+        make_row(rng, s, "A", [near(s, 200), near(s, 2)], s["answer"]),
+        make_row(rng, s, "A", [near(s, 0), near(s, 1)], "wrong", malformed=True),
+        make_row(rng, s, "A", [], s["answer"]),
+    ]
+    # Group B: zero spread (same zoom, same answer, different token counts).
+    s = ss[1]
+    rows += [make_row(rng, s, "B", [near(s, 3)], s["answer"]) for _ in range(4)]
+    # Group C: a group of one.
+    s = ss[2]
+    rows += [make_row(rng, s, "C", [near(s, 0)], s["answer"])]
+    # Group D: two rows with the same turn structure, told apart by reward.
+    s = ss[3]
+    rows += [
+        make_row(rng, s, "D", [near(s, 0)], s["answer"], run_lengths=[5, 5]),
+        make_row(rng, s, "D", [near(s, 300)], s["answer"], run_lengths=[5, 5]),
+        make_row(rng, s, "D", [near(s, 100)], "nope"),
+    ]
+    return rows
+
+
+def score_rows(rows, dataset, compute_score):
+    out = []
+    for r in rows:
+        extra = {"index": 0, "virl_zooms": r["records"], "virl_uid": r["uid"], "virl_turn_tokens": r["runs"]}
+        out.append(compute_score(data_source="virl/test", solution_str=r["text"],
+                                 ground_truth=gt_string(r["sample"], dataset), extra_info=extra))
+    return out
+
+
+def to_dataproto(rows, scores):
+    from verl import DataProto
+
+    mask = torch.tensor([r["mask"] for r in rows], dtype=torch.int64)
+    tlr = torch.zeros(mask.shape, dtype=torch.float32)
+    for i, (r, sc) in enumerate(zip(rows, scores)):
+        last = max(j for j, m in enumerate(r["mask"]) if m)  # verl: the last valid response token
+        tlr[i, last] = sc["score"]
+    return DataProto.from_dict(
+        tensors={"token_level_rewards": tlr, "response_mask": mask},
+        non_tensors={"uid": np.array([r["uid"] for r in rows], dtype=object)},
+    )
+
+
+def expected_tokens(rows, cli_lines):
+    exp = torch.zeros((len(rows), WIDTH), dtype=torch.float64)
+    for i, (r, line) in enumerate(zip(rows, cli_lines)):
+        per_turn = {k: a["advantage"] for k, a in enumerate(line["actions"])}  # zoom k in turn k
+        turn, inside = -1, False
+        for t, m in enumerate(r["mask"]):
+            if m and not inside:
+                turn += 1
+            inside = bool(m)
+            if m:
+                exp[i, t] = per_turn.get(turn, line["advantage"])
+    return exp
+
+
+def cli_lines(rows, dataset, virl_bin, tmp_path):
+    from virl import parse_model_output
+
+    lines = []
+    for r in rows:
+        _, answer, errors = parse_model_output(r["text"])
+        lines.append({"sample": r["sample"]["id"], "group": r["uid"], "answer": answer,
+                      "truncated": answer is None, "format_errors": errors,
+                      "zooms": [z["proposed"] for z in r["records"]]})
+    return virl_score(virl_bin, dataset, lines, "virl", tmp_path)
+
+
+@pytest.mark.parametrize("shuffle", [False, True], ids=["in-order", "balanced-reordered"])
+def test_compute_advantage_virl_equals_engine_credit(dataset, virl_bin, tmp_path, shuffle):
+    from verl.trainer.config import AlgoConfig
+    from verl.trainer.ppo.ray_trainer import compute_advantage
+
+    rng = random.Random(7)
+    rows = build_batch(dataset, rng)
+    scores = score_rows(rows, dataset, load_compute_score())
+    cli = cli_lines(rows, dataset, virl_bin, tmp_path)
+    for sc, line in zip(scores, cli):
+        assert sc["score"] == pytest.approx(line["rewards"]["total"], abs=1e-12)
+    data = to_dataproto(rows, scores)
+    exp = expected_tokens(rows, cli)
+    if shuffle:  # verl's balance_batch reorders rows between reward and advantage
+        perm = list(range(len(rows)))
+        rng.shuffle(perm)
+        data.reorder(torch.tensor(perm))
+        exp = exp[perm]
+    out = compute_advantage(data, adv_estimator="virl", config=AlgoConfig())
+    adv = out.batch["advantages"].to(torch.float64)
+    assert adv.shape == (len(rows), WIDTH)
+    assert torch.allclose(adv, exp, atol=2e-6), (adv - exp).abs().max()
+    assert torch.equal(out.batch["returns"], out.batch["advantages"])
+    # The zero-spread group and the group of one get 0 everywhere.
+    uids = list(data.non_tensor_batch["uid"])
+    for i, u in enumerate(uids):
+        if u in ("B", "C"):
+            assert adv[i].abs().max() == 0
+    # Modulation is real: some zoom turn's tokens differ from the row's A_i.
+    a_rows = [line["advantage"] for line in cli]
+    assert any(abs(a["advantage"] - line["advantage"]) > 1e-3 for line in cli for a in line["actions"])
+    assert any(abs(a) > 0.1 for a in a_rows)
+    assert board.pending() == 0, "every entry was taken"
+
+
+def test_group_of_one_differs_from_verl_grpo_as_documented(dataset):
+    """DESIGN §5 gives a lone row A = 0; verl's GRPO gives it A = R (mean 0, std 1)."""
+    from verl.trainer.config import AlgoConfig
+    from verl.trainer.ppo.ray_trainer import compute_advantage
+
+    rng = random.Random(1)
+    s = next(iter(samples(dataset).values()))
+    rows = [make_row(rng, s, "solo", [s["rationales"][0]["bbox"]], s["answer"])]
+    scores = score_rows(rows, dataset, load_compute_score())
+    virl_adv = compute_advantage(to_dataproto(rows, scores), adv_estimator="virl", config=AlgoConfig())
+    grpo_adv = compute_advantage(to_dataproto(rows, scores), adv_estimator="grpo", config=AlgoConfig())
+    assert virl_adv.batch["advantages"].abs().max() == 0
+    r = scores[0]["score"]
+    m = torch.tensor(rows[0]["mask"], dtype=torch.bool)
+    assert torch.allclose(grpo_adv.batch["advantages"][0][m], torch.full((int(m.sum()),), r / (1 + 1e-6)))
+
+
+def test_rows_without_board_entries_get_plain_group_advantages(dataset, caplog):
+    from verl.trainer.config import AlgoConfig
+    from verl.trainer.ppo.ray_trainer import compute_advantage
+
+    rng = random.Random(3)
+    s = next(iter(samples(dataset).values()))
+    b = s["rationales"][0]["bbox"]
+    rows = [make_row(rng, s, "E", [b], s["answer"]), make_row(rng, s, "E", [b], "wrong")]
+    data = to_dataproto(rows, [{"score": 1.5}, {"score": 0.2}])  # never published
+    out = compute_advantage(data, adv_estimator="virl", config=AlgoConfig())
+    adv = out.batch["advantages"]
+    m0 = torch.tensor(rows[0]["mask"], dtype=torch.bool)
+    a0 = (1.5 - 0.85) / (np.std([1.5, 0.2], ddof=1) + 1e-6)
+    assert torch.allclose(adv[0][m0], torch.full((int(m0.sum()),), a0, dtype=torch.float32))
+    assert "2 of 2 rows have no per-action scores" in caplog.text
