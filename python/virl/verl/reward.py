@@ -116,6 +116,8 @@ def compute_score(data_source: Any = None, solution_str: str = "", ground_truth:
     sample_json, dataset, shown, sample = _ground_truth(str(ground_truth))
     size = (float(sample["width"]), float(sample["height"]))
     text = solution_str if isinstance(solution_str, str) else str(solution_str)
+    # A tokenizer can decode to lone surrogates; they are not UTF-8.
+    text = text.encode("utf-8", "replace").decode("utf-8")
     boxes, answer, errors = _core.parse_model_output(text)
     records = extra.get("virl_zooms")
     min_side = float(kwargs.get("min_side", 28.0))
