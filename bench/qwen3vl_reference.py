@@ -13,9 +13,11 @@ reports the error.
     virl vlm compare --model /tmp/qref/model --reference /tmp/qref/reference.safetensors
     virl vlm compare ... --dtype bf16 --reference /tmp/qref/reference-bf16.safetensors
 
-Needs torch, transformers >= 4.57 (5.x tested), safetensors, pillow.
+Needs torch, torchvision, transformers >= 4.57 (5.10.4, the version verl 0.9.1
+installs, tested), safetensors, pillow: python/requirements.txt.
 """
 import argparse
+import inspect
 import json
 import os
 
@@ -173,12 +175,18 @@ def main():
             + [SID["<|vision_end|>"]] + [SID["</tool_response>"]] + [SID["<|im_end|>"]] + text_ids("\n")
             + [SID["<|im_start|>"]] + text_ids("assistant\n<answer>7</answer>"))
     input_ids = torch.tensor([ids])
+    # transformers 5.x builds M-RoPE positions from the token types the
+    # processor returns (1 = image token, 0 = text); older versions took
+    # them from input_ids alone and have no such argument.
+    extra = {}
+    if "mm_token_type_ids" in inspect.signature(model.forward).parameters:
+        extra["mm_token_type_ids"] = (input_ids == SID["<|image_pad|>"]).to(torch.int32)
     meta = {"images": paths, "split": split, "preset": args.preset, "seed": args.seed,
             "transformers": __import__("transformers").__version__, "torch": torch.__version__}
     for dtype, name in ((torch.float32, "reference.safetensors"), (torch.bfloat16, "reference-bf16.safetensors")):
         m = model.to(dtype)
         with torch.no_grad():
-            out = m(input_ids=input_ids, pixel_values=px["pixel_values"].to(dtype), image_grid_thw=grid)
+            out = m(input_ids=input_ids, pixel_values=px["pixel_values"].to(dtype), image_grid_thw=grid, **extra)
         logits = out.logits[0].float().contiguous()
         save_file({"input_ids": input_ids[0].to(torch.int64).contiguous(), "logits": logits,
                    "pixel_values": px["pixel_values"].float().contiguous(),
