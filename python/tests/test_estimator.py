@@ -191,3 +191,22 @@ def test_rows_without_board_entries_get_plain_group_advantages(dataset, caplog):
     a0 = (1.5 - 0.85) / (np.std([1.5, 0.2], ddof=1) + 1e-6)
     assert torch.allclose(adv[0][m0], torch.full((int(m0.sum()),), a0, dtype=torch.float32))
     assert "2 of 2 rows have no per-action scores" in caplog.text
+
+
+def test_verls_v1_trainer_path_reaches_the_virl_estimator(dataset):
+    """verl 0.9.1's default (V1) trainer computes advantages through
+    compute_advantage_for_multi_trajectories; non-GRPO estimators go to
+    compute_advantage, so `virl` gets the same tensors there."""
+    from verl.trainer.config import AlgoConfig
+    from verl.trainer.ppo.v1.utils import compute_advantage_for_multi_trajectories
+
+    rng = random.Random(11)
+    s = next(iter(samples(dataset).values()))
+    b = s["rationales"][0]["bbox"]
+    rows = [make_row(rng, s, "V", [b], s["answer"]), make_row(rng, s, "V", [], "no")]
+    scores = score_rows(rows, dataset, load_compute_score())
+    data = to_dataproto(rows, scores)
+    out = compute_advantage_for_multi_trajectories(data, batch_keys=["k0", "k1"], adv_estimator="virl",
+                                                   num_repeat=2, config=AlgoConfig())
+    adv = out.batch["advantages"]
+    assert adv[0][0] > adv[0][max(i for i, m in enumerate(rows[0]["mask"]) if m)] > 0  # zoom turn up-weighted
