@@ -34,8 +34,8 @@ fn trace_writer() {
         trainer: "verl".into(),
         metrics: None,
     };
-    let tr = Trace::open(Path::new(trace_dir), Path::new(dataset), run).expect("trace");
     let cfg = RewardConfig::default();
+    let tr = Trace::open(Path::new(trace_dir), Path::new(dataset), run, &cfg).expect("trace");
     for n in 0u64.. {
         let s = &ds.samples()[(n as usize) % ds.len()];
         let g = s.rationales[0].bbox;
@@ -129,4 +129,35 @@ fn the_studio_follows_a_trace_and_a_killed_writer_tears_no_line() {
     let (session, _) = virl_engine::session::Session::open(&trace).expect("session");
     assert_eq!(session.read_rollouts(1).expect("read").len(), complete);
     assert_eq!(session.read_rollouts(0).expect("read").len(), 40);
+
+    // Correct the selected trajectory's ground truth in the studio: the edit
+    // lands in the dataset folder's journal, where the run's compute_score
+    // (a LiveDataset) picks it up at its next call.
+    let mut live = virl_engine::dataset::live::LiveDataset::open(&data).expect("live");
+    h.state_mut().browser.filter.min_zooms = 1;
+    step_until(&mut h, "a selected trajectory", |s| {
+        s.run.as_ref().is_some_and(|r| s.browser.record(r).is_some())
+    });
+    let id = {
+        let s = h.state();
+        let r = s.run.as_ref().expect("run");
+        s.browser.record(r).expect("selected").sample.clone()
+    };
+    h.key_press(egui::Key::E);
+    step_until(&mut h, "the sample in the editor", |s| {
+        s.tab == Tab::Annotate
+            && s.annotate.sample.as_deref() == Some(id.as_str())
+            && s.annotate.canvas_xf.is_some()
+    });
+    let gt = h.state().annotate.rationales()[0].bbox;
+    h.key_press(egui::Key::Tab);
+    h.run_steps(2);
+    let (cx, cy) = gt.center();
+    common::annotate::drag(&mut h, (cx, cy), (cx + 40.0, cy + 30.0));
+    let journal = std::fs::read_to_string(data.join("annotations.jsonl")).expect("journal");
+    assert!(journal.contains(&id), "the correction is in the dataset's journal");
+    assert!(live.refresh().expect("reload"), "the run's scorer sees the change");
+    let now = live.dataset().get(&id).expect("sample").rationales[0].bbox;
+    assert_ne!(now, gt);
+    assert!((now.center().0 - (cx + 40.0)).abs() < 3.0);
 }

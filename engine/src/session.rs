@@ -21,7 +21,7 @@ mod external;
 pub use error::SessionError;
 
 use crate::checkpoint::CheckpointStore;
-use crate::config::{ExternalRun, SessionConfig};
+use crate::config::SessionConfig;
 use crate::fsutil::{atomic_write, numbered_files, to_jsonl};
 use crate::metrics::IterationMetrics;
 use crate::reward::RewardConfig;
@@ -49,8 +49,9 @@ pub struct SessionEvent {
 #[derive(Clone, Debug)]
 pub struct Session {
     dir: PathBuf,
-    /// For a run traced from outside: where its curves come from.
-    external: Option<(ExternalRun, external::SharedCache)>,
+    /// For a run traced from outside: where its curves come from, and the
+    /// reward config its credit is assigned with.
+    external: Option<external::External>,
 }
 
 const CONFIG: &str = "session.toml";
@@ -88,7 +89,11 @@ impl Session {
         Ok((
             Self {
                 dir: dir.to_path_buf(),
-                external: cfg.external.clone().map(|r| (r, Default::default())),
+                external: cfg.external.clone().map(|run| external::External {
+                    run,
+                    reward: cfg.reward.clone(),
+                    cache: Default::default(),
+                }),
             },
             cfg,
         ))
@@ -166,7 +171,7 @@ impl Session {
     /// is known ([`ExternalRun::metrics`]).
     pub fn read_metrics(&self) -> Result<Vec<IterationMetrics>, SessionError> {
         match &self.external {
-            Some((run, cache)) => external::metrics(self, run, cache),
+            Some(x) => external::metrics(self, x),
             None => self.read_jsonl("metrics.jsonl"),
         }
     }
@@ -195,9 +200,16 @@ impl Session {
             .map_err(|e| err(&p, format!("cannot write ({e})")))
     }
 
-    /// Reads an iteration's trajectories.
+    /// Reads an iteration's trajectories. A run traced from outside writes
+    /// each trajectory as soon as it is scored, before its group is
+    /// complete; its advantages and per-action credit are assigned here,
+    /// by group, with the run's reward config.
     pub fn read_rollouts(&self, iteration: u64) -> Result<Vec<Trajectory>, SessionError> {
-        self.read_jsonl(&format!("rollouts/iter-{iteration:06}.jsonl"))
+        let mut v = self.read_jsonl(&format!("rollouts/iter-{iteration:06}.jsonl"))?;
+        if let Some(x) = &self.external {
+            crate::score::assign_credit(&mut v, &x.reward);
+        }
+        Ok(v)
     }
 
     /// Iterations whose rollouts are stored, ascending.

@@ -18,6 +18,7 @@
 //! rewritten: a restarted or resumed run appends to what is there.
 
 use crate::config::{DataConfig, ExternalRun, SessionConfig};
+use crate::reward::RewardConfig;
 use crate::session::{Session, SessionError};
 use crate::trajectory::Trajectory;
 use std::fs::OpenOptions;
@@ -37,9 +38,16 @@ fn err(path: &Path, message: impl Into<String>) -> SessionError {
 impl Trace {
     /// Opens the trace folder `dir`, creating the session layout when it is
     /// new. `dataset` is the dataset folder the ground truth comes from (the
-    /// studio shows its images and boxes). An existing trace is kept as it
-    /// is; a folder that holds a session of another kind is refused.
-    pub fn open(dir: &Path, dataset: &Path, run: ExternalRun) -> Result<Self, SessionError> {
+    /// studio shows its images and boxes); `reward` is the run's reward
+    /// config (the studio assigns credit with it). An existing trace is
+    /// kept as it is; a folder that holds a session of another kind is
+    /// refused.
+    pub fn open(
+        dir: &Path,
+        dataset: &Path,
+        run: ExternalRun,
+        reward: &RewardConfig,
+    ) -> Result<Self, SessionError> {
         let toml = dir.join("session.toml");
         if !toml.exists() {
             let cfg = SessionConfig {
@@ -48,6 +56,7 @@ impl Trace {
                     ..DataConfig::default()
                 },
                 external: Some(run),
+                reward: reward.clone(),
                 ..SessionConfig::default()
             };
             // Several workers may get here at once: the loser of the race
@@ -114,12 +123,13 @@ mod tests {
             trainer: "verl".into(),
             metrics: None,
         };
-        let tr = Trace::open(dir.path(), Path::new("/data/ds"), run.clone()).expect("open");
+        let rc = RewardConfig::default();
+        let tr = Trace::open(dir.path(), Path::new("/data/ds"), run.clone(), &rc).expect("open");
         let mut t = Trajectory::new("s1", "uid-1", 3, "7");
         t.answer = Some("7".into());
         tr.append(&t).expect("append");
         // A restarted run opens the same folder and keeps what was there.
-        let tr2 = Trace::open(dir.path(), Path::new("/data/ds"), run.clone()).expect("reopen");
+        let tr2 = Trace::open(dir.path(), Path::new("/data/ds"), run.clone(), &rc).expect("reopen");
         tr2.append(&t).expect("append");
         let (s, cfg) = Session::open(dir.path()).expect("session");
         assert_eq!(s.read_rollouts(3).expect("read").len(), 2);
@@ -128,7 +138,7 @@ mod tests {
 
         let other = tempfile::tempdir().expect("tmp");
         Session::create(other.path(), &SessionConfig::default()).expect("create");
-        let e = Trace::open(other.path(), Path::new("/d"), run).unwrap_err();
+        let e = Trace::open(other.path(), Path::new("/d"), run, &rc).unwrap_err();
         assert!(e.to_string().contains("not a trace"), "{e}");
     }
 }

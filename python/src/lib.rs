@@ -340,15 +340,23 @@ struct Trace {
 #[pymethods]
 impl Trace {
     /// Opens or creates the trace folder `dir` for a run on the dataset
-    /// folder `dataset`; `metrics` is verl's `file` logger JSONL, if known.
+    /// folder `dataset`; `metrics` is verl's `file` logger JSONL, if known;
+    /// `config` the run's reward config (JSON overrides).
     #[new]
-    #[pyo3(signature = (dir, dataset, trainer="verl", metrics=None))]
-    fn new(dir: &str, dataset: &str, trainer: &str, metrics: Option<&str>) -> PyResult<Self> {
+    #[pyo3(signature = (dir, dataset, trainer="verl", metrics=None, config=None))]
+    fn new(
+        dir: &str,
+        dataset: &str,
+        trainer: &str,
+        metrics: Option<&str>,
+        config: Option<&str>,
+    ) -> PyResult<Self> {
         let run = ExternalRun {
             trainer: trainer.into(),
             metrics: metrics.map(PathBuf::from),
         };
-        EngineTrace::open(Path::new(dir), Path::new(dataset), run)
+        let reward = config_from(config)?;
+        EngineTrace::open(Path::new(dir), Path::new(dataset), run, &reward)
             .map(|inner| Self { inner })
             .map_err(|e| PyOSError::new_err(e.to_string()))
     }

@@ -62,7 +62,9 @@ impl SettingsState {
     pub fn ui(&mut self, ui: &mut egui::Ui, r: &mut Run) {
         let editable = r.is_live() && !matches!(r.status, RunStatus::Failed(_));
         ui.heading("Reward");
-        if !editable {
+        if r.cfg.external.is_some() {
+            ui.weak("read-only: the reward config of the traced run (VIRL_REWARD)");
+        } else if !editable {
             ui.weak("read-only: this session was opened from disk");
         }
         ui.add_enabled_ui(editable, |ui| {
@@ -176,6 +178,9 @@ impl SettingsState {
                         1e-6,
                     );
                 });
+            if r.cfg.external.is_some() {
+                return;
+            }
             ui.separator();
             ui.heading("Trainer");
             let t = &mut self.trainer;
@@ -247,6 +252,14 @@ impl SettingsState {
                 r.cfg.data.train_n, r.cfg.data.eval_n, r.cfg.data.zoombench.canvas
             ),
         });
+        if let Some(x) = &r.cfg.external {
+            ui.weak(format!(
+                "a {} run traced here: {} steps so far; a step's curves appear once the next begins",
+                x.trainer,
+                r.stored.len()
+            ));
+            return;
+        }
         match &r.vlm_model {
             Some(m) => {
                 ui.weak(format!(

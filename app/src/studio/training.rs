@@ -76,8 +76,16 @@ pub fn status_line(ui: &mut egui::Ui, r: &Run) {
     if let Some(t) = r.throughput() {
         ui.label(format!("{t:.0} traj/s"));
     }
-    let it = r.metrics.last().map(|m| m.iteration + 1).unwrap_or(0);
-    ui.label(format!("iteration {it} / {}", r.cfg.trainer.iterations));
+    match &r.cfg.external {
+        Some(x) => {
+            let step = r.stored.last().copied().unwrap_or(0);
+            ui.label(format!("{} step {step}", x.trainer));
+        }
+        None => {
+            let it = r.metrics.last().map(|m| m.iteration + 1).unwrap_or(0);
+            ui.label(format!("iteration {it} / {}", r.cfg.trainer.iterations));
+        }
+    }
     let (text, color) = match &r.status {
         RunStatus::Starting => ("starting…", Color32::GRAY),
         RunStatus::Idle => ("ready", Color32::GRAY),

@@ -9,6 +9,7 @@
 use super::Session;
 use crate::config::ExternalRun;
 use crate::metrics::{IterationMetrics, summarize};
+use crate::reward::RewardConfig;
 use crate::trajectory::RAT_IOU;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -24,8 +25,16 @@ pub(crate) struct Cache {
     by_iteration: BTreeMap<u64, (u64, IterationMetrics)>,
 }
 
-/// Shared cache handle (a [`Session`] is cloned onto reader threads).
-pub(crate) type SharedCache = Arc<Mutex<Cache>>;
+/// What a [`Session`] of an external run knows (cloned onto reader threads).
+#[derive(Clone, Debug)]
+pub(crate) struct External {
+    /// The trainer and its metrics file.
+    pub(crate) run: ExternalRun,
+    /// The reward config of the run (its credit is assigned with it).
+    pub(crate) reward: RewardConfig,
+    /// Per-iteration summaries.
+    pub(crate) cache: Arc<Mutex<Cache>>,
+}
 
 /// verl's `file` logger: `{"step": N, "data": {"actor/entropy": …, …}}`
 /// lines; a torn or foreign line is skipped.
@@ -50,13 +59,12 @@ fn verl_logger(path: &Path) -> HashMap<u64, serde_json::Map<String, serde_json::
 /// The metrics of every complete step of an external run.
 pub(crate) fn metrics(
     session: &Session,
-    run: &ExternalRun,
-    cache: &SharedCache,
+    x: &External,
 ) -> Result<Vec<IterationMetrics>, super::SessionError> {
     let iters = session.rollout_iterations();
     let mut out = Vec::new();
-    let logger = run.metrics.as_deref().map(verl_logger).unwrap_or_default();
-    let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+    let logger = x.run.metrics.as_deref().map(verl_logger).unwrap_or_default();
+    let mut cache = x.cache.lock().unwrap_or_else(|p| p.into_inner());
     for (k, &it) in iters.iter().enumerate() {
         let path = session.rollout_path(it);
         let Ok(meta) = std::fs::metadata(&path) else {

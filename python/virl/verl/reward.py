@@ -60,8 +60,8 @@ def _scorer(config: str) -> "_core.Scorer":
 
 
 @lru_cache(maxsize=8)
-def _trace(path: str, dataset: str, metrics: Optional[str]) -> "_core.Trace":
-    return _core.Trace(path, dataset, "verl", metrics)
+def _trace(path: str, dataset: str, metrics: Optional[str], config: str) -> "_core.Trace":
+    return _core.Trace(path, dataset, "verl", metrics, config)
 
 
 @lru_cache(maxsize=4096)
@@ -153,7 +153,7 @@ def compute_score(data_source: Any = None, solution_str: str = "", ground_truth:
     if trace:
         try:
             metrics = kwargs.get("metrics") or os.environ.get("VERL_FILE_LOGGER_PATH")
-            _trace(str(trace), str(dataset or ""), metrics).append(scored_json)
+            _trace(str(trace), str(dataset or ""), metrics, config).append(scored_json)
         except (OSError, ValueError) as e:  # never stop a run over its trace
             logger.warning("virl trace: %s", e)
     runs = extra.get("virl_turn_tokens")
