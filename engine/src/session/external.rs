@@ -63,7 +63,12 @@ pub(crate) fn metrics(
 ) -> Result<Vec<IterationMetrics>, super::SessionError> {
     let iters = session.rollout_iterations();
     let mut out = Vec::new();
-    let logger = x.run.metrics.as_deref().map(verl_logger).unwrap_or_default();
+    let logger = x
+        .run
+        .metrics
+        .as_deref()
+        .map(verl_logger)
+        .unwrap_or_default();
     let mut cache = x.cache.lock().unwrap_or_else(|p| p.into_inner());
     for (k, &it) in iters.iter().enumerate() {
         let path = session.rollout_path(it);
