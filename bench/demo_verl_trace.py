@@ -53,7 +53,7 @@ def main():
     from verl.trainer.ppo.ray_trainer import compute_advantage
 
     for step in range(1, a.steps + 1):
-        noise = 120.0 / step
+        noise = 40.0 / step
         masks, scores, uids = [], [], []
         for s in ss:
             uid = f"{s['id']}@{step}"
@@ -63,7 +63,7 @@ def main():
                 boxes = []
                 for _ in range(k):
                     dx, dy = rng.gauss(0, noise), rng.gauss(0, noise)
-                    grow = rng.uniform(0, 30)
+                    grow = rng.uniform(0, 12)
                     boxes.append([g[0] + dx - grow, g[1] + dy - grow, g[2] + dx + grow, g[3] + dy + grow])
                 right = rng.random() < 0.3 + 0.1 * step + (0.2 if k else 0)
                 answer = s["answer"] if right else str(rng.randint(0, 9))

@@ -96,7 +96,10 @@ pub fn status_line(ui: &mut egui::Ui, r: &Run) {
         RunStatus::Failed(_) => ("failed", Color32::from_rgb(230, 80, 80)),
     };
     ui.label(RichText::new(text).color(color).strong());
-    ui.label(format!("{} · {}", r.cfg.device, r.cfg.reward.mode));
+    match &r.cfg.external {
+        Some(x) => ui.label(format!("{} · {}", x.trainer, r.cfg.reward.mode)),
+        None => ui.label(format!("{} · {}", r.cfg.device, r.cfg.reward.mode)),
+    };
     ui.strong(&r.name);
 }
 
