@@ -54,6 +54,7 @@ fn trace_writer() {
             vec![]
         };
         score_trajectory(&mut t, s, &cfg);
+        t.gt_version = Some(virl_engine::dataset::live::gt_version(s));
         tr.append(&t).expect("append");
     }
 }

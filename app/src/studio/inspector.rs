@@ -87,6 +87,16 @@ pub fn ui(
             fire = Some(Cmd::EditGroundTruth);
         }
     });
+    // A traced run records which version of the boxes its reward used.
+    if let (Some(v), Some((s, _, _))) = (t.gt_version, &sample) {
+        let now = r.corrected.get(&t.sample).unwrap_or(s);
+        if virl_engine::dataset::live::gt_version(now) != v {
+            ui.weak(format!(
+                "the run scored this against an earlier version of the ground-truth boxes \
+                 (version {v}), not the current ones"
+            ));
+        }
+    }
     let rescored = b.selected.and_then(|k| r.rescored.get(&k));
     if let Some(n) = rescored {
         ui.horizontal_wrapped(|ui| {
