@@ -128,14 +128,12 @@ def test_a_correction_saved_in_the_studio_counts_from_the_next_call(fresh_datase
 
 def _writer(args):
     trace, dataset, n, k = args
-    import os
-    os.environ["VIRL_STEP"] = "5"
     cs = load_compute_score(trace=trace)
     ss = list(samples(dataset).values())
     for i in range(n):
         s = ss[i % len(ss)]
         call(cs, f"{tool_call(s['rationales'][0]['bbox'])}<answer>{s['answer']}</answer>" + "x" * (i * 37 % 5000),
-             s, dataset, {"virl_uid": f"w{k}-{i}"})
+             s, dataset, {"virl_uid": f"w{k}-{i}", "max_global_steps": 5})
 
 
 def test_several_reward_workers_trace_at_once_without_losing_a_line(dataset, tmp_path):
@@ -161,3 +159,16 @@ def test_a_bad_ground_truth_names_the_field(dataset):
     s["rationales"] = [{"bbox": [10, 10, 5, 5]}]
     with pytest.raises(ValueError, match="rationales"):
         call(cs, "", s, dataset)
+
+
+def test_a_response_cut_after_a_zoom_is_truncated_and_one_that_stops_is_not(dataset, tmp_path):
+    cs = load_compute_score(trace=str(tmp_path / "trace"))
+    s = next(iter(samples(dataset).values()))
+    b = s["rationales"][0]["bbox"]
+    cut = f"{tool_call(b)}user\n<tool_response>\nZoomed in.\n</tool_response>\nassistant\n"
+    stopped = f"{tool_call(b)}user\n<tool_response>\nZoomed in.\n</tool_response>\nassistant\nI am not sure."
+    for text in (cut, stopped, "no idea"):
+        g = call(cs, text, s, dataset)
+        assert g["acc"] == 0.0
+    traced = [json.loads(l) for l in (tmp_path / "trace/rollouts/iter-000000.jsonl").read_text().splitlines()]
+    assert [t["truncated"] for t in traced] == [True, False, False]

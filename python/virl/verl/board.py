@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Iterable, Optional
+from typing import Iterable
 
 ACTOR_NAME = "virl_credit_board"
 NAMESPACE = "virl"
@@ -112,6 +112,6 @@ def collect(keys: Iterable[str]) -> dict:
     return found
 
 
-def pending(actor_too: bool = False) -> Optional[int]:
+def pending() -> int:
     """How many entries wait on this process's board (for tests and diagnostics)."""
     return len(_local)

@@ -93,6 +93,17 @@ def _transcript(question: str, size: tuple, text: str, zoom_turns: dict) -> list
     return turns
 
 
+def _cut_off(text: str, answer: Optional[str], actions: list) -> bool:
+    """Whether the episode was cut off (turn or length limit) rather than
+    ended by the model: no answer, and nothing written after the last tool
+    response. A model that stops without answering is not cut off (its
+    R_ans is 0 all the same)."""
+    if answer is not None or not actions:
+        return False
+    tail = text.rsplit("</tool_response>", 1)
+    return len(tail) == 2 and not _ROLE_HEAD.sub("", tail[1]).strip()
+
+
 def _step(extra: dict) -> int:
     for k in ("global_steps", "max_global_steps", "min_global_steps"):
         v = extra.get(k)
@@ -144,7 +155,7 @@ def compute_score(data_source: Any = None, solution_str: str = "", ground_truth:
         image = os.path.join(dataset, image)
     traj = {
         "sample": sample["id"], "group": uid, "iteration": _step(extra), "truth": sample["answer"],
-        "answer": answer, "truncated": answer is None, "actions": actions, "format_errors": errors,
+        "answer": answer, "truncated": _cut_off(text, answer, actions), "actions": actions, "format_errors": errors,
         "transcript": _transcript(sample.get("question", ""), size, text, zoom_turns), "image": image,
     }
     scored_json = scorer.score(json.dumps(traj), sample_json, dataset if dataset and os.path.isdir(dataset) else None)
