@@ -338,5 +338,7 @@ pub fn detect(series: &[IterationMetrics], cfg: &DetectorConfig) -> Vec<FailureS
     series.iter().flat_map(|m| mon.push(m)).collect()
 }
 
+pub mod seeds;
+
 #[cfg(test)]
 mod tests;

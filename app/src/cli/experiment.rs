@@ -41,6 +41,75 @@ pub struct ExpArgs {
     /// Greedy evaluation samples at the end of each run.
     #[arg(long, default_value_t = 128)]
     eval_n: usize,
+    /// Seeds (weights, sampling, batch order) to run every arm with; the
+    /// data and the held-out set stay the same. Runs are named `<arm>-s<seed>`
+    /// and the summary gives each arm's mean ± standard deviation.
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    seeds: Vec<u64>,
+}
+
+/// The greedy evaluation of one run, for the summary.
+struct Outcome {
+    arm: String,
+    seed: u64,
+    eval: IterationMetrics,
+    reward_tail: f64,
+    zooms_tail: f64,
+}
+
+/// `| arm | n | Acc_ans | Acc_rat | coverage | zooms |` rows, mean ± std over
+/// each arm's seeds, then one row per seed.
+fn summary(outcomes: &[Outcome]) -> String {
+    use virl_engine::metrics::seeds::mean_std;
+    let ms = |v: Vec<f64>| match mean_std(&v) {
+        Some((m, s)) if v.len() > 1 => format!("{m:.3} ± {s:.3}"),
+        Some((m, _)) => format!("{m:.3}"),
+        None => "n/a".into(),
+    };
+    let mut arms: Vec<&str> = Vec::new();
+    for o in outcomes {
+        if !arms.contains(&o.arm.as_str()) {
+            arms.push(&o.arm);
+        }
+    }
+    let mut t = String::from(
+        "Greedy held-out evaluation at the end of each run: mean ± standard deviation (n − 1) over seeds.\n\n\
+         | arm | seeds | Acc_ans | Acc_rat | coverage | zooms/traj |\n|---|---|---|---|---|---|\n",
+    );
+    for arm in &arms {
+        let of: Vec<&Outcome> = outcomes.iter().filter(|o| o.arm == *arm).collect();
+        let col = |f: &dyn Fn(&IterationMetrics) -> Option<f64>| {
+            ms(of.iter().filter_map(|o| f(&o.eval)).collect())
+        };
+        let _ = writeln!(
+            t,
+            "| {arm} | {} | {} | {} | {} | {} |",
+            of.len(),
+            col(&|m| Some(m.acc_ans)),
+            col(&|m| m.acc_rat),
+            col(&|m| m.coverage),
+            col(&|m| Some(m.zooms)),
+        );
+    }
+    t.push_str(
+        "\nEvery run:\n\n| run | final Acc_ans (greedy) | Acc_rat | coverage | zooms/traj | last-10 mean train reward | last-10 train zooms |\n|---|---|---|---|---|---|---|\n",
+    );
+    let o = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.3}"));
+    for r in outcomes {
+        let _ = writeln!(
+            t,
+            "| {}-s{} | {:.3} | {} | {} | {:.2} | {:.3} | {:.2} |",
+            r.arm,
+            r.seed,
+            r.eval.acc_ans,
+            o(r.eval.acc_rat),
+            o(r.eval.coverage),
+            r.eval.zooms,
+            r.reward_tail,
+            r.zooms_tail
+        );
+    }
+    t
 }
 
 /// `virl experiment`: runs one experiment and writes its curves and table.
@@ -74,11 +143,20 @@ pub fn run(c: ExperimentCommand) -> anyhow::Result<()> {
     let out = out_dir(a.out.clone(), name);
     std::fs::create_dir_all(&out)?;
     let mut csv = String::from(CSV_HEADER);
-    let mut table = String::from(
-        "| run | final Acc_ans (greedy) | Acc_rat | coverage | zooms/traj | last-10 mean train reward | last-10 train zooms |\n|---|---|---|---|---|---|---|\n",
-    );
-    for (label, cfg) in runs {
-        let dir = out.join(label.replace('=', "-"));
+    let mut outcomes = Vec::new();
+    let runs: Vec<(String, u64, SessionConfig)> = runs
+        .into_iter()
+        .flat_map(|(arm, cfg)| {
+            a.seeds.iter().map(move |&seed| {
+                let mut c = cfg.clone();
+                c.seed = seed;
+                (arm.replace('=', "-"), seed, c)
+            })
+        })
+        .collect();
+    for (arm, seed, cfg) in runs {
+        let label = format!("{arm}-s{seed}");
+        let dir = out.join(&label);
         eprintln!("{name}: run {label} → {}", dir.display());
         let session = Session::create(&dir, &cfg)?;
         let mut t = Trainer::new(cfg, Some(session)).map_err(anyhow::Error::msg)?;
@@ -95,18 +173,15 @@ pub fn run(c: ExperimentCommand) -> anyhow::Result<()> {
         let mean = |f: &dyn Fn(&IterationMetrics) -> f64| {
             tail.iter().map(|m| f(m)).sum::<f64>() / tail.len().max(1) as f64
         };
-        let o = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.3}"));
-        let _ = writeln!(
-            table,
-            "| {label} | {:.3} | {} | {} | {:.2} | {:.3} | {:.2} |",
-            e.acc_ans,
-            o(e.acc_rat),
-            o(e.coverage),
-            e.zooms,
-            mean(&|m| m.reward_total),
-            mean(&|m| m.zooms)
-        );
+        outcomes.push(Outcome {
+            arm,
+            seed,
+            reward_tail: mean(&|m| m.reward_total),
+            zooms_tail: mean(&|m| m.zooms),
+            eval: e,
+        });
     }
+    let table = summary(&outcomes);
     write(&out.join("curves.csv"), &csv)?;
     write(&out.join("summary.md"), &table)?;
     println!("{table}");
@@ -155,8 +230,9 @@ fn filtering(a: &ExpArgs) -> anyhow::Result<()> {
     let eval_dir = out.join("data/eval");
     let train = zb.write_dataset(&train_dir, base.data.train_n, base.data.train_seed, |_| {})?;
     zb.write_dataset(&eval_dir, base.data.eval_n, base.data.eval_seed, |_| {})?;
-    let arm = |label: &str, data: &Path| -> anyhow::Result<Trainer> {
+    let arm = |label: &str, data: &Path, seed: u64| -> anyhow::Result<Trainer> {
         let mut cfg = base.clone();
+        cfg.seed = seed;
         cfg.data.dataset = Some(data.to_path_buf());
         cfg.data.eval_dataset = Some(eval_dir.clone());
         let dir = out.join(label);
@@ -172,49 +248,56 @@ fn filtering(a: &ExpArgs) -> anyhow::Result<()> {
             .map_err(anyhow::Error::msg)?;
         Ok(t)
     };
-    let mut unfiltered = arm("unfiltered", &train_dir)?;
-    let fcfg = FilterConfig::default();
-    let rep = filter::run(
-        &train,
-        virl_engine::env::ImageSource::Folder,
-        &mut unfiltered,
-        &fcfg,
-        |_, _, _| {},
-    )
-    .map_err(anyhow::Error::msg)?;
-    let kept_dir = out.join("data/filtered");
-    filter::write(&rep, &train, &kept_dir)?;
-    println!("{}", super::filter::summary(&rep));
-    let mut filtered = arm("filtered", &kept_dir)?;
-    let mut table = format!(
-        "Filter of the {} training samples by the unfiltered policy: {} kept (stage 1 {}, stage 2 {}, stage 3 {} left).\n\n| run | training samples | final Acc_ans (greedy) | Acc_rat | coverage | zooms/traj |\n|---|---|---|---|---|---|\n",
-        rep.input,
-        rep.kept.len(),
-        rep.after_stage[0],
-        rep.after_stage[1],
-        rep.after_stage[2]
-    );
     let mut csv = String::from(CSV_HEADER);
-    for (label, t, n) in [
-        ("unfiltered", &mut unfiltered, rep.input),
-        ("filtered", &mut filtered, rep.kept.len()),
-    ] {
-        let (e, _) = t
-            .evaluate(a.eval_n, &mut virl_engine::events::NullSink)
-            .map_err(anyhow::Error::msg)?;
-        let o = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.3}"));
+    let mut outcomes = Vec::new();
+    let mut filters = String::new();
+    for &seed in &a.seeds {
+        let mut unfiltered = arm(&format!("unfiltered-s{seed}"), &train_dir, seed)?;
+        let rep = filter::run(
+            &train,
+            virl_engine::env::ImageSource::Folder,
+            &mut unfiltered,
+            &FilterConfig::default(),
+            |_, _, _| {},
+        )
+        .map_err(anyhow::Error::msg)?;
+        let kept_dir = out.join(format!("data/filtered-s{seed}"));
+        filter::write(&rep, &train, &kept_dir)?;
+        println!("{}", super::filter::summary(&rep));
         let _ = writeln!(
-            table,
-            "| {label} | {n} | {:.3} | {} | {} | {:.2} |",
-            e.acc_ans,
-            o(e.acc_rat),
-            o(e.coverage),
-            e.zooms
+            filters,
+            "- seed {seed}: of the {} training samples the unfiltered policy kept {} (after stage 1 {}, stage 2 {}, stage 3 {}).",
+            rep.input,
+            rep.kept.len(),
+            rep.after_stage[0],
+            rep.after_stage[1],
+            rep.after_stage[2]
         );
-        for m in t.history() {
-            csv.push_str(&csv_row(label, m));
+        let mut filtered = arm(&format!("filtered-s{seed}"), &kept_dir, seed)?;
+        for (label, t) in [("unfiltered", &mut unfiltered), ("filtered", &mut filtered)] {
+            let (e, _) = t
+                .evaluate(a.eval_n, &mut virl_engine::events::NullSink)
+                .map_err(anyhow::Error::msg)?;
+            for m in t.history() {
+                csv.push_str(&csv_row(&format!("{label}-s{seed}"), m));
+            }
+            let tail: Vec<&IterationMetrics> = t.history().iter().rev().take(10).collect();
+            let mean = |f: &dyn Fn(&IterationMetrics) -> f64| {
+                tail.iter().map(|m| f(m)).sum::<f64>() / tail.len().max(1) as f64
+            };
+            outcomes.push(Outcome {
+                arm: label.into(),
+                seed,
+                reward_tail: mean(&|m| m.reward_total),
+                zooms_tail: mean(&|m| m.zooms),
+                eval: e,
+            });
         }
     }
+    let table = format!(
+        "Filtering (three stages, default knobs):\n\n{filters}\n{}",
+        summary(&outcomes)
+    );
     write(&out.join("curves.csv"), &csv)?;
     write(&out.join("summary.md"), &table)?;
     println!("{table}");
@@ -223,7 +306,6 @@ fn filtering(a: &ExpArgs) -> anyhow::Result<()> {
         out.join("curves.csv").display(),
         out.join("summary.md").display()
     );
-    let _ = fcfg;
     Ok(())
 }
 
