@@ -67,6 +67,9 @@ pub struct Prefs {
     pub recent: Vec<PathBuf>,
     /// EMA smoothing of the curves, 0 (none) … 0.99.
     pub smoothing: f32,
+    /// Compare: draw the seeds of one arm (`<arm>-s<seed>`) as their mean
+    /// with a ± one standard deviation band.
+    pub group_seeds: bool,
 }
 
 impl Default for Prefs {
@@ -74,6 +77,7 @@ impl Default for Prefs {
         Self {
             recent: Vec::new(),
             smoothing: 0.6,
+            group_seeds: true,
         }
     }
 }
@@ -315,6 +319,7 @@ impl Studio {
                 self.run.as_ref(),
                 &mut self.compare,
                 self.prefs.smoothing,
+                &mut self.prefs.group_seeds,
             ),
             Tab::Annotate => match &mut self.run {
                 Some(r) => {

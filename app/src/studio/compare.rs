@@ -1,13 +1,17 @@
 //! Compare: the curves of several sessions overlaid (the ablation view).
-//! `virl experiment ablation` and `h0` write one session per arm into one
-//! folder; opening that folder loads them all.
+//! `virl experiment ablation` and `h0` write one session per arm and seed
+//! (`<arm>-s<seed>`) into one folder; opening that folder loads them all,
+//! and the seeds of an arm are drawn as their mean with a ± one standard
+//! deviation band (or one line each, with "group seeds" off).
 
 use super::run::Run;
 use super::training::smoothed;
 use crate::widgets::plot_grid;
-use egui_plot::Line;
+use egui::Color32;
+use egui_plot::{Line, Polygon};
 use std::path::{Path, PathBuf};
 use virl_engine::metrics::IterationMetrics;
+use virl_engine::metrics::seeds::{arm_of, band};
 use virl_engine::session::Session;
 
 /// A session's curves, read once.
@@ -54,8 +58,44 @@ pub fn sessions_in(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
+/// Colours of the arms, in order.
+const ARM_COLORS: [Color32; 8] = [
+    Color32::from_rgb(230, 100, 90),
+    Color32::from_rgb(90, 150, 230),
+    Color32::from_rgb(120, 200, 110),
+    Color32::from_rgb(230, 180, 70),
+    Color32::from_rgb(180, 120, 220),
+    Color32::from_rgb(80, 200, 200),
+    Color32::from_rgb(220, 120, 170),
+    Color32::from_rgb(170, 170, 170),
+];
+
+/// The series to draw, with the visible runs of one arm together (each
+/// arm's name and its runs' curves; an arm of one run is drawn as a line),
+/// arms sorted by name so that each keeps its colour.
+pub fn arms<'a>(
+    series: &[(&'a str, &'a [IterationMetrics])],
+) -> Vec<(String, Vec<&'a [IterationMetrics]>)> {
+    let mut out: Vec<(String, Vec<&[IterationMetrics]>)> = Vec::new();
+    for (name, ms) in series {
+        let arm = arm_of(name).0;
+        match out.iter_mut().find(|(a, _)| a == arm) {
+            Some((_, v)) => v.push(ms),
+            None => out.push((arm.to_string(), vec![ms])),
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
 /// The Compare tab.
-pub fn ui(ui: &mut egui::Ui, current: Option<&Run>, runs: &mut Vec<CompareRun>, smoothing: f32) {
+pub fn ui(
+    ui: &mut egui::Ui,
+    current: Option<&Run>,
+    runs: &mut Vec<CompareRun>,
+    smoothing: f32,
+    group_seeds: &mut bool,
+) {
     ui.horizontal_wrapped(|ui| {
         ui.label("Sessions:");
         if runs.is_empty() {
@@ -74,6 +114,9 @@ pub fn ui(ui: &mut egui::Ui, current: Option<&Run>, runs: &mut Vec<CompareRun>, 
         if let Some(i) = remove {
             runs.remove(i);
         }
+        ui.separator();
+        ui.checkbox(group_seeds, "group seeds")
+            .on_hover_text("draw the runs <arm>-s<seed> of one arm as their mean ± one standard deviation");
     });
     let mut series: Vec<(&str, &[IterationMetrics])> = Vec::new();
     if let Some(c) = current {
@@ -94,9 +137,56 @@ pub fn ui(ui: &mut egui::Ui, current: Option<&Run>, runs: &mut Vec<CompareRun>, 
         ("entropy", |m| m.entropy),
     ];
     let titles: Vec<&str> = metrics.iter().map(|m| m.0).collect();
+    let grouped = if *group_seeds {
+        arms(&series)
+    } else {
+        Vec::new()
+    };
     plot_grid(ui, "cmp", &titles, 3, 40.0, |i, p| {
-        for (name, ms) in &series {
-            p.line(Line::new(*name, smoothed(ms, metrics[i].1, smoothing)));
+        if !*group_seeds {
+            for (name, ms) in &series {
+                p.line(Line::new(*name, smoothed(ms, metrics[i].1, smoothing)));
+            }
+            return;
+        }
+        for (k, (arm, rs)) in grouped.iter().enumerate() {
+            let color = ARM_COLORS[k % ARM_COLORS.len()];
+            if rs.len() == 1 {
+                p.line(
+                    Line::new(arm.as_str(), smoothed(rs[0], metrics[i].1, smoothing)).color(color),
+                );
+                continue;
+            }
+            let b = band(rs, metrics[i].1);
+            let mean = super::training::smooth(
+                &b.iter().map(|x| x[1]).collect::<Vec<_>>(),
+                smoothing as f64,
+            );
+            let std = super::training::smooth(
+                &b.iter().map(|x| x[2]).collect::<Vec<_>>(),
+                smoothing as f64,
+            );
+            let name = format!("{arm} ({} seeds)", rs.len());
+            let upper = b
+                .iter()
+                .zip(&mean)
+                .zip(&std)
+                .map(|((x, m), s)| [x[0], m + s]);
+            let lower = b
+                .iter()
+                .zip(&mean)
+                .zip(&std)
+                .rev()
+                .map(|((x, m), s)| [x[0], m - s]);
+            let ring: Vec<[f64; 2]> = upper.chain(lower).collect();
+            p.polygon(
+                Polygon::new(name.clone(), ring)
+                    .fill_color(color.gamma_multiply(0.18))
+                    .stroke(egui::Stroke::NONE)
+                    .allow_hover(false),
+            );
+            let line: Vec<[f64; 2]> = b.iter().zip(&mean).map(|(x, m)| [x[0], *m]).collect();
+            p.line(Line::new(name, line).color(color));
         }
     });
 }

@@ -16,7 +16,7 @@ pub mod app;
 pub mod bench;
 pub mod browser;
 pub mod commands;
-mod compare;
+pub mod compare;
 mod help;
 mod images;
 mod inspector;
