@@ -167,26 +167,27 @@ pub fn ui(
                 smoothing as f64,
             );
             let name = format!("{arm} ({} seeds)", rs.len());
-            let upper = b
-                .iter()
-                .zip(&mean)
-                .zip(&std)
-                .map(|((x, m), s)| [x[0], m + s]);
-            let lower = b
-                .iter()
-                .zip(&mean)
-                .zip(&std)
-                .rev()
-                .map(|((x, m), s)| [x[0], m - s]);
-            let ring: Vec<[f64; 2]> = upper.chain(lower).collect();
-            p.polygon(
-                Polygon::new(name.clone(), ring)
-                    .fill_color(color.gamma_multiply(0.18))
-                    .stroke(egui::Stroke::NONE)
-                    .allow_hover(false),
-            );
             let line: Vec<[f64; 2]> = b.iter().zip(&mean).map(|(x, m)| [x[0], *m]).collect();
-            p.line(Line::new(name, line).color(color));
+            p.line(Line::new(name.clone(), line).color(color));
+            // The band as one trapezoid per step: egui_plot fills a polygon
+            // as if it were convex.
+            let edge: Vec<(f64, f64, f64)> = b
+                .iter()
+                .zip(mean.iter().zip(&std))
+                .map(|(x, (m, s))| (x[0], m - s, m + s))
+                .collect();
+            for w in edge.windows(2) {
+                let ((x0, lo0, hi0), (x1, lo1, hi1)) = (w[0], w[1]);
+                p.polygon(
+                    Polygon::new(
+                        name.clone(),
+                        vec![[x0, lo0], [x1, lo1], [x1, hi1], [x0, hi0]],
+                    )
+                    .fill_color(color.gamma_multiply(0.18))
+                    .stroke(egui::Stroke::new(0.0, color))
+                    .allow_hover(false),
+                );
+            }
         }
     });
 }
