@@ -409,3 +409,21 @@ fn ctrl_c_finishes_the_iteration_checkpoints_and_exits_0() {
         .collect();
     assert_eq!(its, (0..target as u64).collect::<Vec<_>>());
 }
+
+#[test]
+fn train_without_a_config_uses_the_studios_schedule() {
+    // A new user's `virl train` and the studio's Space train the same schedule
+    // (imitation first), so neither starts RL on an untrained policy.
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path().join("s");
+    let o = run(&["train", "--session", p(&dir), "--iters", "0"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (_, cfg) = Session::open(&dir).expect("session");
+    let studio = virl_studio::studio::default_config();
+    assert_eq!(
+        cfg.trainer.warmup_iterations,
+        studio.trainer.warmup_iterations
+    );
+    assert_eq!(cfg.trainer.warmup_iterations, 100);
+    assert_eq!(cfg.trainer.eval_every, studio.trainer.eval_every);
+}

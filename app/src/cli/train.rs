@@ -19,6 +19,8 @@ use virl_engine::trainer::Trainer;
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     /// A session.toml to start from (every key optional; defaults fill the rest).
+    /// Without it: the studio's new-session config (ZoomBench defaults, 100
+    /// imitation iterations before RL, a greedy evaluation every 25).
     #[arg(long)]
     config: Option<PathBuf>,
     /// Session folder to create (default: sessions/<mode>-<timestamp>).
@@ -228,7 +230,9 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     } else {
         let mut cfg = match &a.config {
             Some(p) => SessionConfig::load(p).map_err(anyhow::Error::msg)?,
-            None => SessionConfig::default(),
+            // The studio's default: the same schedule whether a new user
+            // presses Space or runs `virl train`.
+            None => crate::studio::default_config(),
         };
         if let Some(n) = a.iters {
             cfg.trainer.iterations = n;
