@@ -172,3 +172,31 @@ fn the_studio_follows_a_trace_and_a_killed_writer_tears_no_line() {
         "the edited box is what the run scores against next"
     );
 }
+
+#[test]
+fn a_trace_whose_dataset_moved_says_so_and_still_shows_its_rows() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let trace = tmp.path().join("trace");
+    let run = ExternalRun {
+        trainer: "verl".into(),
+        metrics: None,
+    };
+    let gone = tmp.path().join("moved-away");
+    let tr = Trace::open(&trace, &gone, run, &RewardConfig::default()).expect("trace");
+    let mut t = Trajectory::new("s1", "uid-1", 2, "7");
+    t.answer = Some("7".into());
+    tr.append(&t).expect("append");
+    let mut h = harness(StudioOptions {
+        open: Some(trace),
+        tab: Some(Tab::Rollouts),
+        ..Default::default()
+    });
+    step_until(&mut h, "the rows and the indexing error", |s| {
+        s.run.as_ref().is_some_and(|r| {
+            r.index_error.is_some() && r.rollouts.get(&2).is_some_and(|v| v.len() == 1)
+        })
+    });
+    let r = h.state().run.as_ref().expect("run");
+    let e = r.index_error.as_deref().expect("error");
+    assert!(e.contains("moved-away"), "the error names the folder: {e}");
+}

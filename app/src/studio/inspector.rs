@@ -192,6 +192,11 @@ pub fn ui(
                         Some((_, h)) => {
                             ui.add(egui::Image::new((h.id(), Vec2::splat(crop_side))));
                         }
+                        None if r.index_error.is_some()
+                            || tex.is_some_and(|x| x.error.is_some()) =>
+                        {
+                            ui.add_sized([crop_side, crop_side], egui::Label::new("no image"));
+                        }
                         None => {
                             ui.add_sized([crop_side, crop_side], egui::Spinner::new());
                         }
@@ -244,7 +249,10 @@ pub fn ui(
             t,
             &gts,
             b.action,
-            tex.map(|x| (x.overview.as_ref(), x.size, x.error.as_deref())),
+            match (&r.index_error, tex) {
+                (Some(e), None) => Some((None, [0, 0], Some(e.as_str()))),
+                (_, t) => t.map(|x| (x.overview.as_ref(), x.size, x.error.as_deref())),
+            },
             sample.is_none() && r.index.is_some(),
         );
         legend(ui);

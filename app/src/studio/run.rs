@@ -114,6 +114,9 @@ pub struct Run {
     pub reward_history: Vec<(u64, RewardConfig)>,
     /// Samples and images, once indexed.
     pub index: Option<Arc<SampleIndex>>,
+    /// Why the samples could not be indexed (a dataset folder that moved,
+    /// say), shown where the image would be.
+    pub index_error: Option<String>,
     /// Samples whose ground truth was corrected (in the annotation editor,
     /// or by the correction journal replayed at load), with their current boxes.
     pub corrected: HashMap<String, Sample>,
@@ -167,6 +170,7 @@ impl Run {
                 loading: HashSet::new(),
                 reward_history: Vec::new(),
                 index: None,
+                index_error: None,
                 corrected: HashMap::new(),
                 rescored: HashMap::new(),
                 messages: Vec::new(),
@@ -342,7 +346,11 @@ impl Run {
                 self.index = Some(ix);
                 self.rescore_all();
             }
-            IoReply::Index(Err(e)) => self.messages.push(format!("cannot index the samples: {e}")),
+            IoReply::Index(Err(e)) => {
+                let e = format!("cannot index the samples: {e}");
+                self.index_error = Some(e.clone());
+                self.messages.push(e);
+            }
             IoReply::Engine(r) => match *r {
                 Ok(e) => {
                     self.engine = Some(e);

@@ -30,11 +30,13 @@ pub fn child_ui(ui: &mut egui::Ui, rect: Rect, salt: &str) -> egui::Ui {
 /// The grey message centred in an image view whose image is not there yet
 /// ("loading the image…") or cannot be shown (the error).
 pub fn placeholder(painter: &egui::Painter, rect: Rect, msg: impl ToString) {
-    painter.text(
-        rect.center(),
-        egui::Align2::CENTER_CENTER,
-        msg,
+    // Wrapped to the rect: an error naming a long path must stay readable.
+    let galley = painter.layout(
+        msg.to_string(),
         egui::FontId::proportional(14.0),
         Color32::GRAY,
+        (rect.width() - 24.0).max(40.0),
     );
+    let pos = rect.center() - galley.size() / 2.0;
+    painter.galley(pos, galley, Color32::GRAY);
 }
