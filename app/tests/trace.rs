@@ -174,29 +174,53 @@ fn the_studio_follows_a_trace_and_a_killed_writer_tears_no_line() {
 }
 
 #[test]
-fn a_trace_whose_dataset_moved_says_so_and_still_shows_its_rows() {
+fn a_trace_whose_dataset_moved_says_so_and_opens_with_the_dataset_given() {
     let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("mounted-here");
+    let ds = ZoomBench::new(ZoomBenchConfig::default())
+        .expect("zb")
+        .write_dataset(&data, 2, 0, |_| {})
+        .expect("dataset");
+    let s = &ds.samples()[0];
     let trace = tmp.path().join("trace");
     let run = ExternalRun {
         trainer: "verl".into(),
         metrics: None,
     };
+    // The run wrote the trace where the data had another path.
     let gone = tmp.path().join("moved-away");
     let tr = Trace::open(&trace, &gone, run, &RewardConfig::default()).expect("trace");
-    let mut t = Trajectory::new("s1", "uid-1", 2, "7");
-    t.answer = Some("7".into());
+    let mut t = Trajectory::new(&s.id, "uid-1", 2, &s.answer);
+    t.answer = Some(s.answer.clone());
     tr.append(&t).expect("append");
     let mut h = harness(StudioOptions {
-        open: Some(trace),
+        open: Some(trace.clone()),
         tab: Some(Tab::Rollouts),
         ..Default::default()
     });
-    step_until(&mut h, "the rows and the indexing error", |s| {
-        s.run.as_ref().is_some_and(|r| {
+    step_until(&mut h, "the rows and the indexing error", |st| {
+        st.run.as_ref().is_some_and(|r| {
             r.index_error.is_some() && r.rollouts.get(&2).is_some_and(|v| v.len() == 1)
         })
     });
-    let r = h.state().run.as_ref().expect("run");
-    let e = r.index_error.as_deref().expect("error");
+    let e = h
+        .state()
+        .run
+        .as_ref()
+        .and_then(|r| r.index_error.clone())
+        .expect("error");
     assert!(e.contains("moved-away"), "the error names the folder: {e}");
+    // `virl --open TRACE --dataset DIR`: the same trace with the data where it is here.
+    let mut h = harness(StudioOptions {
+        open: Some(trace),
+        tab: Some(Tab::Rollouts),
+        dataset: Some(data),
+        ..Default::default()
+    });
+    step_until(&mut h, "the samples indexed from the given folder", |st| {
+        st.run.as_ref().is_some_and(|r| r.index.is_some())
+    });
+    let r = h.state().run.as_ref().expect("run");
+    assert!(r.index_error.is_none());
+    assert_eq!(r.gt_boxes(&s.id), Some(s.gt_boxes()));
 }

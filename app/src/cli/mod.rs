@@ -35,6 +35,10 @@ struct StudioArgs {
     /// Open this session, dataset or experiment folder instead of a new ZoomBench session.
     #[arg(long, value_name = "DIR")]
     open: Option<std::path::PathBuf>,
+    /// With --open: show this dataset folder instead of the one the session
+    /// names (a verl trace viewed where the data is mounted at another path).
+    #[arg(long, value_name = "DIR", requires = "open")]
+    dataset: Option<std::path::PathBuf>,
     /// Start training at once.
     #[arg(long)]
     train: bool,
@@ -126,6 +130,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             screenshot_to: a.screenshot_to,
             frames: a.frames,
             tab: a.tab,
+            dataset: a.dataset,
         });
     };
     match command {

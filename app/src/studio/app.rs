@@ -29,6 +29,10 @@ pub struct StudioOptions {
     pub frames: u32,
     /// Show this tab first.
     pub tab: Option<Tab>,
+    /// With `open`: the dataset folder to show instead of the one the
+    /// session names (a verl trace viewed where the data is mounted at
+    /// another path).
+    pub dataset: Option<PathBuf>,
 }
 
 /// The main views.
@@ -122,6 +126,8 @@ pub struct Studio {
     pub(super) sessions_root: PathBuf,
     /// The config of a new session.
     pub(super) base_config: SessionConfig,
+    /// The dataset folder that replaces an opened session's (`--dataset`).
+    pub(super) dataset_override: Option<PathBuf>,
     /// The native folder dialog in flight.
     pub(super) dialog: Option<Receiver<Option<PathBuf>>>,
     /// Whether that dialog adds to Compare.
@@ -205,6 +211,7 @@ impl Studio {
                 .clone()
                 .unwrap_or_else(|| PathBuf::from("sessions")),
             base_config: opts.config.clone().unwrap_or_else(default_config),
+            dataset_override: opts.dataset.clone(),
             dialog: None,
             dialog_for_compare: false,
             screenshot: opts.screenshot_to.clone().map(|p| (p, opts.frames.max(2))),

@@ -58,7 +58,7 @@ impl Studio {
             s.prefs.recent.truncate(10);
         };
         if p.join("session.toml").is_file() {
-            match Run::open(p, self.wake.clone()) {
+            match Run::open(p, self.dataset_override.as_deref(), self.wake.clone()) {
                 Ok(r) => {
                     self.settings = settings::SettingsState::from_config(&r.cfg);
                     self.browser = Default::default();

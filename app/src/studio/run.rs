@@ -204,9 +204,13 @@ impl Run {
     }
 
     /// Opens a session folder read-only and follows it: new iterations that
-    /// another process writes appear within a second.
-    pub fn open(dir: &Path, wake: Waker) -> Result<Self, String> {
-        let (session, cfg) = Session::open(dir).map_err(|e| e.to_string())?;
+    /// another process writes appear within a second. `dataset` replaces
+    /// the dataset folder the session names.
+    pub fn open(dir: &Path, dataset: Option<&Path>, wake: Waker) -> Result<Self, String> {
+        let (session, mut cfg) = Session::open(dir).map_err(|e| e.to_string())?;
+        if let Some(d) = dataset {
+            cfg.data.dataset = Some(d.to_path_buf());
+        }
         let (mut run, tx) = Self::empty(
             folder_name(dir),
             dir.to_path_buf(),
