@@ -4,31 +4,8 @@
 use std::fs;
 use std::process::Command;
 
-const TINY: &str = r#"
-[data]
-train_n = 24
-eval_n = 8
-
-[data.zoombench]
-canvas = 256
-placards_min = 1
-placards_max = 2
-distractors = 8
-global_view = 32
-
-[env]
-view = 32
-max_rounds = 3
-
-[policy]
-hidden = 32
-
-[trainer]
-samples_per_iter = 4
-group = 4
-eval_every = 0
-eval_n = 8
-"#;
+mod common;
+use common::TINY;
 
 #[test]
 fn ablation_runs_every_arm_with_every_seed_and_reports_mean_and_spread() {

@@ -8,33 +8,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use virl_engine::session::Session;
 
-const TINY: &str = r#"
-seed = 5
-
-[data]
-train_n = 48
-eval_n = 16
-
-[data.zoombench]
-canvas = 256
-placards_min = 1
-placards_max = 2
-distractors = 8
-global_view = 32
-
-[env]
-view = 32
-max_rounds = 3
-
-[policy]
-hidden = 32
-
-[trainer]
-samples_per_iter = 4
-group = 4
-eval_every = 0
-eval_n = 16
-"#;
+mod common;
+use common::TINY;
 
 fn virl() -> Command {
     Command::new(env!("CARGO_BIN_EXE_virl-e2e"))

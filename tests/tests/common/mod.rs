@@ -39,3 +39,32 @@ pub fn write(dir: &Path, name: &str, lines: &[&str]) -> PathBuf {
     std::fs::write(&path, lines.join("\n") + "\n").expect("write");
     path
 }
+
+/// A config small enough for an end-to-end training test to take seconds.
+pub const TINY: &str = r#"
+seed = 5
+
+[data]
+train_n = 48
+eval_n = 16
+
+[data.zoombench]
+canvas = 256
+placards_min = 1
+placards_max = 2
+distractors = 8
+global_view = 32
+
+[env]
+view = 32
+max_rounds = 3
+
+[policy]
+hidden = 32
+
+[trainer]
+samples_per_iter = 4
+group = 4
+eval_every = 0
+eval_n = 16
+"#;
