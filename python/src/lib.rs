@@ -73,14 +73,17 @@ fn reward_config(overrides: Option<&str>) -> PyResult<String> {
 #[pyfunction]
 #[pyo3(signature = (trajectory, sample, config=None))]
 fn score(trajectory: &str, sample: &str, config: Option<&str>) -> PyResult<String> {
-    let cfg = config_from(config)?;
-    let s = sample_from(sample)?;
+    score_against(trajectory, &sample_from(sample)?, &config_from(config)?)
+}
+
+/// Scores a trajectory (JSON) against `s`, recording which boxes it used.
+fn score_against(trajectory: &str, s: &Sample, cfg: &RewardConfig) -> PyResult<String> {
     let mut t = trajectory_from(trajectory)?;
     if t.truth.is_empty() {
         t.truth = s.answer.clone();
     }
-    score_trajectory(&mut t, &s, &cfg);
-    t.gt_version = Some(gt_version(&s));
+    score_trajectory(&mut t, s, cfg);
+    t.gt_version = Some(gt_version(s));
     to_json(&t)
 }
 
@@ -256,27 +259,10 @@ impl Scorer {
         })
     }
 
-    /// The sample to score against: `sample` (a manifest line's JSON), or,
-    /// when `dataset` names a dataset folder that holds it, that folder's
-    /// current (corrected) version. Returns `(sample JSON, gt_version)`.
-    #[pyo3(signature = (sample, dataset=None))]
-    fn ground_truth(
-        &self,
-        py: Python<'_>,
-        sample: &str,
-        dataset: Option<&str>,
-    ) -> PyResult<(String, u64)> {
-        let s = sample_from(sample)?;
-        let s = match dataset {
-            None => s,
-            Some(root) => py.detach(|| self.current(Path::new(root), s))?,
-        };
-        let v = gt_version(&s);
-        Ok((to_json(&s)?, v))
-    }
-
-    /// Scores one trajectory (JSON) against `sample` as [`Scorer::ground_truth`]
-    /// resolves it; returns the scored record (JSON), `gt_version` set.
+    /// Scores one trajectory (JSON) against `sample` (a manifest line's
+    /// JSON), or, when `dataset` names a dataset folder that holds it, that
+    /// folder's current (corrected) version; returns the scored record
+    /// (JSON), `gt_version` set.
     #[pyo3(signature = (trajectory, sample, dataset=None))]
     fn score(
         &self,
@@ -290,13 +276,7 @@ impl Scorer {
             None => s,
             Some(root) => py.detach(|| self.current(Path::new(root), s))?,
         };
-        let mut t = trajectory_from(trajectory)?;
-        if t.truth.is_empty() {
-            t.truth = s.answer.clone();
-        }
-        score_trajectory(&mut t, &s, &self.config);
-        t.gt_version = Some(gt_version(&s));
-        to_json(&t)
+        score_against(trajectory, &s, &self.config)
     }
 
     /// The reward config in use (JSON).
