@@ -247,7 +247,13 @@ impl FailureMonitor {
     }
 
     /// Adds one iteration's metrics; returns the signatures confirmed by it.
+    /// Warm-up iterations are passed over: the signatures describe what RL
+    /// does to a policy, and an imitating policy is still being taught to
+    /// look (RESULTS.md §2 saw them fire there in every arm alike).
     pub fn push(&mut self, m: &IterationMetrics) -> Vec<FailureSignature> {
+        if m.warmup {
+            return Vec::new();
+        }
         let c = &self.cfg;
         let w = c.window.max(1);
         self.recent.push_back(m.clone());

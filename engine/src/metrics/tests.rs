@@ -162,3 +162,22 @@ fn summarize_hand_values() {
         (None, None, 0.0)
     );
 }
+
+#[test]
+fn warm_up_iterations_fire_nothing_and_rl_is_watched_from_its_start() {
+    // Imitation iterations that would look superficial, then RL that does.
+    let mut s: Vec<_> = (0..10)
+        .map(|i| IterationMetrics {
+            warmup: true,
+            ..it(i, 2.0, 0.5, Some(0.1), 0.0)
+        })
+        .collect();
+    s.extend((10..18).map(|i| it(i, 2.0, 0.5, Some(0.1), 0.0)));
+    let f = detect(&s, &DetectorConfig::default());
+    assert_eq!(
+        f.iter()
+            .map(|x| (x.kind, x.began_at, x.detected_at))
+            .collect::<Vec<_>>(),
+        vec![(FailureKind::Superficial, 10, 14)]
+    );
+}
