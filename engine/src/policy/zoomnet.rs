@@ -31,7 +31,9 @@ use crate::env::{Action, EpisodeBatch};
 use crate::geometry::BBox;
 use crate::rng::SplitMix64;
 use candle_core::{D, DType, Device, Result, Tensor, Var};
-use candle_nn::{Linear, Module, VarBuilder, VarMap, linear};
+use candle_nn::{Module, VarBuilder, VarMap};
+use dense::{Dense, dense};
+use inputs::{crop_patches, unfold3x3};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -126,29 +128,26 @@ pub struct ZoomNet {
     answer_index: HashMap<String, usize>,
     device: Device,
     varmap: VarMap,
-    q_embed: Linear,
-    pix1: Linear,
-    pix2: Linear,
-    crop_embed: Linear,
-    crop_fc: Linear,
-    trunk1: Linear,
-    trunk2: Linear,
-    kind: Linear,
-    answer: Linear,
-    reader: Linear,
-    read_patch: Linear,
-    read1: Linear,
-    read2: Linear,
-    loc_q: Linear,
-    loc_qq: Linear,
-    fine: Linear,
-    offset: Linear,
-    size: Linear,
+    q_embed: Dense,
+    pix1: Dense,
+    pix2: Dense,
+    crop_embed: Dense,
+    crop_fc: Dense,
+    trunk1: Dense,
+    trunk2: Dense,
+    kind: Dense,
+    answer: Dense,
+    reader: Dense,
+    read_patch: Dense,
+    read1: Dense,
+    read2: Dense,
+    loc_q: Dense,
+    loc_qq: Dense,
+    fine: Dense,
+    offset: Dense,
+    size: Dense,
 }
 
-fn u8_to_f32(bytes: &[u8]) -> Vec<f32> {
-    bytes.iter().map(|&b| b as f32 / 255.0 - 0.5).collect()
-}
 
 impl ZoomNet {
     /// A new ZoomNet with weights drawn from `seed` (deterministic on every
@@ -208,28 +207,28 @@ impl ZoomNet {
             .map(|(i, a)| (a.clone(), i))
             .collect();
         Ok(Self {
-            q_embed: linear(cfg.question_dim, h, vb.pp("question"))?,
-            pix1: linear(27, p, vb.pp("global.pix1"))?,
-            pix2: linear(p, p, vb.pp("global.pix2"))?,
-            crop_embed: linear(patch_in, cfg.crop_dim, vb.pp("crop.patch"))?,
-            crop_fc: linear(patches * cfg.crop_dim, h, vb.pp("crop.fc"))?,
-            trunk1: linear(trunk_in, h, vb.pp("trunk.l1"))?,
-            trunk2: linear(h, h, vb.pp("trunk.l2"))?,
-            kind: linear(h, 2, vb.pp("head.kind"))?,
-            answer: linear(h, answers.len(), vb.pp("head.answer"))?,
-            reader: linear(h + 8 * READ_DIM, h, vb.pp("head.reader"))?,
-            read_patch: linear(
+            q_embed: dense(cfg.question_dim, h, vb.pp("question"))?,
+            pix1: dense(27, p, vb.pp("global.pix1"))?,
+            pix2: dense(p, p, vb.pp("global.pix2"))?,
+            crop_embed: dense(patch_in, cfg.crop_dim, vb.pp("crop.patch"))?,
+            crop_fc: dense(patches * cfg.crop_dim, h, vb.pp("crop.fc"))?,
+            trunk1: dense(trunk_in, h, vb.pp("trunk.l1"))?,
+            trunk2: dense(h, h, vb.pp("trunk.l2"))?,
+            kind: dense(h, 2, vb.pp("head.kind"))?,
+            answer: dense(h, answers.len(), vb.pp("head.answer"))?,
+            reader: dense(h + 8 * READ_DIM, h, vb.pp("head.reader"))?,
+            read_patch: dense(
                 cfg.crop_patch * cfg.crop_patch * 6,
                 READ_PATCH,
                 vb.pp("reader.patch"),
             )?,
-            read1: linear(4 * READ_PATCH, READ_DIM, vb.pp("reader.l1"))?,
-            read2: linear(READ_DIM, READ_DIM, vb.pp("reader.l2"))?,
-            loc_q: linear(h, p, vb.pp("head.loc_query"))?,
-            loc_qq: linear(h, p, vb.pp("head.loc_query_q"))?,
-            fine: linear(p + RAW + h, h, vb.pp("head.fine"))?,
-            offset: linear(h, OFFSETS, vb.pp("head.offset"))?,
-            size: linear(h, cfg.sizes, vb.pp("head.size"))?,
+            read1: dense(4 * READ_PATCH, READ_DIM, vb.pp("reader.l1"))?,
+            read2: dense(READ_DIM, READ_DIM, vb.pp("reader.l2"))?,
+            loc_q: dense(h, p, vb.pp("head.loc_query"))?,
+            loc_qq: dense(h, p, vb.pp("head.loc_query_q"))?,
+            fine: dense(p + RAW + h, h, vb.pp("head.fine"))?,
+            offset: dense(h, OFFSETS, vb.pp("head.offset"))?,
+            size: dense(h, cfg.sizes, vb.pp("head.size"))?,
             cfg,
             view,
             max_rounds,
@@ -263,13 +262,10 @@ impl ZoomNet {
         &self.cfg
     }
 
-    /// Encodes crops `[n, view, view, 3]`. Each crop is first contrast
-    /// normalised: its mean colour is subtracted, and the absolute deviation
-    /// is added as three more channels, so a glyph looks the same whatever the
-    /// placard's colour and whether its ink is dark or light.
-    fn encode_crops(&self, crops: &Tensor) -> Result<Tensor> {
-        let (n, g) = (crops.dim(0)?, self.view / self.cfg.crop_patch);
-        let patches = self.crop_patches(crops)?;
+    /// Encodes crops given as their patches `[n, g, g, ps²·6]`
+    /// ([`crop_patches`]) → `[n, H]`.
+    fn encode_crops(&self, patches: &Tensor) -> Result<Tensor> {
+        let (n, g) = (patches.dim(0)?, patches.dim(1)?);
         let e = self
             .crop_embed
             .forward(&patches.reshape((n, g * g, ()))?)?
@@ -279,31 +275,13 @@ impl ZoomNet {
             .relu()
     }
 
-    /// Contrast-normalised crop patches `[n, g, g, ps²·6]`.
-    fn crop_patches(&self, crops: &Tensor) -> Result<Tensor> {
-        let (n, v, ps) = (crops.dim(0)?, self.view, self.cfg.crop_patch);
-        let g = v / ps;
-        let mean = crops
-            .reshape((n, v * v, 3))?
-            .mean_keepdim(1)?
-            .reshape((n, 1, 1, 3))?;
-        let centred = crops.broadcast_sub(&mean)?;
-        let x = Tensor::cat(&[&centred, &centred.abs()?.affine(2.0, 0.0)?], 3)?;
-        x.reshape((n, g, ps, g, ps, 6))?
-            .permute((0, 1, 3, 2, 4, 5))?
-            .contiguous()?
-            .reshape((n, g, g, ps * ps * 6))
-    }
-
-    /// The reader's crop features `[n, 4·R]`, tolerant to where the glyph
+    /// The reader's crop features `[n, 4·R]` from crop patches, tolerant to where the glyph
     /// sits in the crop: patches get an embedding of their own, windows of
     /// 2×2 embedded patches (stride one patch) go through a two-layer MLP
     /// shared by all positions, then are max- and mean-pooled
     /// over the crop's top and bottom halves.
-    fn read_crops(&self, crops: &Tensor) -> Result<Tensor> {
-        let n = crops.dim(0)?;
-        let p = self.crop_patches(crops)?;
-        let g = p.dim(1)?;
+    fn read_crops(&self, p: &Tensor) -> Result<Tensor> {
+        let (n, g) = (p.dim(0)?, p.dim(1)?);
         // Embed each patch once; windows then combine four embeddings.
         let p = self
             .read_patch
@@ -357,10 +335,13 @@ impl ZoomNet {
         let v = self.view;
         let q = Tensor::from_slice(questions, (n, self.cfg.question_dim), &self.device)?;
         let q = self.q_embed.forward(&q)?.relu()?;
-        let ct = Tensor::from_vec(u8_to_f32(crops), (n, v, v, 3), &self.device)?;
-        let pt = Tensor::from_vec(u8_to_f32(prevs), (n, v, v, 3), &self.device)?;
-        let c = self.encode_crops(&ct)?;
-        let p = self.encode_crops(&pt)?;
+        let (ps, g) = (self.cfg.crop_patch, v / self.cfg.crop_patch);
+        // Current and previous crops' patches in one tensor `[2n, g, g, ps²·6]`.
+        let mut both = crop_patches(crops, n, v, ps);
+        both.extend(crop_patches(prevs, n, v, ps));
+        let both = Tensor::from_vec(both, (2 * n, g, g, ps * ps * 6), &self.device)?;
+        let cp = self.encode_crops(&both)?;
+        let (c, p) = (cp.narrow(0, 0, n)?, cp.narrow(0, n, n)?);
         let r = self.max_rounds + 1;
         let mut extra = vec![0f32; n * (r + 2)];
         for (i, &s) in steps.iter().enumerate() {
@@ -375,7 +356,7 @@ impl ZoomNet {
         // The answer reads the crops and the question on a path of its own,
         // so that learning where to look does not disturb learning to read.
         // Current and previous crop through the reader in one batch.
-        let rcp = self.read_crops(&Tensor::cat(&[&ct, &pt], 0)?)?;
+        let rcp = self.read_crops(&both)?;
         let (rc, rp) = (rcp.narrow(0, 0, n)?, rcp.narrow(0, n, n)?);
         let reader = self
             .reader
@@ -497,6 +478,8 @@ impl ZoomNet {
     }
 }
 
+mod dense;
+mod inputs;
 mod policy;
 
 #[cfg(test)]

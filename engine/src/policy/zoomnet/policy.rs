@@ -52,15 +52,7 @@ impl Policy for ZoomNet {
 
     fn encode_globals(&self, globals: &[u8], n: usize) -> Result<Tensor> {
         let v = self.view;
-        let g = Tensor::from_vec(u8_to_f32(globals), (n, v, v, 3), &self.device)?;
-        let padded = g.pad_with_zeros(1, 1, 1)?.pad_with_zeros(2, 1, 1)?;
-        let mut parts = Vec::with_capacity(9);
-        for dy in 0..3 {
-            for dx in 0..3 {
-                parts.push(padded.narrow(1, dy, v)?.narrow(2, dx, v)?);
-            }
-        }
-        let unfolded = Tensor::cat(&parts, 3)?.reshape((n, v * v, 27))?;
+        let unfolded = Tensor::from_vec(unfold3x3(globals, n, v), (n, v * v, RAW), &self.device)?;
         let h = self.pix1.forward(&unfolded)?.relu()?;
         // The raw neighbourhood rides along for the offset and size heads:
         // where inside its cell a placard lies shows only in how its colour

@@ -111,3 +111,78 @@ fn box_encoding_reaches_placards() {
         assert!(b.iou(&g) >= 0.7, "{:?} vs {:?}: {}", b, g, b.iou(&g));
     }
 }
+
+/// Bytes that cover the range, with a structure the patch order must keep.
+fn bytes(n: usize, v: usize, seed: u64) -> Vec<u8> {
+    let mut r = SplitMix64::new(seed);
+    (0..n * v * v * 3).map(|_| (r.next_u64() % 256) as u8).collect()
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+#[test]
+fn host_features_equal_the_tensor_ops_they_replace() -> Result<()> {
+    let (n, v, ps) = (3, 16, 4);
+    let dev = Device::Cpu;
+    let raw = bytes(n, v, 5);
+    let x = Tensor::from_vec(
+        raw.iter().map(|&b| inputs::unit(b)).collect::<Vec<_>>(),
+        (n, v, v, 3),
+        &dev,
+    )?;
+    // The 3×3 unfold as pads, narrows and a concatenation.
+    let padded = x.pad_with_zeros(1, 1, 1)?.pad_with_zeros(2, 1, 1)?;
+    let mut parts = Vec::new();
+    for dy in 0..3 {
+        for dx in 0..3 {
+            parts.push(padded.narrow(1, dy, v)?.narrow(2, dx, v)?);
+        }
+    }
+    let want = Tensor::cat(&parts, 3)?.flatten_all()?.to_vec1::<f32>()?;
+    assert_eq!(max_abs_diff(&inputs::unfold3x3(&raw, n, v), &want), 0.0);
+    // Contrast normalisation and patches as a mean, a concatenation and a permute.
+    let g = v / ps;
+    let mean = x.reshape((n, v * v, 3))?.mean_keepdim(1)?.reshape((n, 1, 1, 3))?;
+    let centred = x.broadcast_sub(&mean)?;
+    let six = Tensor::cat(&[&centred, &centred.abs()?.affine(2.0, 0.0)?], 3)?;
+    let want = six
+        .reshape((n, g, ps, g, ps, 6))?
+        .permute((0, 1, 3, 2, 4, 5))?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    assert!(max_abs_diff(&inputs::crop_patches(&raw, n, v, ps), &want) < 1e-6);
+    Ok(())
+}
+
+#[test]
+fn dense_equals_candle_linear_and_so_do_its_gradients() -> Result<()> {
+    let dev = Device::Cpu;
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
+    let d = dense::dense(5, 4, vb.pp("l"))?;
+    let vars = varmap.data().lock().expect("vars").clone();
+    let (w, b) = (&vars["l.weight"], &vars["l.bias"]);
+    b.set(&Tensor::new(&[0.5f32, -1.0, 2.0, 0.25], &dev)?)?;
+    let lin = candle_nn::Linear::new(w.as_tensor().clone(), Some(b.as_tensor().clone()));
+    let x = Tensor::from_vec(
+        (0..2 * 3 * 5).map(|i| (i as f32 * 0.37).sin()).collect(),
+        (2, 3, 5),
+        &dev,
+    )?;
+    let (ours, theirs) = (d.forward(&x)?, lin.forward(&x)?);
+    assert_eq!(ours.dims(), theirs.dims());
+    let diff = (&ours - &theirs)?.abs()?.max_all()?.to_scalar::<f32>()?;
+    assert!(diff < 1e-6, "forward differs by {diff}");
+    let weights = Tensor::from_vec((0..24).map(|i| i as f32 - 7.0).collect(), (2, 3, 4), &dev)?;
+    let go = (ours * &weights)?.sum_all()?.backward()?;
+    let gt = (theirs * &weights)?.sum_all()?.backward()?;
+    for v in [w, b] {
+        let (a, b) = (go.get(v).expect("grad"), gt.get(v).expect("grad"));
+        let diff = (a - b)?.abs()?.max_all()?.to_scalar::<f32>()?;
+        assert!(diff < 1e-4, "gradient differs by {diff}");
+    }
+    Ok(())
+}
