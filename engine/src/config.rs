@@ -81,6 +81,9 @@ pub struct TrainerConfig {
     /// reader sees one exact crop per sample and memorises it instead of
     /// learning to read the policy's own, inexact crops. Default 0.25; 0 off.
     pub imitation_jitter: f64,
+    /// Where the warm-up's expert episodes come from (see [`WarmupData`]).
+    /// Default `"train"`.
+    pub warmup_data: WarmupData,
     /// Samples per iteration. Default 16.
     pub samples_per_iter: usize,
     /// Rollouts per sample (the GRPO group size G). Default 8.
@@ -120,12 +123,35 @@ pub struct TrainerConfig {
     pub save_rollouts: f64,
 }
 
+/// The samples the imitation warm-up imitates.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WarmupData {
+    /// The training split.
+    #[default]
+    Train,
+    /// Newly generated ZoomBench samples, a new batch every iteration, from a
+    /// generator seed of their own ([`fresh_seed`]): never a training or
+    /// evaluation sample. The reader then learns to read rather than
+    /// memorise the training split, as a real policy arrives with the
+    /// perception of a base model pretrained on other data. Needs generated
+    /// ZoomBench data (no `data.dataset`).
+    Fresh,
+}
+
+/// The ZoomBench seed of the fresh warm-up samples of a run whose training
+/// split has seed `train_seed`.
+pub fn fresh_seed(train_seed: u64) -> u64 {
+    train_seed ^ 0x5752_4D55_5046_5245
+}
+
 impl Default for TrainerConfig {
     fn default() -> Self {
         Self {
             iterations: 300,
             warmup_iterations: 0,
             imitation_jitter: 0.25,
+            warmup_data: WarmupData::Train,
             samples_per_iter: 16,
             group: 8,
             epochs: 2,
@@ -291,6 +317,22 @@ impl SessionConfig {
             if self.data.train_n == 0 {
                 return Err("data.train_n must be at least 1".into());
             }
+            if self.trainer.warmup_data == WarmupData::Fresh
+                && fresh_seed(self.data.train_seed) == self.data.eval_seed
+            {
+                return Err(format!(
+                    "data.eval_seed {} is the seed of the fresh warm-up samples \
+                     (trainer.warmup_data = \"fresh\"): the warm-up would train on the \
+                     evaluation samples; choose another eval_seed",
+                    self.data.eval_seed
+                ));
+            }
+        } else if self.trainer.warmup_data == WarmupData::Fresh {
+            return Err(format!(
+                "trainer.warmup_data = \"fresh\" generates ZoomBench samples, but the run \
+                 reads the dataset folder {}; use warmup_data = \"train\"",
+                self.data.dataset.as_deref().unwrap_or(Path::new("")).display()
+            ));
         }
         if self.detectors.window == 0 {
             return Err("detectors.window must be at least 1".into());

@@ -269,3 +269,51 @@ fn a_stop_between_rollout_and_update_abandons_the_iteration_cleanly() {
     );
     assert_eq!(a.train_state(), b.train_state());
 }
+
+/// The fresh warm-up imitates newly generated samples (a batch of its own
+/// per iteration, by iteration number), so a resumed run draws the same
+/// ones and continues exactly; its metrics are marked as warm-up; and it is
+/// refused, naming the key, where no samples can be generated.
+#[test]
+fn fresh_warm_up_resumes_exactly_and_needs_generated_data() {
+    use virl_engine::config::WarmupData;
+    let fresh = |iterations: u64| {
+        let mut c = tiny(iterations);
+        c.trainer.warmup_iterations = 3;
+        c.trainer.warmup_data = WarmupData::Fresh;
+        c
+    };
+    let straight = {
+        let mut t = Trainer::new(fresh(4), None).expect("trainer");
+        (0..4)
+            .map(|_| t.step(&mut NullSink).expect("step"))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        straight.iter().map(|m| m.warmup).collect::<Vec<_>>(),
+        [true, true, true, false]
+    );
+    // Not the training-split warm-up under another name.
+    let mut on_train = fresh(4);
+    on_train.trainer.warmup_data = WarmupData::Train;
+    let mut t = Trainer::new(on_train, None).expect("trainer");
+    let first = t.step(&mut NullSink).expect("step");
+    assert_ne!(first.loss, straight[0].loss);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let session = Session::create(dir.path(), &fresh(2)).expect("session");
+    let mut t = Trainer::new(fresh(2), Some(session.clone())).expect("trainer");
+    t.run(&mut NullSink, &Default::default()).expect("run");
+    drop(t);
+    let mut r = Trainer::resume(dir.path()).expect("resume");
+    let mut cfg = r.config().trainer.clone();
+    cfg.iterations = 4;
+    r.set_trainer_config(cfg).expect("config");
+    r.run(&mut NullSink, &Default::default()).expect("run");
+    assert_eq!(session.read_metrics().expect("metrics"), straight);
+
+    let mut folder = fresh(4);
+    folder.data.dataset = Some("/data/vcot".into());
+    let err = folder.validate().expect_err("a dataset folder cannot be generated");
+    assert!(err.contains("warmup_data") && err.contains("/data/vcot"), "{err}");
+}

@@ -2,8 +2,13 @@
 //! rationale box, then the correct answer), trained by maximum likelihood
 //! before RL.
 
+use super::data::Split;
 use super::rollout::{StepRec, globals_of};
 use super::{TrainError, Trainer, ce};
+use crate::config::{WarmupData, fresh_seed};
+use crate::dataset::Dataset;
+use crate::dataset::zoombench::ZoomBench;
+use crate::env::ImageSource;
 use crate::env::Action;
 use crate::events::{Event, EventSink, Phase};
 use crate::geometry::BBox;
@@ -11,15 +16,58 @@ use crate::policy::UpdateStats;
 use crate::policy::zoomnet::{Choice, StepObs};
 
 impl Trainer {
-    /// One supervised step: teacher-forced ground-truth episodes of `samples`
-    /// (zoom on each rationale box as the policy would express it, then the
-    /// correct answer); loss `−mean log p(action)`.
-    pub(crate) fn warmup_update(
+    /// One warm-up iteration on `n` episodes, from the data
+    /// `trainer.warmup_data` names: `n` samples of the training split drawn
+    /// with the trainer's RNG, or `n` newly generated ones.
+    pub(crate) fn warmup(
         &mut self,
+        n: usize,
+        sink: &mut dyn EventSink,
+    ) -> Result<UpdateStats, TrainError> {
+        match self.cfg.trainer.warmup_data {
+            WarmupData::Train => {
+                let count = self.train.samples().len() as u64;
+                let warm: Vec<usize> = (0..n)
+                    .map(|_| (self.rng.next_u64() % count) as usize)
+                    .collect();
+                self.warmup_update(None, &warm, sink)
+            }
+            WarmupData::Fresh => {
+                let split = self.fresh_split(n)?;
+                let all: Vec<usize> = (0..n).collect();
+                self.warmup_update(Some(&split), &all, sink)
+            }
+        }
+    }
+
+    /// `n` ZoomBench samples never seen before: iteration `i` takes indices
+    /// `i·n .. (i+1)·n` of the fresh seed, so a resumed run draws the same.
+    fn fresh_split(&self, n: usize) -> Result<Split, TrainError> {
+        let g = ZoomBench::new(self.cfg.data.zoombench.clone())
+            .map_err(|e| format!("[data.zoombench] {e}"))?;
+        let seed = fresh_seed(self.cfg.data.train_seed);
+        let base = self.iteration * n as u64;
+        let samples = (0..n as u64).map(|i| g.sample(seed, base + i)).collect();
+        let ds = Dataset::new(format!("zoombench:seed={seed}"), samples);
+        Split::new(
+            ds,
+            ImageSource::ZoomBench(g),
+            &self.cfg,
+            self.cfg.policy.question_dim,
+        )
+    }
+
+    /// One supervised step: teacher-forced ground-truth episodes of `samples`
+    /// of `split` (the training split when `None`): zoom on each rationale
+    /// box as the policy would express it, then the correct answer; loss
+    /// `−mean log p(action)`.
+    fn warmup_update(
+        &mut self,
+        split: Option<&Split>,
         samples: &[usize],
         sink: &mut dyn EventSink,
     ) -> Result<UpdateStats, TrainError> {
-        let split = &self.train;
+        let split = split.unwrap_or(&self.train);
         let mut batch = split.env.reset(samples).map_err(|e| e.to_string())?;
         let mut steps: Vec<StepRec> = Vec::new();
         let max_zooms = self.cfg.env.max_rounds.saturating_sub(1);

@@ -356,11 +356,7 @@ impl Trainer {
         };
         let stats = if warmup {
             // Imitation needs no groups: as many distinct samples as rollouts.
-            let n = self.train.samples().len() as u64;
-            let warm: Vec<usize> = (0..samples.len())
-                .map(|_| (self.rng.next_u64() % n) as usize)
-                .collect();
-            self.warmup_update(&warm, sink)?
+            self.warmup(samples.len(), sink)?
         } else {
             self.update(&rollout, &records, sink)?
         };
