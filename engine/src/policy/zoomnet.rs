@@ -1,7 +1,7 @@
 //! ZoomNet: the built-in candle policy (DESIGN §7), built from matmuls only.
 //!
 //! - **Global encoder**, once per episode: every global-view pixel with its
-//!   3×3 neighbourhood (27 values, unfolded on the host) goes
+//!   3×3 neighbourhood (27 values, unfolded by padding and slicing) goes
 //!   through a two-layer per-pixel MLP → keys `[N = view², P]`.
 //! - **Crop encoder**: 8×8 patches by reshape/permute, a shared linear
 //!   patch embedding, then a linear layer over all patches → `[H]`; the same
@@ -262,13 +262,13 @@ impl ZoomNet {
         &self.cfg
     }
 
-    /// Encodes crops given as their patches `[n, g, g, ps²·6 + 1]`
+    /// Encodes crops given as their patches `[n, g, g, ps²·6]`
     /// ([`crop_patches`]) → `[n, H]`.
     fn encode_crops(&self, patches: &Tensor) -> Result<Tensor> {
         let (n, g) = (patches.dim(0)?, patches.dim(1)?);
         let e = self
             .crop_embed
-            .forward_ones(&patches.reshape((n, g * g, ()))?)?
+            .forward(&patches.reshape((n, g * g, ()))?)?
             .relu()?;
         self.crop_fc
             .forward(&e.reshape((n, g * g * self.cfg.crop_dim))?)?
@@ -285,7 +285,7 @@ impl ZoomNet {
         // Embed each patch once; windows then combine four embeddings.
         let p = self
             .read_patch
-            .forward_ones(&p.reshape((n, g * g, ()))?)?
+            .forward(&p.reshape((n, g * g, ()))?)?
             .relu()?
             .reshape((n, g, g, READ_PATCH))?;
         let w = g - 1;
@@ -336,10 +336,10 @@ impl ZoomNet {
         let q = Tensor::from_slice(questions, (n, self.cfg.question_dim), &self.device)?;
         let q = self.q_embed.forward(&q)?.relu()?;
         let (ps, g) = (self.cfg.crop_patch, v / self.cfg.crop_patch);
-        // Current and previous crops' patches in one tensor `[2n, g, g, ps²·6 + 1]`.
+        // Current and previous crops' patches in one tensor `[2n, g, g, ps²·6]`.
         let mut both = crop_patches(crops, n, v, ps);
         both.extend(crop_patches(prevs, n, v, ps));
-        let both = Tensor::from_vec(both, (2 * n, g, g, ps * ps * 6 + 1), &self.device)?;
+        let both = Tensor::from_vec(both, (2 * n, g, g, ps * ps * 6), &self.device)?;
         let cp = self.encode_crops(&both)?;
         let (c, p) = (cp.narrow(0, 0, n)?, cp.narrow(0, n, n)?);
         let r = self.max_rounds + 1;

@@ -35,27 +35,6 @@ pub(crate) fn dense(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Den
     })
 }
 
-impl Dense {
-    /// The layer on inputs built on the host with a last column of ones
-    /// (`[.., in + 1]`): weight and bias are one `[out, in + 1]` matrix, so
-    /// the pass is a single matrix product each way, with no `[rows, out]`
-    /// addition to make or differentiate. For the per-pixel and per-patch
-    /// input layers, the widest of ZoomNet.
-    pub(crate) fn forward_ones(&self, x: &Tensor) -> Result<Tensor> {
-        let dims = x.dims().to_vec();
-        let (last, lead) = dims
-            .split_last()
-            .ok_or_else(|| candle_core::Error::Msg("Dense on a scalar".into()))?;
-        let out = self.bias.dim(0)?;
-        let rows: usize = lead.iter().product();
-        let w = Tensor::cat(&[&self.weight, &self.bias.reshape((out, 1))?], 1)?;
-        let y = x.reshape((rows, *last))?.matmul(&w.t()?)?;
-        let mut shape = lead.to_vec();
-        shape.push(out);
-        y.reshape(shape)
-    }
-}
-
 impl Module for Dense {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let dims = x.dims().to_vec();

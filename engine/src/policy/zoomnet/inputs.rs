@@ -10,17 +10,15 @@ pub(crate) fn unit(b: u8) -> f32 {
 }
 
 /// Every pixel's 3×3 neighbourhood of `n` global views (`n × v × v × 3`
-/// bytes) as `[n, v·v, 28]` values, neighbour `(dy, dx)` at
-/// `(3·dy + dx)·3 + channel`, zero outside the view; the 28th is 1 (for
-/// [`Dense::forward_ones`](super::dense::Dense::forward_ones)).
+/// bytes) as `[n, v·v, 27]` values, neighbour `(dy, dx)` at
+/// `(3·dy + dx)·3 + channel`, zero outside the view.
 pub(crate) fn unfold3x3(bytes: &[u8], n: usize, v: usize) -> Vec<f32> {
-    let mut out = vec![0f32; n * v * v * 28];
+    let mut out = vec![0f32; n * v * v * 27];
     for i in 0..n {
         let img = &bytes[i * v * v * 3..(i + 1) * v * v * 3];
         for y in 0..v {
             for x in 0..v {
-                let o = ((i * v + y) * v + x) * 28;
-                out[o + 27] = 1.0;
+                let o = ((i * v + y) * v + x) * 27;
                 for dy in 0..3 {
                     let Some(yy) = (y + dy).checked_sub(1).filter(|&yy| yy < v) else {
                         continue;
@@ -43,19 +41,14 @@ pub(crate) fn unfold3x3(bytes: &[u8], n: usize, v: usize) -> Vec<f32> {
 }
 
 /// Contrast-normalised patches of `n` crops (`n × v × v × 3` bytes) as
-/// `[n, g, g, ps·ps·6 + 1]` values (`g = v / ps`, the last value of each
-/// patch 1, for [`Dense::forward_ones`](super::dense::Dense::forward_ones)): each crop's mean colour is
+/// `[n, g, g, ps·ps·6]` values (`g = v / ps`): each crop's mean colour is
 /// subtracted, and twice the absolute deviation is appended as three more
 /// channels, so a glyph looks the same whatever the placard's colour and
 /// whether its ink is dark or light. Within a patch the values run by row,
 /// column, then channel.
 pub(crate) fn crop_patches(bytes: &[u8], n: usize, v: usize, ps: usize) -> Vec<f32> {
     let g = v / ps;
-    let width = ps * ps * 6 + 1;
-    let mut out = vec![0f32; n * g * g * width];
-    for patch in out.chunks_exact_mut(width) {
-        patch[width - 1] = 1.0;
-    }
+    let mut out = vec![0f32; n * v * v * 6];
     for i in 0..n {
         let img = &bytes[i * v * v * 3..(i + 1) * v * v * 3];
         let mut mean = [0f64; 3];
@@ -70,7 +63,7 @@ pub(crate) fn crop_patches(bytes: &[u8], n: usize, v: usize, ps: usize) -> Vec<f
             for x in 0..v {
                 let (gx, px) = (x / ps, x % ps);
                 let s = (y * v + x) * 3;
-                let d = ((i * g + gy) * g + gx) * width + (py * ps + px) * 6;
+                let d = (((i * g + gy) * g + gx) * ps * ps + py * ps + px) * 6;
                 for c in 0..3 {
                     let centred = unit(img[s + c]) - mean[c];
                     out[d + c] = centred;

@@ -52,13 +52,12 @@ impl Policy for ZoomNet {
 
     fn encode_globals(&self, globals: &[u8], n: usize) -> Result<Tensor> {
         let v = self.view;
-        let unfolded =
-            Tensor::from_vec(unfold3x3(globals, n, v), (n, v * v, RAW + 1), &self.device)?;
-        let h = self.pix1.forward_ones(&unfolded)?.relu()?;
+        let unfolded = Tensor::from_vec(unfold3x3(globals, n, v), (n, v * v, RAW), &self.device)?;
+        let h = self.pix1.forward(&unfolded)?.relu()?;
         // The raw neighbourhood rides along for the offset and size heads:
         // where inside its cell a placard lies shows only in how its colour
         // spreads over the neighbouring pixels.
-        Tensor::cat(&[&self.pix2.forward(&h)?, &unfolded.narrow(2, 0, RAW)?], 2)
+        Tensor::cat(&[&self.pix2.forward(&h)?, &unfolded], 2)
     }
 
     #[allow(clippy::too_many_arguments)]
