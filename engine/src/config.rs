@@ -331,7 +331,11 @@ impl SessionConfig {
             return Err(format!(
                 "trainer.warmup_data = \"fresh\" generates ZoomBench samples, but the run \
                  reads the dataset folder {}; use warmup_data = \"train\"",
-                self.data.dataset.as_deref().unwrap_or(Path::new("")).display()
+                self.data
+                    .dataset
+                    .as_deref()
+                    .unwrap_or(Path::new(""))
+                    .display()
             ));
         }
         if self.detectors.window == 0 {

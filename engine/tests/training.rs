@@ -314,6 +314,11 @@ fn fresh_warm_up_resumes_exactly_and_needs_generated_data() {
 
     let mut folder = fresh(4);
     folder.data.dataset = Some("/data/vcot".into());
-    let err = folder.validate().expect_err("a dataset folder cannot be generated");
-    assert!(err.contains("warmup_data") && err.contains("/data/vcot"), "{err}");
+    let err = folder
+        .validate()
+        .expect_err("a dataset folder cannot be generated");
+    assert!(
+        err.contains("warmup_data") && err.contains("/data/vcot"),
+        "{err}"
+    );
 }

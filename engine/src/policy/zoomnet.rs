@@ -148,7 +148,6 @@ pub struct ZoomNet {
     size: Dense,
 }
 
-
 impl ZoomNet {
     /// A new ZoomNet with weights drawn from `seed` (deterministic on every
     /// device): uniform `±1/√fan_in` weights, zero biases.

@@ -3,13 +3,13 @@
 //! before RL.
 
 use super::data::Split;
-use super::rollout::{StepRec, globals_of};
+use super::rollout::StepRec;
 use super::{TrainError, Trainer, ce};
 use crate::config::{WarmupData, fresh_seed};
 use crate::dataset::Dataset;
 use crate::dataset::zoombench::ZoomBench;
-use crate::env::ImageSource;
 use crate::env::Action;
+use crate::env::ImageSource;
 use crate::events::{Event, EventSink, Phase};
 use crate::geometry::BBox;
 use crate::policy::UpdateStats;
@@ -49,12 +49,34 @@ impl Trainer {
         let base = self.iteration * n as u64;
         let samples = (0..n as u64).map(|i| g.sample(seed, base + i)).collect();
         let ds = Dataset::new(format!("zoombench:seed={seed}"), samples);
-        Split::new(
+        let split = Split::new(
             ds,
             ImageSource::ZoomBench(g),
             &self.cfg,
             self.cfg.policy.question_dim,
-        )
+        )?;
+        // Rendering new canvases is a quarter of a fresh warm-up iteration:
+        // render them on every core before the episodes start.
+        let store = split.env.store();
+        let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+        let all: Vec<usize> = (0..n).collect();
+        std::thread::scope(|s| {
+            let jobs: Vec<_> = all
+                .chunks(n.div_ceil(threads).max(1))
+                .map(|chunk| {
+                    s.spawn(move || {
+                        chunk
+                            .iter()
+                            .try_for_each(|&i| store.global_view(i).map(drop))
+                    })
+                })
+                .collect();
+            jobs.into_iter().try_for_each(|j| match j.join() {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(_) => Err("a thread rendering fresh warm-up samples panicked".to_string()),
+            })
+        })?;
+        Ok(split)
     }
 
     /// One supervised step: teacher-forced ground-truth episodes of `samples`
@@ -120,19 +142,29 @@ impl Trainer {
             .iter()
             .map(|&s| split.questions[s].clone())
             .collect();
-        let of_episode: Vec<usize> = (0..batch.len()).collect();
-        let globals = globals_of(&batch, &of_episode, batch.len());
+        // Whole episodes per minibatch, each encoding only its own global views.
+        steps.sort_by_key(|s| (s.episode, s.step));
         let mut stats = UpdateStats::default();
         let mut n = 0usize;
         let (mut nll, mut rows) = ([0f64; 2], [0usize; 2]);
         let epochs = self.cfg.trainer.epochs;
         let total = epochs * steps.len().div_ceil(self.cfg.trainer.minibatch);
         for chunk in (0..epochs).flat_map(|_| steps.chunks(self.cfg.trainer.minibatch)) {
+            let mut episodes: Vec<usize> = chunk.iter().map(|s| s.episode).collect();
+            episodes.dedup();
+            let local = |e: usize| episodes.binary_search(&e).unwrap_or_default();
+            let globals: Vec<u8> = episodes
+                .iter()
+                .flat_map(|&e| batch.global_of(e).iter().copied())
+                .collect();
             let obs: Vec<StepObs> = chunk
                 .iter()
-                .map(|s| s.obs(s.episode, &questions[s.episode]))
+                .map(|s| s.obs(local(s.episode), &questions[s.episode]))
                 .collect();
-            let (lp, ent) = self.net.evaluate(&globals, batch.len(), &obs).map_err(ce)?;
+            let (lp, ent) = self
+                .net
+                .evaluate(&globals, episodes.len(), &obs)
+                .map_err(ce)?;
             let loss = lp.mean_all().and_then(|x| x.neg()).map_err(ce)?;
             stats.grad_norm = self.opt.backward_step(&loss).map_err(ce)?;
             for (s, l) in chunk.iter().zip(lp.to_vec1::<f32>().map_err(ce)?) {

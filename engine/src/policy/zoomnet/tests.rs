@@ -115,12 +115,17 @@ fn box_encoding_reaches_placards() {
 /// Bytes that cover the range, with a structure the patch order must keep.
 fn bytes(n: usize, v: usize, seed: u64) -> Vec<u8> {
     let mut r = SplitMix64::new(seed);
-    (0..n * v * v * 3).map(|_| (r.next_u64() % 256) as u8).collect()
+    (0..n * v * v * 3)
+        .map(|_| (r.next_u64() % 256) as u8)
+        .collect()
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 #[test]
@@ -145,7 +150,10 @@ fn host_features_equal_the_tensor_ops_they_replace() -> Result<()> {
     assert_eq!(max_abs_diff(&inputs::unfold3x3(&raw, n, v), &want), 0.0);
     // Contrast normalisation and patches as a mean, a concatenation and a permute.
     let g = v / ps;
-    let mean = x.reshape((n, v * v, 3))?.mean_keepdim(1)?.reshape((n, 1, 1, 3))?;
+    let mean = x
+        .reshape((n, v * v, 3))?
+        .mean_keepdim(1)?
+        .reshape((n, 1, 1, 3))?;
     let centred = x.broadcast_sub(&mean)?;
     let six = Tensor::cat(&[&centred, &centred.abs()?.affine(2.0, 0.0)?], 3)?;
     let want = six
