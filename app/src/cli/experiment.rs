@@ -235,6 +235,9 @@ fn filtering(a: &ExpArgs) -> anyhow::Result<()> {
         cfg.seed = seed;
         cfg.data.dataset = Some(data.to_path_buf());
         cfg.data.eval_dataset = Some(eval_dir.clone());
+        // Both arms imitate their own training samples: a fresh warm-up
+        // would train the filtered arm on unfiltered data.
+        cfg.trainer.warmup_data = virl_engine::config::WarmupData::Train;
         let dir = out.join(label);
         eprintln!(
             "filtering: run {label} on {} -> {}",

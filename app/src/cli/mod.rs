@@ -42,7 +42,7 @@ struct StudioArgs {
     /// Start training at once.
     #[arg(long)]
     train: bool,
-    /// Config of the new session (TOML; default: ZoomBench with 100 imitation iterations).
+    /// Config of the new session (TOML; default: the schedule of `virl train` without a config).
     #[arg(long, value_name = "FILE")]
     config: Option<std::path::PathBuf>,
     /// The tab to show first: training, rollouts or compare.

@@ -19,8 +19,9 @@ use virl_engine::trainer::Trainer;
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     /// A session.toml to start from (every key optional; defaults fill the rest).
-    /// Without it: the studio's new-session config (ZoomBench defaults, 100
-    /// imitation iterations before RL, a greedy evaluation every 25).
+    /// Without it: the studio's new-session config (ZoomBench defaults, 150
+    /// imitation iterations on freshly generated samples, then RL; 300 in
+    /// all; a greedy evaluation every 25).
     #[arg(long)]
     config: Option<PathBuf>,
     /// Session folder to create (default: sessions/<mode>-<timestamp>).
@@ -172,7 +173,8 @@ impl EventSink for ProgressSink {
             Event::EvalDone { metrics } => {
                 let line = format!(
                     "eval after {} iterations: Acc_ans {:.3}  Acc_rat {}  coverage {}  zooms {:.2}",
-                    metrics.iteration + 1,
+                    // An evaluation's `iteration` is the number of iterations done.
+                    metrics.iteration,
                     metrics.acc_ans,
                     metrics.acc_rat.map_or("n/a".into(), |v| format!("{v:.3}")),
                     metrics.coverage.map_or("n/a".into(), |v| format!("{v:.3}")),

@@ -233,11 +233,19 @@ impl Studio {
     }
 }
 
-/// The config of a new studio session: the ZoomBench defaults, with the
-/// imitation warm-up the built-in policy needs before RL (RESULTS.md §1).
+/// The config of a new studio session and of `virl train` without
+/// `--config`: the ZoomBench defaults with the schedule of RESULTS.md §1f —
+/// 150 warm-up iterations imitating freshly generated samples (the reader
+/// learns to read instead of memorising the training split) in minibatches
+/// of 64, then ViRL RL at a tenth of the imitation rate (§1d), 300
+/// iterations in all, a greedy evaluation every 25.
 pub fn default_config() -> SessionConfig {
     let mut c = SessionConfig::default();
-    c.trainer.warmup_iterations = 100;
+    c.trainer.warmup_iterations = 150;
+    c.trainer.warmup_data = virl_engine::config::WarmupData::Fresh;
+    c.trainer.minibatch = 64;
+    c.trainer.rl_lr = Some(3e-4);
+    c.trainer.iterations = 300;
     c.trainer.eval_every = 25;
     c
 }

@@ -71,6 +71,9 @@ impl Studio {
         } else if p.join("manifest.jsonl").is_file() {
             let mut cfg = self.base_config.clone();
             cfg.data.dataset = Some(p.to_path_buf());
+            // A folder's samples cannot be generated afresh: its warm-up
+            // imitates its own training samples.
+            cfg.trainer.warmup_data = virl_engine::config::WarmupData::Train;
             remember(self);
             self.new_session(cfg);
             self.toast(format!("new session on the dataset {}", p.display()), false);
