@@ -50,6 +50,41 @@ impl Split {
         })
     }
 
+    /// `n` ZoomBench samples never seen before, for the fresh warm-up:
+    /// iteration `iteration` takes indices `i·n .. (i+1)·n` of the fresh
+    /// seed, so a resumed run draws the same; their images are rendered.
+    pub(crate) fn fresh(cfg: &SessionConfig, iteration: u64, n: usize) -> Result<Self, TrainError> {
+        let g = ZoomBench::new(cfg.data.zoombench.clone())
+            .map_err(|e| format!("[data.zoombench] {e}"))?;
+        let seed = crate::config::fresh_seed(cfg.data.train_seed);
+        let base = iteration * n as u64;
+        let samples = (0..n as u64).map(|i| g.sample(seed, base + i)).collect();
+        let ds = Dataset::new(format!("zoombench:seed={seed}"), samples);
+        let split = Self::new(ds, ImageSource::ZoomBench(g), cfg, cfg.policy.question_dim)?;
+        // Rendering new canvases is a quarter of a fresh warm-up iteration:
+        // render them on every core before the episodes start.
+        let store = split.env.store();
+        let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+        let all: Vec<usize> = (0..n).collect();
+        std::thread::scope(|s| {
+            let jobs: Vec<_> = all
+                .chunks(n.div_ceil(threads).max(1))
+                .map(|chunk| {
+                    s.spawn(move || {
+                        chunk
+                            .iter()
+                            .try_for_each(|&i| store.global_view(i).map(drop))
+                    })
+                })
+                .collect();
+            jobs.into_iter().try_for_each(|j| match j.join() {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(_) => Err("a thread rendering fresh warm-up samples panicked".to_string()),
+            })
+        })?;
+        Ok(split)
+    }
+
     pub(crate) fn samples(&self) -> &[Sample] {
         self.env.store().dataset().samples()
     }

@@ -5,11 +5,8 @@
 use super::data::Split;
 use super::rollout::StepRec;
 use super::{TrainError, Trainer, ce};
-use crate::config::{WarmupData, fresh_seed};
-use crate::dataset::Dataset;
-use crate::dataset::zoombench::ZoomBench;
+use crate::config::WarmupData;
 use crate::env::Action;
-use crate::env::ImageSource;
 use crate::events::{Event, EventSink, Phase};
 use crate::geometry::BBox;
 use crate::policy::UpdateStats;
@@ -33,50 +30,11 @@ impl Trainer {
                 self.warmup_update(None, &warm, sink)
             }
             WarmupData::Fresh => {
-                let split = self.fresh_split(n)?;
+                let split = Split::fresh(&self.cfg, self.iteration, n)?;
                 let all: Vec<usize> = (0..n).collect();
                 self.warmup_update(Some(&split), &all, sink)
             }
         }
-    }
-
-    /// `n` ZoomBench samples never seen before: iteration `i` takes indices
-    /// `i·n .. (i+1)·n` of the fresh seed, so a resumed run draws the same.
-    fn fresh_split(&self, n: usize) -> Result<Split, TrainError> {
-        let g = ZoomBench::new(self.cfg.data.zoombench.clone())
-            .map_err(|e| format!("[data.zoombench] {e}"))?;
-        let seed = fresh_seed(self.cfg.data.train_seed);
-        let base = self.iteration * n as u64;
-        let samples = (0..n as u64).map(|i| g.sample(seed, base + i)).collect();
-        let ds = Dataset::new(format!("zoombench:seed={seed}"), samples);
-        let split = Split::new(
-            ds,
-            ImageSource::ZoomBench(g),
-            &self.cfg,
-            self.cfg.policy.question_dim,
-        )?;
-        // Rendering new canvases is a quarter of a fresh warm-up iteration:
-        // render them on every core before the episodes start.
-        let store = split.env.store();
-        let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
-        let all: Vec<usize> = (0..n).collect();
-        std::thread::scope(|s| {
-            let jobs: Vec<_> = all
-                .chunks(n.div_ceil(threads).max(1))
-                .map(|chunk| {
-                    s.spawn(move || {
-                        chunk
-                            .iter()
-                            .try_for_each(|&i| store.global_view(i).map(drop))
-                    })
-                })
-                .collect();
-            jobs.into_iter().try_for_each(|j| match j.join() {
-                Ok(r) => r.map_err(|e| e.to_string()),
-                Err(_) => Err("a thread rendering fresh warm-up samples panicked".to_string()),
-            })
-        })?;
-        Ok(split)
     }
 
     /// One supervised step: teacher-forced ground-truth episodes of `samples`
