@@ -285,20 +285,16 @@ impl ZoomNet {
         let p = self
             .read_patch
             .forward(&p.reshape((n, g * g, ()))?)?
-            .relu()?
-            .reshape((n, g, g, READ_PATCH))?;
+            .relu()?;
         let w = g - 1;
-        let win = Tensor::cat(
-            &[
-                &p.narrow(1, 0, w)?.narrow(2, 0, w)?,
-                &p.narrow(1, 0, w)?.narrow(2, 1, w)?,
-                &p.narrow(1, 1, w)?.narrow(2, 0, w)?,
-                &p.narrow(1, 1, w)?.narrow(2, 1, w)?,
-            ],
-            3,
-        )?;
-        let d = win.dim(3)?;
-        let win = win.contiguous()?.reshape((n, w * w, d))?;
+        // The 2×2 windows gathered in one `index_select` (row order: sample,
+        // window row, window column, then the patches (0,0) (0,1) (1,0) (1,1)):
+        // one node whose backward is one scatter-add, where strided narrows
+        // and a concatenation cost a zero-padded copy per narrow.
+        let win = p
+            .reshape((n * g * g, READ_PATCH))?
+            .index_select(&window_index(n, g, &self.device)?, 0)?
+            .reshape((n, w * w, 4 * READ_PATCH))?;
         let f = self.read1.forward(&win)?.relu()?;
         let f = self
             .read2
@@ -475,6 +471,24 @@ impl ZoomNet {
         let zoom = ((g(loc_l, cell)? + g(off_l, off)?)? + g(size_l, size)?)?;
         g(kind_l, kind)? + (is_ans * g(ans_l, ans)?)? + (is_zoom * zoom)?
     }
+}
+
+/// Rows of the `[n·g·g, R]` patch embeddings that make up the reader's
+/// `n·(g−1)²` windows of 2×2 patches, four per window in the order (0,0)
+/// (0,1) (1,0) (1,1) (see [`ZoomNet::read_crops`]).
+fn window_index(n: usize, g: usize, device: &Device) -> Result<Tensor> {
+    let w = g - 1;
+    let mut idx = Vec::with_capacity(n * w * w * 4);
+    for i in 0..n {
+        for y in 0..w {
+            for x in 0..w {
+                for (dy, dx) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                    idx.push((i * g * g + (y + dy) * g + x + dx) as u32);
+                }
+            }
+        }
+    }
+    Tensor::from_vec(idx, n * w * w * 4, device)
 }
 
 mod dense;

@@ -194,3 +194,47 @@ fn dense_equals_candle_linear_and_so_do_its_gradients() -> Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn gathered_windows_equal_narrowed_and_concatenated_ones_and_so_do_their_gradients() -> Result<()> {
+    let dev = Device::Cpu;
+    let (n, g, r) = (3, 5, 4);
+    let w = g - 1;
+    let p = Var::from_tensor(&Tensor::from_vec(
+        (0..n * g * g * r)
+            .map(|i| (i as f32 * 0.71).sin())
+            .collect(),
+        (n, g, g, r),
+        &dev,
+    )?)?;
+    let t = p.as_tensor();
+    let narrowed = Tensor::cat(
+        &[
+            &t.narrow(1, 0, w)?.narrow(2, 0, w)?,
+            &t.narrow(1, 0, w)?.narrow(2, 1, w)?,
+            &t.narrow(1, 1, w)?.narrow(2, 0, w)?,
+            &t.narrow(1, 1, w)?.narrow(2, 1, w)?,
+        ],
+        3,
+    )?
+    .contiguous()?
+    .reshape((n, w * w, 4 * r))?;
+    let gathered = t
+        .reshape((n * g * g, r))?
+        .index_select(&window_index(n, g, &dev)?, 0)?
+        .reshape((n, w * w, 4 * r))?;
+    assert_eq!(gathered.to_vec3::<f32>()?, narrowed.to_vec3::<f32>()?);
+    let weights = Tensor::from_vec(
+        (0..n * w * w * 4 * r)
+            .map(|i| (i as f32 * 0.13).cos())
+            .collect(),
+        (n, w * w, 4 * r),
+        &dev,
+    )?;
+    let ga = (gathered * &weights)?.sum_all()?.backward()?;
+    let gb = (narrowed * &weights)?.sum_all()?.backward()?;
+    let (a, b) = (ga.get(&p).expect("grad"), gb.get(&p).expect("grad"));
+    let diff = (a - b)?.abs()?.max_all()?.to_scalar::<f32>()?;
+    assert!(diff < 1e-5, "gradient differs by {diff}");
+    Ok(())
+}
