@@ -44,3 +44,72 @@ fn ablation_runs_every_arm_with_every_seed_and_reports_mean_and_spread() {
     let csv = fs::read_to_string(out.join("curves.csv")).expect("csv");
     assert!(csv.lines().any(|l| l.starts_with("outcome-s3,1,")));
 }
+
+/// Runs `virl experiment ablation` on `cfg` into `out`; its stdout and stderr.
+fn ablation(cfg: &std::path::Path, out: &std::path::Path, iters: &str) -> (bool, String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_virl-e2e"))
+        .args(["experiment", "ablation", "--config"])
+        .arg(cfg)
+        .args(["--iters", iters, "--eval-n", "8", "--seeds", "5", "--out"])
+        .arg(out)
+        .output()
+        .expect("run virl");
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn an_interrupted_experiment_resumes_where_it_stopped_and_refuses_another_config() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let cfg = root.path().join("tiny.toml");
+    fs::write(&cfg, TINY).expect("config");
+    let whole = root.path().join("whole");
+    let (ok, whole_table, e) = ablation(&cfg, &whole, "3");
+    assert!(ok, "{e}");
+
+    // The same experiment stopped part-way: the virl run never started, and
+    // the fidelity run was cut after its first iteration's checkpoint.
+    let cut = root.path().join("cut");
+    let (ok, _, e) = ablation(&cfg, &cut, "3");
+    assert!(ok, "{e}");
+    fs::remove_dir_all(cut.join("virl-s5")).expect("remove a run");
+    let ckpts = cut.join("fidelity-s5/checkpoints");
+    for it in [2, 3] {
+        for ext in ["safetensors", "json"] {
+            fs::remove_file(ckpts.join(format!("ckpt-{it:06}.{ext}"))).expect("remove checkpoint");
+        }
+    }
+    fs::write(
+        ckpts.join("latest.json"),
+        r#"{"checkpoint":"ckpt-000001","iteration":1}"#,
+    )
+    .expect("latest.json");
+    let (ok, resumed_table, e) = ablation(&cfg, &cut, "3");
+    assert!(ok, "{e}");
+    assert!(e.contains("resuming"), "{e}");
+    assert_eq!(
+        resumed_table, whole_table,
+        "a resumed experiment reports what an uninterrupted one does"
+    );
+    assert_eq!(
+        fs::read_to_string(whole.join("virl-s5/metrics.jsonl")).expect("m"),
+        fs::read_to_string(cut.join("virl-s5/metrics.jsonl")).expect("m")
+    );
+
+    // Another config in the same folder is refused, naming the run.
+    let other = root.path().join("other.toml");
+    fs::write(
+        &other,
+        TINY.replace("[trainer]", "[trainer]\nentropy_coef = 0.5"),
+    )
+    .expect("cfg");
+    let (ok, _, e) = ablation(&other, &cut, "3");
+    assert!(!ok);
+    assert!(
+        e.contains("outcome-s5") && e.contains("another config"),
+        "{e}"
+    );
+}

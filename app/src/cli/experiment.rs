@@ -158,9 +158,8 @@ pub fn run(c: ExperimentCommand) -> anyhow::Result<()> {
         let label = format!("{arm}-s{seed}");
         let dir = out.join(&label);
         eprintln!("{name}: run {label} → {}", dir.display());
-        let session = Session::create(&dir, &cfg)?;
-        let mut t = Trainer::new(cfg, Some(session)).map_err(anyhow::Error::msg)?;
-        let mut sink = ProgressSink::new(a.iters, 0, false);
+        let mut t = start_or_resume(&dir, cfg)?;
+        let mut sink = ProgressSink::new(a.iters, t.iteration(), false);
         t.run(&mut sink, &AtomicBool::new(false))
             .map_err(anyhow::Error::msg)?;
         let (e, _) = t
@@ -191,6 +190,31 @@ pub fn run(c: ExperimentCommand) -> anyhow::Result<()> {
         out.join("summary.md").display()
     );
     Ok(())
+}
+
+/// A new run in `dir`, or the run already there resumed from its newest
+/// checkpoint (a finished run is only re-evaluated), so an experiment stopped
+/// part-way goes on where it stopped when the same command is run again.
+/// A run there with another config is refused rather than mixed in.
+fn start_or_resume(dir: &Path, cfg: SessionConfig) -> anyhow::Result<Trainer> {
+    if !dir.join("session.toml").exists() {
+        let session = Session::create(dir, &cfg)?;
+        return Trainer::new(cfg, Some(session)).map_err(anyhow::Error::msg);
+    }
+    let (_, existing) = Session::open(dir)?;
+    if existing != cfg {
+        anyhow::bail!(
+            "{} holds a run with another config than this experiment's; move it away or choose another --out",
+            dir.join("session.toml").display()
+        );
+    }
+    let t = Trainer::resume(dir).map_err(anyhow::Error::msg)?;
+    eprintln!(
+        "  resuming {} at iteration {}",
+        dir.display(),
+        t.iteration()
+    );
+    Ok(t)
 }
 
 fn write(p: &Path, s: &str) -> anyhow::Result<()> {
