@@ -45,6 +45,9 @@ pub struct SynthArgs {
     /// Probability that a placard is large enough to read in the global view.
     #[arg(long, default_value_t = 0.0, help_heading = "ZoomBench knobs")]
     large_fraction: f64,
+    /// Side of a large placard as a fraction of the canvas side (0: sized by the global view).
+    #[arg(long, default_value_t = 0.0, help_heading = "ZoomBench knobs")]
+    large_side: f64,
     /// Fraction of samples whose ground-truth boxes are shifted off their placard.
     #[arg(long, default_value_t = 0.0, help_heading = "ZoomBench knobs")]
     label_noise: f64,
@@ -65,6 +68,7 @@ pub fn run(a: SynthArgs) -> anyhow::Result<()> {
         question_mix: a.mix,
         shortcut_bias: a.shortcut_bias,
         large_fraction: a.large_fraction,
+        large_side: a.large_side,
         label_noise: a.label_noise,
         global_view: a.global_view,
     };

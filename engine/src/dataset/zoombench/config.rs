@@ -118,6 +118,12 @@ pub struct ZoomBenchConfig {
     /// Probability that a placard is large enough to read in the global view
     /// (side `9 × canvas / global_view`, at most a third of the canvas). Default 0.
     pub large_fraction: f64,
+    /// Side of a large placard as a fraction of the canvas side, in (0, ½];
+    /// 0 (the default) sizes it by [`Self::large_side`]'s rule instead. At
+    /// 0.32 or more a large placard covers over a tenth of the image, which
+    /// is what the filter's stage 1 (`max_area_ratio`, 0.1) exists to remove
+    /// (RESULTS.md §5). Default 0.
+    pub large_side: f64,
     /// Fraction of samples whose ground-truth boxes are shifted off their
     /// placard (the true boxes stay in `meta.true_rationales`). Default 0.
     pub label_noise: f64,
@@ -137,6 +143,7 @@ impl Default for ZoomBenchConfig {
             question_mix: QuestionMix::default(),
             shortcut_bias: 0.0,
             large_fraction: 0.0,
+            large_side: 0.0,
             label_noise: 0.0,
             global_view: 64,
         }
@@ -192,7 +199,15 @@ impl ZoomBenchConfig {
                 self.canvas, self.global_view
             ));
         }
-        let biggest = if self.large_fraction > 0.0 {
+        if !(self.large_side.is_finite() && (0.0..=0.5).contains(&self.large_side)) {
+            return Err(format!(
+                "large_side is a fraction of the canvas side and must lie in [0, 0.5] (0: sized by the global view), got {}",
+                self.large_side
+            ));
+        }
+        // A large placard of an explicit side has room of its own (at most
+        // half the canvas); the others must fit four times over.
+        let biggest = if self.large_fraction > 0.0 && self.large_side == 0.0 {
             self.placard_max.max(self.large_side())
         } else {
             self.placard_max
@@ -206,10 +221,13 @@ impl ZoomBenchConfig {
         Ok(())
     }
 
-    /// Side of a large placard: `9 × canvas / global_view` (a digit of one
-    /// global-view pixel per font pixel), at most a third of the canvas and at
-    /// least `placard_max`.
+    /// Side of a large placard: `large_side × canvas` when that knob is set,
+    /// else `9 × canvas / global_view` (a digit of one global-view pixel per
+    /// font pixel) at most a third of the canvas; at least `placard_max`.
     pub fn large_side(&self) -> u32 {
+        if self.large_side > 0.0 {
+            return ((self.large_side * self.canvas as f64) as u32).max(self.placard_max);
+        }
         let per_px = (self.canvas / self.global_view.max(1)).max(1);
         (9 * per_px).min(self.canvas / 3).max(self.placard_max)
     }

@@ -275,3 +275,50 @@ fn bad_knobs_are_rejected() {
     assert!("digit=x".parse::<QuestionMix>().is_err());
     assert!("colour".parse::<QuestionMix>().is_err());
 }
+
+#[test]
+fn large_side_makes_placards_the_filter_s_stage_1_removes() {
+    let zb = bench(ZoomBenchConfig {
+        canvas: 256,
+        placards_min: 1,
+        placards_max: 3,
+        distractors: 12,
+        global_view: 32,
+        large_fraction: 0.3,
+        large_side: 0.35,
+        ..Default::default()
+    });
+    let (mut large, mut dropped) = (0, 0);
+    for i in 0..200 {
+        let l = zb.layout(7, i);
+        for p in l.placards.iter().filter(|p| p.large) {
+            assert_eq!(p.side, 89, "0.35 × 256");
+            large += 1;
+        }
+    }
+    for i in 0..200 {
+        if crate::filter::area_ratio(&zb.sample(7, i))
+            > crate::filter::FilterConfig::default().max_area_ratio
+        {
+            dropped += 1;
+        }
+    }
+    assert!(large > 100, "only {large} large placards in 200 layouts");
+    assert!(dropped > 10, "stage 1 would drop {dropped} of 200 samples");
+    // Without large placards, the same data has nothing for stage 1 to drop.
+    let zb0 = bench(ZoomBenchConfig {
+        large_fraction: 0.0,
+        ..zb.config().clone()
+    });
+    let none = (0..200)
+        .filter(|&i| crate::filter::area_ratio(&zb0.sample(7, i)) > 0.1)
+        .count();
+    assert_eq!(none, 0);
+    for bad in [-0.1, 0.6, f64::NAN] {
+        let r = ZoomBench::new(ZoomBenchConfig {
+            large_side: bad,
+            ..Default::default()
+        });
+        assert!(r.is_err(), "large_side {bad} accepted");
+    }
+}
