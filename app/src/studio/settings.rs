@@ -268,11 +268,19 @@ impl SettingsState {
                 ));
             }
             None => {
+                let t = &r.cfg.trainer;
+                let of = match t.warmup_data {
+                    virl_engine::config::WarmupData::Fresh => {
+                        " (on newly generated samples, never the training split)"
+                    }
+                    virl_engine::config::WarmupData::Train => " (on the training split)",
+                };
                 ui.weak(format!(
-                    "{} samples × {} rollouts per iteration, {} imitation iterations",
-                    r.cfg.trainer.samples_per_iter,
-                    r.cfg.trainer.group,
-                    r.cfg.trainer.warmup_iterations
+                    "{} samples × {} rollouts per iteration, {} imitation iterations{}",
+                    t.samples_per_iter,
+                    t.group,
+                    t.warmup_iterations,
+                    if t.warmup_iterations > 0 { of } else { "" }
                 ));
             }
         }

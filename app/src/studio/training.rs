@@ -129,8 +129,7 @@ pub fn progress_and_banners(ui: &mut egui::Ui, r: &Run) -> Option<FailureKind> {
             ));
             ui.add(egui::ProgressBar::new(frac).desired_width(220.0));
             if let Some(s) = r.last_seconds {
-                let left = r.cfg.trainer.iterations.saturating_sub(p.iteration);
-                ui.weak(format!("{s:.1} s/iteration · ETA {}", eta(left as f64 * s)));
+                ui.weak(eta_line(&r.cfg.trainer, p.iteration, s));
             }
         }
         (RunStatus::Failed(e), _) => {
@@ -192,6 +191,23 @@ pub fn progress_and_banners(ui: &mut egui::Ui, r: &Run) -> Option<FailureKind> {
         }
     }
     go
+}
+
+/// The speed and time-left line. An imitation iteration costs more than an
+/// RL one (RESULTS.md §1f: about 2.4 against 1.5 s on 2 cores), so during
+/// the warm-up only the warm-up's end is foretold, not the run's.
+fn eta_line(t: &virl_engine::config::TrainerConfig, iteration: u64, secs: f64) -> String {
+    if iteration < t.warmup_iterations {
+        let left = t.warmup_iterations - iteration;
+        format!(
+            "{secs:.1} s/iteration · imitation ends in {} · then {} RL iterations",
+            eta(left as f64 * secs),
+            t.iterations.saturating_sub(t.warmup_iterations)
+        )
+    } else {
+        let left = t.iterations.saturating_sub(iteration);
+        format!("{secs:.1} s/iteration · ETA {}", eta(left as f64 * secs))
+    }
 }
 
 fn eta(secs: f64) -> String {
@@ -257,5 +273,20 @@ mod tests {
         assert_eq!(s[2], 2.0);
         assert_eq!(s[3], 2.5);
         assert!(smooth(&[f64::NAN], 0.5)[0].is_nan());
+    }
+
+    #[test]
+    fn the_warm_up_foretells_its_own_end_not_the_run_s() {
+        let t = virl_engine::config::TrainerConfig {
+            warmup_iterations: 150,
+            iterations: 300,
+            ..Default::default()
+        };
+        assert_eq!(
+            eta_line(&t, 100, 2.4),
+            "2.4 s/iteration · imitation ends in 2m00s · then 150 RL iterations"
+        );
+        assert_eq!(eta_line(&t, 200, 1.5), "1.5 s/iteration · ETA 2m30s");
+        assert_eq!(eta_line(&t, 300, 1.5), "1.5 s/iteration · ETA 0m00s");
     }
 }
