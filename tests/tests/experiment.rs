@@ -113,3 +113,31 @@ fn an_interrupted_experiment_resumes_where_it_stopped_and_refuses_another_config
         "{e}"
     );
 }
+
+#[test]
+fn a_finished_filtering_experiment_run_again_resumes_and_reports_the_same() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let cfg = root.path().join("tiny.toml");
+    fs::write(&cfg, TINY).expect("config");
+    let out = root.path().join("exp");
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_virl-e2e"))
+            .args(["experiment", "filtering", "--config"])
+            .arg(&cfg)
+            .args(["--iters", "2", "--eval-n", "8", "--seeds", "5", "--out"])
+            .arg(&out)
+            .output()
+            .expect("run virl")
+    };
+    let first = run();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let again = run();
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(again.status.success(), "{err}");
+    assert!(err.contains("resuming"), "{err}");
+    assert_eq!(first.stdout, again.stdout);
+}

@@ -244,6 +244,7 @@ fn base_config(a: &ExpArgs) -> anyhow::Result<SessionConfig> {
 /// and seed, on the kept samples ("filtered"). Both are evaluated greedily on
 /// the same evaluation folder.
 fn filtering(a: &ExpArgs) -> anyhow::Result<()> {
+    use virl_engine::dataset::Dataset;
     use virl_engine::dataset::zoombench::ZoomBench;
     use virl_engine::filter::{self, FilterConfig};
     let base = base_config(a)?;
@@ -252,8 +253,17 @@ fn filtering(a: &ExpArgs) -> anyhow::Result<()> {
     let zb = ZoomBench::new(base.data.zoombench.clone()).map_err(anyhow::Error::msg)?;
     let train_dir = out.join("data/train");
     let eval_dir = out.join("data/eval");
-    let train = zb.write_dataset(&train_dir, base.data.train_n, base.data.train_seed, |_| {})?;
-    zb.write_dataset(&eval_dir, base.data.eval_n, base.data.eval_seed, |_| {})?;
+    // A folder written by an earlier, interrupted run of this experiment is
+    // reused (the generator is deterministic, so it holds the same samples).
+    let split = |dir: &Path, n: u64, seed: u64| -> anyhow::Result<Dataset> {
+        Ok(if dir.join("manifest.jsonl").exists() {
+            Dataset::load(dir)?
+        } else {
+            zb.write_dataset(dir, n, seed, |_| {})?
+        })
+    };
+    let train = split(&train_dir, base.data.train_n, base.data.train_seed)?;
+    split(&eval_dir, base.data.eval_n, base.data.eval_seed)?;
     let arm = |label: &str, data: &Path, seed: u64| -> anyhow::Result<Trainer> {
         let mut cfg = base.clone();
         cfg.seed = seed;
@@ -268,9 +278,8 @@ fn filtering(a: &ExpArgs) -> anyhow::Result<()> {
             data.display(),
             dir.display()
         );
-        let session = Session::create(&dir, &cfg)?;
-        let mut t = Trainer::new(cfg, Some(session)).map_err(anyhow::Error::msg)?;
-        let mut sink = ProgressSink::new(a.iters, 0, false);
+        let mut t = start_or_resume(&dir, cfg)?;
+        let mut sink = ProgressSink::new(a.iters, t.iteration(), false);
         t.run(&mut sink, &AtomicBool::new(false))
             .map_err(anyhow::Error::msg)?;
         Ok(t)
@@ -289,7 +298,21 @@ fn filtering(a: &ExpArgs) -> anyhow::Result<()> {
         )
         .map_err(anyhow::Error::msg)?;
         let kept_dir = out.join(format!("data/filtered-s{seed}"));
-        filter::write(&rep, &train, &kept_dir)?;
+        if kept_dir.join("manifest.jsonl").exists() {
+            let ids: Vec<String> = Dataset::load(&kept_dir)?
+                .samples()
+                .iter()
+                .map(|s| s.id.clone())
+                .collect();
+            if ids != rep.kept {
+                anyhow::bail!(
+                    "{} holds other samples than this run's filter keeps; move it away to filter again",
+                    kept_dir.display()
+                );
+            }
+        } else {
+            filter::write(&rep, &train, &kept_dir)?;
+        }
         println!("{}", super::filter::summary(&rep));
         let _ = writeln!(
             filters,
