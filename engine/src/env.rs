@@ -62,6 +62,23 @@ pub struct EnvConfig {
     pub view: u32,
     /// Smallest side of an executed zoom box, in original-image pixels. Default 8.
     pub min_zoom_side: f64,
+    /// The crop an episode starts with, before any zoom (see [`StartCrop`]).
+    /// Default `"blank"`.
+    pub start_crop: StartCrop,
+}
+
+/// What the policy sees as its crop before its first zoom.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartCrop {
+    /// Nothing (zeros): an answer without a zoom can use only the question.
+    #[default]
+    Blank,
+    /// The global view, as a VLM sees the whole (downsampled) image before it
+    /// calls a tool: an answer without a zoom can read what is large enough
+    /// there, so a zoom has to earn its place, as in the real setting where
+    /// outcome-only RL drifts to "visual thinking collapse".
+    Global,
 }
 
 impl Default for EnvConfig {
@@ -70,6 +87,7 @@ impl Default for EnvConfig {
             max_rounds: 6,
             view: 64,
             min_zoom_side: 8.0,
+            start_crop: StartCrop::Blank,
         }
     }
 }
@@ -323,6 +341,10 @@ impl ZoomEnv {
             global[i * n..(i + 1) * n].copy_from_slice(&self.store.global_view(s)?);
         }
         let ds = self.store.dataset.samples();
+        let crop = match self.cfg.start_crop {
+            StartCrop::Blank => vec![0u8; samples.len() * n],
+            StartCrop::Global => global.clone(),
+        };
         Ok(EpisodeBatch {
             episodes: samples
                 .iter()
@@ -330,7 +352,7 @@ impl ZoomEnv {
                 .collect(),
             samples: samples.to_vec(),
             global,
-            crop: vec![0u8; samples.len() * n],
+            crop,
             prev_crop: vec![0u8; samples.len() * n],
             view: self.cfg.view,
         })

@@ -117,3 +117,31 @@ fn bad_rules_are_refused() {
         .is_err()
     );
 }
+
+#[test]
+fn a_global_start_crop_shows_the_global_view_before_the_first_zoom() {
+    let blank = env(2, 6);
+    let env = ZoomEnv::new(
+        EnvConfig {
+            start_crop: StartCrop::Global,
+            ..Default::default()
+        },
+        blank.store().clone(),
+    )
+    .expect("env");
+    let mut b = env.reset(&[0, 1]).expect("reset");
+    for i in 0..2 {
+        assert_eq!(b.crop_of(i), b.global_of(i));
+        assert!(b.prev_crop_of(i).iter().all(|&v| v == 0));
+    }
+    // After a zoom the global view is the previous crop, as a blank one was.
+    let g = env.sample(&b, 0).rationales[0].bbox;
+    env.step(&mut b, &[(0, Action::Zoom(g))]).expect("step");
+    assert_eq!(b.prev_crop_of(0), b.global_of(0));
+    assert_ne!(b.crop_of(0), b.global_of(0));
+    // The knob reads and writes as TOML, blank by default.
+    let cfg: EnvConfig = toml::from_str("start_crop = \"global\"").expect("toml");
+    assert_eq!(cfg.start_crop, StartCrop::Global);
+    assert_eq!(EnvConfig::default().start_crop, StartCrop::Blank);
+    assert!(toml::from_str::<EnvConfig>("start_crop = \"crop\"").is_err());
+}
