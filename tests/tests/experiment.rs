@@ -37,6 +37,14 @@ fn ablation_runs_every_arm_with_every_seed_and_reports_mean_and_spread() {
         assert!(row.contains(" ± "), "{row}");
     }
     assert!(summary.contains("| virl-s4 |"));
+    // Each run says which failure signatures its RL iterations showed (two
+    // iterations are too few for any detector's window).
+    assert!(summary.contains("| failure signatures (RL iterations) |"));
+    let run = summary
+        .lines()
+        .find(|l| l.starts_with("| virl-s4 |"))
+        .expect("run row");
+    assert!(run.ends_with("| none |"), "{run}");
     // The seeds differ: the two runs of an arm do not sample the same rollouts.
     let m =
         |s: u64| fs::read_to_string(out.join(format!("virl-s{s}/metrics.jsonl"))).expect("metrics");

@@ -55,6 +55,8 @@ struct Outcome {
     eval: IterationMetrics,
     reward_tail: f64,
     zooms_tail: f64,
+    /// The failure signatures of its RL iterations, `kind (from iteration N)`.
+    failures: String,
 }
 
 /// `| arm | n | Acc_ans | Acc_rat | coverage | zooms |` rows, mean ± std over
@@ -92,13 +94,13 @@ fn summary(outcomes: &[Outcome]) -> String {
         );
     }
     t.push_str(
-        "\nEvery run:\n\n| run | final Acc_ans (greedy) | Acc_rat | coverage | zooms/traj | last-10 mean train reward | last-10 train zooms |\n|---|---|---|---|---|---|---|\n",
+        "\nEvery run:\n\n| run | final Acc_ans (greedy) | Acc_rat | coverage | zooms/traj | last-10 mean train reward | last-10 train zooms | failure signatures (RL iterations) |\n|---|---|---|---|---|---|---|---|\n",
     );
     let o = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.3}"));
     for r in outcomes {
         let _ = writeln!(
             t,
-            "| {}-s{} | {:.3} | {} | {} | {:.2} | {:.3} | {:.2} |",
+            "| {}-s{} | {:.3} | {} | {} | {:.2} | {:.3} | {:.2} | {} |",
             r.arm,
             r.seed,
             r.eval.acc_ans,
@@ -106,7 +108,8 @@ fn summary(outcomes: &[Outcome]) -> String {
             o(r.eval.coverage),
             r.eval.zooms,
             r.reward_tail,
-            r.zooms_tail
+            r.zooms_tail,
+            r.failures
         );
     }
     t
@@ -177,6 +180,7 @@ pub fn run(c: ExperimentCommand) -> anyhow::Result<()> {
             seed,
             reward_tail: mean(&|m| m.reward_total),
             zooms_tail: mean(&|m| m.zooms),
+            failures: failures(&t),
             eval: e,
         });
     }
@@ -190,6 +194,20 @@ pub fn run(c: ExperimentCommand) -> anyhow::Result<()> {
         out.join("summary.md").display()
     );
     Ok(())
+}
+
+/// The failure signatures a run's metric series shows (warm-up iterations
+/// passed over), as `kind (from iteration N)`, or "none".
+fn failures(t: &Trainer) -> String {
+    let found = virl_engine::metrics::detect(t.history(), &t.config().detectors);
+    if found.is_empty() {
+        return "none".into();
+    }
+    found
+        .iter()
+        .map(|f| format!("{} (from {})", f.kind.title(), f.began_at))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// A new run in `dir`, or the run already there resumed from its newest
@@ -340,6 +358,7 @@ fn filtering(a: &ExpArgs) -> anyhow::Result<()> {
                 seed,
                 reward_tail: mean(&|m| m.reward_total),
                 zooms_tail: mean(&|m| m.zooms),
+                failures: failures(t),
                 eval: e,
             });
         }
