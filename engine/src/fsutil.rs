@@ -5,6 +5,13 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::Path;
 
+/// `bytes` without a leading UTF-8 byte-order mark. Editors on Windows
+/// (Notepad, Excel's "CSV UTF-8") start a text file with one; JSON forbids
+/// it, so every reader of our JSON and JSON Lines files drops it first.
+pub fn strip_bom(bytes: &[u8]) -> &[u8] {
+    bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
+}
+
 /// Serialises items as JSON Lines: one compact JSON object per line, each
 /// ending in `\n`. (Our record types always serialise; an item that could
 /// not would be written as an empty line, which readers skip.)

@@ -145,7 +145,9 @@ impl Session {
             Err(e) => return Err(err(&p, format!("cannot read ({e})"))),
         };
         let mut out = Vec::new();
-        let lines: Vec<&[u8]> = text.split(|&b| b == b'\n').collect();
+        let lines: Vec<&[u8]> = crate::fsutil::strip_bom(&text)
+            .split(|&b| b == b'\n')
+            .collect();
         for (i, l) in lines.iter().enumerate() {
             if l.iter().all(u8::is_ascii_whitespace) {
                 continue;

@@ -334,3 +334,19 @@ fn all_problems_are_reported_together() {
         "{msg}"
     );
 }
+
+#[test]
+fn a_byte_order_mark_and_crlf_line_ends_are_accepted() {
+    // As Windows editors save it: a UTF-8 byte-order mark, then CRLF lines.
+    let mut m = b"\xEF\xBB\xBF".to_vec();
+    m.extend(format!("{GOOD}\r\n{GOOD_B}\r\n").into_bytes());
+    let dir = folder(&m);
+    let ds = Dataset::load(dir.path()).expect("a BOM is not an error");
+    assert_eq!(ds.len(), 2);
+    assert_eq!(ds.samples()[0].id, "a");
+    // A mark anywhere but at the start is still bad JSON, on its line.
+    let mut m = lines(&[GOOD]);
+    m.extend(b"\xEF\xBB\xBF");
+    m.extend(lines(&[GOOD_B]));
+    expect_error(&m, Some(2), None, "not valid JSON");
+}

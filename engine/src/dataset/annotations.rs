@@ -101,7 +101,9 @@ pub fn read(path: &Path, dataset: &Dataset) -> Result<(Vec<Edit>, Vec<String>), 
     };
     let mut edits = Vec::new();
     let mut warnings = Vec::new();
-    let lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
+    let lines: Vec<&[u8]> = crate::fsutil::strip_bom(&bytes)
+        .split(|&b| b == b'\n')
+        .collect();
     let n = lines.len();
     for (i, raw) in lines.into_iter().enumerate() {
         let cx = Line { path, line: i + 1 };

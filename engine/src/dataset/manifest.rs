@@ -351,6 +351,7 @@ pub fn load(path: &Path) -> Result<Dataset, DatasetError> {
     };
     let mut samples: Vec<Sample> = Vec::new();
     let mut seen: HashMap<String, usize> = HashMap::new();
+    let bytes = crate::fsutil::strip_bom(&bytes);
     let n_lines = bytes.split(|&b| b == b'\n').count();
     let mut errors: Vec<DatasetError> = Vec::new();
     let mut n_errors = 0usize;

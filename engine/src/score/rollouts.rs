@@ -156,7 +156,10 @@ pub fn score_rollouts(
     cfg: &RewardConfig,
 ) -> ScoreReport {
     let mut report = ScoreReport::default();
-    for (i, raw) in bytes.split(|&b| b == b'\n').enumerate() {
+    for (i, raw) in crate::fsutil::strip_bom(bytes)
+        .split(|&b| b == b'\n')
+        .enumerate()
+    {
         let line = i + 1;
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
         let Ok(text) = std::str::from_utf8(raw) else {

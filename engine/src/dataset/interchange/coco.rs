@@ -18,7 +18,7 @@ pub fn parse_coco(
     path: &Path,
     images_dir: &Path,
 ) -> Result<ImportReport, DatasetError> {
-    let v: Value = serde_json::from_slice(bytes)
+    let v: Value = serde_json::from_slice(crate::fsutil::strip_bom(bytes))
         .map_err(|e| invalid(path, None, format!("not valid JSON ({e})")))?;
     let Value::Object(root) = v else {
         return Err(invalid(

@@ -178,6 +178,10 @@ fn plain_coco_becomes_counting_questions() {
         "categories": [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}]}"#;
     let rep = parse_coco(coco, Path::new("c.json"), &d.path().join("imgs")).expect("parse");
     assert!(rep.problems.is_empty(), "{:?}", rep.problems);
+    // The same file as a Windows editor saves it, with a byte-order mark.
+    let bom = [b"\xEF\xBB\xBF".as_slice(), coco.as_slice()].concat();
+    let with_bom = parse_coco(&bom, Path::new("c.json"), &d.path().join("imgs")).expect("BOM");
+    assert_eq!(with_bom.samples.len(), rep.samples.len());
     let q: Vec<(&str, &str)> = rep
         .samples
         .iter()

@@ -18,7 +18,7 @@ pub fn parse_vstar(
     ih: u32,
     path: &Path,
 ) -> Result<Sample, DatasetError> {
-    let v: Value = serde_json::from_slice(bytes)
+    let v: Value = serde_json::from_slice(crate::fsutil::strip_bom(bytes))
         .map_err(|e| invalid(path, None, format!("not valid JSON ({e})")))?;
     let Value::Object(obj) = v else {
         return Err(invalid(
