@@ -48,7 +48,7 @@ pub enum DatasetError {
         message: String,
     },
     /// Several lines are wrong: the first [`MAX_REPORTED`] problems, in file order.
-    #[error("{total} problems{}:\n  {}\nin {}", if *total > errors.len() { format!(" (the first {} shown)", errors.len()) } else { String::new() }, errors.iter().map(DatasetError::brief).collect::<Vec<_>>().join("\n  "), path.display())]
+    #[error("{}", several(*total, errors, path))]
     Several {
         /// The manifest.
         path: PathBuf,
@@ -65,6 +65,37 @@ pub enum DatasetError {
         /// The decoder's message.
         message: String,
     },
+}
+
+/// The text of [`DatasetError::Several`]: the problems of one file end with
+/// "in FILE"; problems in several files (an import's images, say) each name
+/// their own.
+fn several(total: usize, errors: &[DatasetError], path: &Path) -> String {
+    let shown = if total > errors.len() {
+        format!(" (the first {} shown)", errors.len())
+    } else {
+        String::new()
+    };
+    let one_file = errors.iter().all(|e| e.path() == path);
+    let lines: Vec<String> = errors
+        .iter()
+        .map(|e| match e {
+            _ if one_file => e.brief(),
+            DatasetError::Invalid {
+                path,
+                location,
+                message,
+            } => format!("{}: {location}{message}", path.display()),
+            DatasetError::Image { .. } => e.brief(),
+            other => other.to_string(),
+        })
+        .collect();
+    let tail = if one_file {
+        format!("\nin {}", path.display())
+    } else {
+        String::new()
+    };
+    format!("{total} problems{shown}:\n  {}{tail}", lines.join("\n  "))
 }
 
 /// How many problems of one manifest are listed in [`DatasetError::Several`].
@@ -108,5 +139,59 @@ impl DatasetError {
             Self::Image { path, message } => format!("{}: {message}", path.display()),
             other => other.to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bad(path: &str, line: Option<usize>, message: &str) -> DatasetError {
+        DatasetError::Invalid {
+            path: path.into(),
+            location: Location { line, field: None },
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn problems_of_several_files_each_name_their_own() {
+        let e = DatasetError::Several {
+            path: "imgs/a.png".into(),
+            total: 3,
+            errors: vec![
+                bad("imgs/a.png", None, "truncated image"),
+                bad("imgs/b.png", None, "not an image"),
+                DatasetError::Image {
+                    path: "imgs/c.jpg".into(),
+                    message: "unexpected end of file".into(),
+                },
+            ],
+        };
+        let text = e.to_string();
+        for (file, problem) in [
+            ("imgs/a.png", "truncated image"),
+            ("imgs/b.png", "not an image"),
+            ("imgs/c.jpg", "unexpected end of file"),
+        ] {
+            assert!(
+                text.lines()
+                    .any(|l| l.contains(file) && l.contains(problem)),
+                "no line names {file} with its problem:\n{text}"
+            );
+        }
+        assert!(!text.contains("\nin "), "one file blamed for all:\n{text}");
+    }
+
+    #[test]
+    fn problems_of_one_file_name_it_once() {
+        let e = DatasetError::Several {
+            path: "m.jsonl".into(),
+            total: 2,
+            errors: vec![bad("m.jsonl", Some(1), "x"), bad("m.jsonl", Some(4), "y")],
+        };
+        let text = e.to_string();
+        assert!(text.ends_with("\nin m.jsonl"), "{text}");
+        assert_eq!(text.matches("m.jsonl").count(), 1, "{text}");
     }
 }
