@@ -226,3 +226,74 @@ fn import_vstar_export_coco_import_back_and_bad_inputs() {
     assert!(stderr(&o).contains("skipped") && stderr(&o).contains("sa_2.json"));
     assert_eq!(Dataset::load(&bad).expect("loads").len(), 1);
 }
+
+/// A COCO file naming `names` (each a 20 × 20 image), imported from `imgs`
+/// into `out`: the finished `virl import`.
+fn import_coco(root: &std::path::Path, names: &[&str], out: &str) -> std::process::Output {
+    let images: Vec<String> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| format!(r#"{{"id": {i}, "file_name": {n:?}, "width": 20, "height": 20}}"#))
+        .collect();
+    let anns: Vec<String> = (0..names.len())
+        .map(|i| format!(r#"{{"image_id": {i}, "category_id": 1, "bbox": [1, 1, 5, 5]}}"#))
+        .collect();
+    let ann = root.join("ann.json");
+    fs::write(
+        &ann,
+        format!(
+            r#"{{"images": [{}], "annotations": [{}], "categories": [{{"id": 1, "name": "cup"}}]}}"#,
+            images.join(", "),
+            anns.join(", ")
+        ),
+    )
+    .expect("ann");
+    virl(&[
+        "import",
+        "--format",
+        "coco",
+        p(&ann),
+        "--images",
+        p(&root.join("imgs")),
+        "--out",
+        p(&root.join(out)),
+    ])
+}
+
+#[test]
+fn a_coco_file_name_cannot_reach_outside_the_images_folder_or_collide() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path();
+    fs::create_dir_all(root.join("imgs/images")).expect("mkdir");
+    for f in ["secret.png", "imgs/a.png", "imgs/images/a.png"] {
+        RgbImage::from_pixel(20, 20, Rgb([200, 10, 10]))
+            .save(root.join(f))
+            .expect("png");
+    }
+    // `..` and an absolute path: refused, named, and nothing is written.
+    let abs = root.join("secret.png");
+    for name in ["../secret.png", abs.to_str().expect("utf-8")] {
+        let o = import_coco(root, &[name], "out");
+        assert!(!o.status.success(), "{name} was imported");
+        let e = stderr(&o);
+        assert!(
+            e.contains("leaves the images folder") && e.contains("file_name"),
+            "{e}"
+        );
+        assert!(!root.join("out/images/secret.png").exists());
+        assert!(!root.join("out/manifest.jsonl").exists());
+    }
+    // Two different images that would be written to one path: refused, both named.
+    let o = import_coco(root, &["a.png", "images/a.png"], "out2");
+    assert!(!o.status.success(), "a collision was imported");
+    let e = stderr(&o);
+    assert!(e.contains("would both be written as"), "{e}");
+    assert!(
+        e.contains("imgs/a.png") && e.contains("imgs/images/a.png"),
+        "{e}"
+    );
+    assert!(!root.join("out2/manifest.jsonl").exists());
+    // The same image named twice is fine (one file, two samples' image).
+    let o = import_coco(root, &["a.png"], "out3");
+    assert!(o.status.success(), "{}", stderr(&o));
+}

@@ -180,8 +180,25 @@ pub fn parse_coco(
         }
     }
     for img in imgs {
-        let src_img = images_dir.join(&img.file);
         let f = format!("images[{}]", img.index);
+        // A name from the file stays inside the images folder: an absolute
+        // path or a `..` would read (and copy into the dataset) any file.
+        let inside = Path::new(&img.file)
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+        if !inside {
+            rep.problems.push(invalid(
+                path,
+                Some(format!("{f}.file_name")),
+                format!(
+                    "{:?} leaves the images folder {} (absolute paths and '..' are refused; file_name must be relative to it)",
+                    img.file,
+                    images_dir.display()
+                ),
+            ));
+            continue;
+        }
+        let src_img = images_dir.join(&img.file);
         if !src_img.is_file() {
             rep.problems.push(invalid(
                 path,

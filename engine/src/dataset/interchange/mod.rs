@@ -197,6 +197,25 @@ pub fn write_dataset(
             ));
         }
     }
+    // Two different source images must never become one image path.
+    let mut source_of: HashMap<&str, &Path> = HashMap::new();
+    for s in &rep.samples {
+        match source_of.insert(&s.sample.image, &s.source_image) {
+            Some(other) if other != s.source_image => {
+                return Err(invalid(
+                    &s.source_image,
+                    Some("image".into()),
+                    format!(
+                        "{} and {} would both be written as {}; rename one of them",
+                        other.display(),
+                        s.source_image.display(),
+                        out.join(&s.sample.image).display()
+                    ),
+                ));
+            }
+            _ => {}
+        }
+    }
     let mut copied: HashMap<PathBuf, ()> = HashMap::new();
     for s in &rep.samples {
         let dst = out.join(&s.sample.image);
