@@ -297,3 +297,51 @@ fn a_coco_file_name_cannot_reach_outside_the_images_folder_or_collide() {
     let o = import_coco(root, &["a.png"], "out3");
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+#[test]
+fn a_truncated_jpeg_is_named_at_import_and_skipped_with_skip_bad() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path();
+    fs::create_dir_all(root.join("imgs")).expect("mkdir");
+    let img = RgbImage::from_fn(20, 20, |x, y| Rgb([(x * 12) as u8, (y * 12) as u8, 90]));
+    img.save(root.join("imgs/a.png")).expect("png");
+    // Busy pixels, so that most of the file is the scan, after the header.
+    let busy = RgbImage::from_fn(20, 20, |x, y| {
+        Rgb([
+            ((x * 7919 + y * 104_729) % 251) as u8,
+            ((x * y * 31) % 253) as u8,
+            90,
+        ])
+    });
+    busy.save(root.join("imgs/cut.jpg")).expect("jpg");
+    // Cut the JPEG after its header: the header alone still reads as 20 × 20.
+    let bytes = fs::read(root.join("imgs/cut.jpg")).expect("read");
+    fs::write(root.join("imgs/cut.jpg"), &bytes[..bytes.len() * 2 / 3]).expect("cut");
+    assert_eq!(
+        image::image_dimensions(root.join("imgs/cut.jpg")).expect("header"),
+        (20, 20)
+    );
+    let o = import_coco(root, &["a.png", "cut.jpg"], "out");
+    assert!(!o.status.success(), "a truncated JPEG was imported");
+    let e = stderr(&o);
+    assert!(e.contains("cut.jpg"), "{e}");
+    assert!(!root.join("out/manifest.jsonl").exists());
+    // With --skip-bad the good image is imported and the bad one is named.
+    let ann = root.join("ann.json");
+    let o = virl(&[
+        "import",
+        "--format",
+        "coco",
+        p(&ann),
+        "--images",
+        p(&root.join("imgs")),
+        "--out",
+        p(&root.join("kept")),
+        "--skip-bad",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("skipped") && stderr(&o).contains("cut.jpg"));
+    let ds = Dataset::load(root.join("kept")).expect("kept loads");
+    assert_eq!(ds.len(), 1);
+    assert_eq!(ds.samples()[0].image, "images/a.png");
+}

@@ -123,6 +123,8 @@ pub fn import(a: ImportArgs) -> anyhow::Result<()> {
             interchange::read_coco(&a.src, &images)?
         }
     };
+    let mut rep = rep;
+    interchange::verify_images(&mut rep);
     let bad = rep.problems.len();
     if a.skip_bad {
         for p in &rep.problems {

@@ -145,6 +145,96 @@ pub(super) fn image_size(path: &Path) -> Result<(u32, u32), DatasetError> {
     })
 }
 
+/// Decodes every distinct source image of `rep` in full, on every core (a
+/// header says nothing of a file cut short), within the decoder's memory
+/// limits (so a header declaring 60 000 × 60 000 pixels is an error, not an
+/// allocation). The samples of an image that does not decode, or whose size
+/// differs from what the sample declares, leave `rep.samples` and become
+/// problems naming the image. Returns how many images were checked.
+pub fn verify_images(rep: &mut ImportReport) -> usize {
+    let mut paths: Vec<&Path> = rep
+        .samples
+        .iter()
+        .map(|s| s.source_image.as_path())
+        .collect();
+    paths.sort();
+    paths.dedup();
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+    let chunk = paths.len().div_ceil(threads).max(1);
+    let sizes: HashMap<PathBuf, Result<(u32, u32), String>> = std::thread::scope(|sc| {
+        let jobs: Vec<_> = paths
+            .chunks(chunk)
+            .map(|c| {
+                sc.spawn(move || {
+                    c.iter()
+                        .map(|p| {
+                            let r = std::fs::read(p)
+                                .map_err(|e| format!("cannot read ({e})"))
+                                .and_then(|b| decoded_size(&b));
+                            (p.to_path_buf(), r)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        jobs.into_iter()
+            .flat_map(|j| j.join().unwrap_or_default())
+            .collect()
+    });
+    let checked = sizes.len();
+    let mut reported = std::collections::HashSet::new();
+    for s in std::mem::take(&mut rep.samples) {
+        let problem = match sizes.get(&s.source_image) {
+            Some(Ok((w, h))) if (*w, *h) == (s.sample.width, s.sample.height) => None,
+            Some(Ok((w, h))) => Some(invalid(
+                &s.source_image,
+                None,
+                format!(
+                    "the image is {w}×{h}, but the annotation of sample {:?} says {}×{}",
+                    s.sample.id, s.sample.width, s.sample.height
+                ),
+            )),
+            Some(Err(e)) => Some(DatasetError::Image {
+                path: s.source_image.clone(),
+                message: e.clone(),
+            }),
+            None => Some(invalid(&s.source_image, None, "could not be checked")),
+        };
+        match problem {
+            None => rep.samples.push(s),
+            Some(e) => {
+                if reported.insert(s.source_image.clone()) {
+                    rep.problems.push(e);
+                }
+            }
+        }
+    }
+    checked
+}
+
+/// The size of an encoded image, after decoding all of it. JPEG decoders
+/// fill a scan cut short with grey without a word, so a JPEG must also reach
+/// its end-of-image marker after its last scan.
+fn decoded_size(bytes: &[u8]) -> Result<(u32, u32), String> {
+    let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| e.to_string())?;
+    if reader.format() == Some(image::ImageFormat::Jpeg) && !jpeg_reaches_its_end(bytes) {
+        return Err("the JPEG stops before its end-of-image marker: the file is truncated".into());
+    }
+    let img = reader.decode().map_err(|e| e.to_string())?;
+    Ok((img.width(), img.height()))
+}
+
+/// Whether a JPEG has an end-of-image marker (`FF D9`) after the start of
+/// its last scan (`FF DA`). Inside a scan a data byte `FF` is always
+/// followed by `00` or a restart marker, so the marker cannot occur by
+/// chance there.
+fn jpeg_reaches_its_end(bytes: &[u8]) -> bool {
+    let last_scan = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
+    last_scan.is_some_and(|i| bytes[i..].windows(2).any(|w| w == [0xFF, 0xD9]))
+}
+
 /// Writes imported samples as a dataset folder `out` (images hard-linked,
 /// or copied where a link is not possible, into `out/images/`; then the
 /// manifest, atomically). Refuses a folder that already holds a manifest.
