@@ -345,3 +345,53 @@ fn a_truncated_jpeg_is_named_at_import_and_skipped_with_skip_bad() {
     assert_eq!(ds.len(), 1);
     assert_eq!(ds.samples()[0].image, "images/a.png");
 }
+
+#[test]
+fn training_refuses_a_dataset_with_an_image_over_the_decoder_limit_and_names_it() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let ds = tmp.path().join("ds");
+    fs::create_dir_all(&ds).expect("mkdir");
+    RgbImage::from_pixel(64, 64, Rgb([20, 30, 40]))
+        .save(ds.join("ok.png"))
+        .expect("png");
+    // Its header declares 60 000 × 60 000 pixels: 10 GB decoded.
+    fs::write(
+        ds.join("big.png"),
+        include_bytes!("../../engine/tests/fixtures/declares-60000x60000.png"),
+    )
+    .expect("big");
+    write(
+        &ds,
+        "manifest.jsonl",
+        &[
+            r#"{"id": "ok", "image": "ok.png", "width": 64, "height": 64, "question": "q", "answer": "1", "rationales": [{"bbox": [1, 1, 9, 9]}]}"#,
+            r#"{"id": "big", "image": "big.png", "width": 60000, "height": 60000, "question": "q", "answer": "2", "rationales": [{"bbox": [1, 1, 900, 900]}]}"#,
+        ],
+    );
+    // The dataset loads (the studio shows the error on that sample) ...
+    assert_eq!(Dataset::load(&ds).expect("loads").len(), 2);
+    // ... but training refuses it before it starts, naming the sample.
+    let cfg = tmp.path().join("c.toml");
+    fs::write(
+        &cfg,
+        format!(
+            "[data]\ndataset = {:?}\n[env]\nview = 32\n[trainer]\niterations = 1\nsamples_per_iter = 1\ngroup = 2\n",
+            p(&ds)
+        ),
+    )
+    .expect("cfg");
+    let o = virl(&[
+        "train",
+        "--config",
+        p(&cfg),
+        "--session",
+        p(&tmp.path().join("s")),
+    ]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains("big.png") && e.contains("60000×60000") && e.contains("decoder"),
+        "{e}"
+    );
+    assert!(!e.contains("ok.png"), "{e}");
+}

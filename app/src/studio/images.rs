@@ -75,7 +75,15 @@ impl ImageCache {
                     while let Ok(newer) = job_rx.try_recv() {
                         job = newer;
                     }
-                    let p = prepare(&job);
+                    // A panic while decoding must not leave the inspector
+                    // waiting for ever: it becomes the sample's error.
+                    let p =
+                        std::panic::catch_unwind(|| prepare(&job)).unwrap_or_else(|_| Prepared {
+                            key: job.key.clone(),
+                            overview: Err("reading the image failed unexpectedly".into()),
+                            size: [0, 0],
+                            crops: Vec::new(),
+                        });
                     if done_tx.send(p).is_err() {
                         return;
                     }

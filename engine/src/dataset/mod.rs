@@ -79,6 +79,18 @@ pub struct Dataset {
     journal_samples: Vec<String>,
 }
 
+/// The most bytes of pixels an image may decode to: 512 MiB, the `image`
+/// crate's default, which holds a 15 000 × 10 000 RGB image; a header
+/// declaring more (60 000 × 60 000 is 10 GB) is refused, not allocated.
+pub const MAX_DECODE_BYTES: u64 = 512 << 20;
+
+/// The decoder limits every image read goes through.
+pub fn decode_limits() -> image::Limits {
+    let mut l = image::Limits::default();
+    l.max_alloc = Some(MAX_DECODE_BYTES);
+    l
+}
+
 impl Dataset {
     /// A dataset of `samples` rooted at the folder `root` (nothing is written).
     pub fn new(root: impl Into<PathBuf>, samples: Vec<Sample>) -> Self {
@@ -177,10 +189,30 @@ impl Dataset {
         self.root.join(&sample.image)
     }
 
+    /// The samples whose image is larger than a decoder may allocate
+    /// ([`MAX_DECODE_BYTES`] of RGB pixels), from the size the manifest
+    /// declares (checked against the image's header at load time). Their
+    /// images cannot be decoded; training refuses such a dataset with this
+    /// list, and the studio shows the error on the sample.
+    pub fn over_decode_limit(&self) -> Vec<&Sample> {
+        self.samples
+            .iter()
+            .filter(|s| u64::from(s.width) * u64::from(s.height) * 3 > MAX_DECODE_BYTES)
+            .collect()
+    }
+
     /// Decodes a sample's image as RGB.
     pub fn load_image(&self, sample: &Sample) -> Result<image::RgbImage, DatasetError> {
         let path = self.image_path(sample);
-        image::open(&path)
+        let mut reader = image::ImageReader::open(&path)
+            .and_then(image::ImageReader::with_guessed_format)
+            .map_err(|e| DatasetError::Image {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+        reader.limits(decode_limits());
+        reader
+            .decode()
             .map(|i| i.to_rgb8())
             .map_err(|e| DatasetError::Image {
                 path,

@@ -140,20 +140,51 @@ pub fn load_splits(
     };
     let (train, ts) = match &cfg.data.dataset {
         Some(p) => (
-            Dataset::load(p).map_err(|e| e.to_string())?,
+            decodable(Dataset::load(p).map_err(|e| e.to_string())?)?,
             ImageSource::Folder,
         ),
         None => zoombench(cfg.data.train_seed, cfg.data.train_n)?,
     };
     let (eval, es) = match (&cfg.data.eval_dataset, &cfg.data.dataset) {
         (Some(p), _) => (
-            Dataset::load(p).map_err(|e| e.to_string())?,
+            decodable(Dataset::load(p).map_err(|e| e.to_string())?)?,
             ImageSource::Folder,
         ),
         (None, Some(_)) => (train.clone(), ImageSource::Folder),
         (None, None) => zoombench(cfg.data.eval_seed, cfg.data.eval_n.max(1))?,
     };
     Ok((train, ts, eval, es))
+}
+
+/// `ds`, unless some of its images are too large to decode: then an error
+/// listing them, before any training starts (rather than an abort at the
+/// first batch that draws one).
+fn decodable(ds: Dataset) -> Result<Dataset, TrainError> {
+    let big = ds.over_decode_limit();
+    if big.is_empty() {
+        return Ok(ds);
+    }
+    let list: Vec<String> = big
+        .iter()
+        .take(20)
+        .map(|s| {
+            format!(
+                "  {} ({}: {}×{})",
+                s.id,
+                ds.image_path(s).display(),
+                s.width,
+                s.height
+            )
+        })
+        .collect();
+    Err(format!(
+        "{}: {} sample(s) have images over the decoder's limit of {} MiB of pixels, so they cannot be trained or evaluated on:\n{}{}\nremove them from the manifest (or downscale the images and their boxes)",
+        ds.manifest_path().display(),
+        big.len(),
+        crate::dataset::MAX_DECODE_BYTES >> 20,
+        list.join("\n"),
+        if big.len() > 20 { "\n  …" } else { "" }
+    ))
 }
 
 /// The answer classes: every answer of both splits, numbers first in numeric order.

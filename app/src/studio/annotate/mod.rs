@@ -36,7 +36,7 @@ use editing::{Drag, clamp_move};
 use egui::{Color32, Pos2, Rect, Sense};
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use thumbnails::Thumbs;
+use thumbnails::{Thumb, Thumbs};
 use virl_engine::dataset::Rationale;
 use virl_engine::geometry::BBox;
 

@@ -1,6 +1,6 @@
 //! The sample list: search, split choice, suspicion order and thumbnails.
 
-use super::AnnotateState;
+use super::{AnnotateState, Thumb};
 use crate::studio::run::Run;
 use egui::Vec2;
 
@@ -92,13 +92,26 @@ pub(super) fn sample_list(ui: &mut egui::Ui, r: &mut Run, st: &mut AnnotateState
             let sel = st.sample.as_deref() == Some(id.as_str());
             ui.horizontal(|ui| {
                 ui.set_height(row_h);
-                let thumb = idx.and_then(|k| st.thumbs.get(ui.ctx(), split, k, &store));
-                match thumb {
-                    Some(t) => {
+                let side = [row_h - 4.0, row_h - 4.0];
+                match idx.map(|k| st.thumbs.get(ui.ctx(), split, k, &store)) {
+                    Some(Thumb::Ready(t)) => {
                         ui.add(egui::Image::new((t, Vec2::splat(row_h - 4.0))));
                     }
+                    Some(Thumb::Pending) => {
+                        ui.add_sized(side, egui::Spinner::new());
+                    }
+                    Some(Thumb::Failed(e)) => {
+                        ui.add_sized(
+                            side,
+                            egui::Label::new(
+                                egui::RichText::new("⚠")
+                                    .color(egui::Color32::from_rgb(230, 80, 80)),
+                            ),
+                        )
+                        .on_hover_text(format!("cannot show this image: {e}"));
+                    }
                     None => {
-                        ui.add_sized([row_h - 4.0, row_h - 4.0], egui::Spinner::new());
+                        ui.add_sized(side, egui::Label::new("?"));
                     }
                 }
                 let mut text = format!(

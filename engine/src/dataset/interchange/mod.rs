@@ -216,9 +216,10 @@ pub fn verify_images(rep: &mut ImportReport) -> usize {
 /// fill a scan cut short with grey without a word, so a JPEG must also reach
 /// its end-of-image marker after its last scan.
 fn decoded_size(bytes: &[u8]) -> Result<(u32, u32), String> {
-    let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| e.to_string())?;
+    reader.limits(super::decode_limits());
     if reader.format() == Some(image::ImageFormat::Jpeg) && !jpeg_reaches_its_end(bytes) {
         return Err("the JPEG stops before its end-of-image marker: the file is truncated".into());
     }
