@@ -1,5 +1,5 @@
-//! Fuzz targets for everything that reads files a user hands us: the V* and
-//! COCO importers, the manifest and the correction journal. They must return
+//! Fuzz targets for everything that reads files a user hands us: the V*,
+//! COCO and Visual-CoT importers, the manifest and the correction journal. They must return
 //! an error (naming the file), never panic, on any bytes. proptest generates
 //! arbitrary bytes and, to get past the JSON parser, arbitrary JSON built
 //! from the keys these formats use. `PROPTEST_CASES=100000 cargo test -p
@@ -35,6 +35,11 @@ const KEYS: &[&str] = &[
     "rationales",
     "image",
     "time",
+    "conversations",
+    "value",
+    "from",
+    "question_id",
+    "dataset",
 ];
 
 fn json_value() -> impl Strategy<Value = Value> {
@@ -46,6 +51,9 @@ fn json_value() -> impl Strategy<Value = Value> {
         prop_oneof![Just(0i64), Just(1), Just(4), Just(10), Just(-1)].prop_map(Value::from),
         "[a-z./]{0,8}".prop_map(Value::String),
         Just(Value::String("x.png".into())),
+        Just(Value::String("x.png###[0.1, 0.2, 0.5, 0.6]".into())),
+        Just(Value::String("[0.1, 0.2, 0.5, 0.6]".into())),
+        Just(Value::String("[0.1, NaN, 1e309, -4]".into())),
     ];
     leaf.prop_recursive(4, 48, 6, |inner| {
         prop_oneof![
@@ -104,6 +112,31 @@ proptest! {
                     prop_assert!(r.bbox.is_inside(10.0, 10.0) && r.bbox.area() > 0.0);
                 },
                 Err(e) => prop_assert!(e.to_string().contains("v.json")),
+            }
+        }
+    }
+
+    #[test]
+    fn viscot_never_panics(v in json_value(), bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+        let d = fixture();
+        let array = serde_json::to_vec(&Value::Array(vec![v.clone()])).expect("json");
+        let line = serde_json::to_vec(&v).expect("json");
+        for b in [&array, &line, &bytes] {
+            match interchange::parse_viscot(b, Path::new("vc.json"), d.path()) {
+                Ok(rep) => {
+                    for s in rep.samples {
+                        for r in &s.sample.rationales {
+                            prop_assert!(r.bbox.is_inside(s.sample.width as f64, s.sample.height as f64));
+                            prop_assert!(r.bbox.area() > 0.0);
+                        }
+                    }
+                    for e in rep.problems {
+                        // Each problem names the file, or the image it is about.
+                        let t = e.to_string();
+                        prop_assert!(t.contains("vc.json") || t.contains(&*d.path().to_string_lossy()), "{}", t);
+                    }
+                }
+                Err(e) => prop_assert!(e.to_string().contains("vc.json"), "{}", e),
             }
         }
     }

@@ -395,3 +395,93 @@ fn training_refuses_a_dataset_with_an_image_over_the_decoder_limit_and_names_it(
     );
     assert!(!e.contains("ok.png"), "{e}");
 }
+
+#[test]
+fn visual_cot_imports_and_round_trips_through_coco_to_a_thousandth_of_a_pixel() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path();
+    fs::create_dir_all(root.join("imgs/gqa")).expect("mkdir");
+    for (name, w, h) in [
+        ("wide.jpg", 200, 100),
+        ("tall.jpg", 100, 200),
+        ("sq.png", 120, 120),
+    ] {
+        RgbImage::from_pixel(w, h, Rgb([90, 40, 10]))
+            .save(root.join("imgs/gqa").join(name))
+            .expect("img");
+    }
+    let rec = |id: u32, image: &str, b: &str, answer: &str| {
+        format!(
+            r#"{{"question_id": {id}, "image": ["{image}", "{image}###{b}"], "conversations": [{{"from": "human", "value": "<image>\nWhat colour is the sign? Please provide the bounding box coordinate of the region that can help you answer the question better."}}, {{"from": "gpt", "value": "{b}"}}, {{"from": "human", "value": "<image>"}}, {{"from": "gpt", "value": "{answer}"}}]}}"#
+        )
+    };
+    let file = root.join("viscot.json");
+    fs::write(
+        &file,
+        format!(
+            "[{}, {}, {}]",
+            rec(1, "gqa/wide.jpg", "[0.25, 0.3, 0.5, 0.6]", "red"),
+            rec(2, "gqa/tall.jpg", "[0.3, 0.25, 0.6, 0.5]", "blue"),
+            rec(3, "gqa/sq.png", "[0.123, 0.2, 0.5, 0.75]", "green"),
+        ),
+    )
+    .expect("viscot");
+    let ds = root.join("ds");
+    let o = virl(&[
+        "import",
+        "--format",
+        "viscot",
+        p(&file),
+        "--images",
+        p(&root.join("imgs")),
+        "--out",
+        p(&ds),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let d = Dataset::load(&ds).expect("loads");
+    let boxes: Vec<[f64; 4]> = d
+        .samples()
+        .iter()
+        .map(|s| s.rationales[0].bbox.to_array())
+        .collect();
+    assert_eq!(boxes[0], [50.0, 10.0, 100.0, 70.0]);
+    assert_eq!(boxes[1], [10.0, 50.0, 70.0, 100.0]);
+    assert!((boxes[2][0] - 14.76).abs() < 1e-9, "{:?}", boxes[2]);
+    assert_eq!(d.samples()[1].answer, "blue");
+    // Out to COCO and back in: the same boxes to 1e-3 px.
+    let coco = root.join("ds.coco.json");
+    let o = virl(&[
+        "export",
+        "--format",
+        "coco",
+        "--dataset",
+        p(&ds),
+        "--out",
+        p(&coco),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let back = root.join("back");
+    let o = virl(&[
+        "import",
+        "--format",
+        "coco",
+        p(&coco),
+        "--images",
+        p(&ds),
+        "--out",
+        p(&back),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let b = Dataset::load(&back).expect("loads");
+    for (s, t) in d.samples().iter().zip(b.samples()) {
+        let (x, y) = (
+            s.rationales[0].bbox.to_array(),
+            t.rationales[0].bbox.to_array(),
+        );
+        assert!(
+            x.iter().zip(y).all(|(u, v)| (u - v).abs() < 1e-3),
+            "{x:?} → {y:?}"
+        );
+        assert_eq!((&s.question, &s.answer), (&t.question, &t.answer));
+    }
+}

@@ -14,6 +14,10 @@ pub enum ImportFormat {
     Vstar,
     /// A COCO detection JSON file; images from `--images` (default: the file's folder).
     Coco,
+    /// Visual-CoT's training JSON (`viscot_363k.json`, or JSON Lines): the
+    /// second turn is the rationale box (normalised to the image padded to a
+    /// centred square), the last the answer; images from `--images`.
+    Viscot,
 }
 
 /// Flags of `virl import`.
@@ -27,7 +31,7 @@ pub struct ImportArgs {
     /// The dataset folder to create (images are linked or copied into it).
     #[arg(long)]
     out: PathBuf,
-    /// COCO: the folder the `file_name`s are relative to.
+    /// COCO, Visual-CoT: the folder the image paths are relative to (default: the file's folder).
     #[arg(long, value_name = "DIR")]
     images: Option<PathBuf>,
     /// Import the good samples and list the bad ones, instead of failing on the first bad file.
@@ -108,20 +112,23 @@ fn export_verl(a: &ExportArgs) -> anyhow::Result<()> {
     anyhow::bail!("the verl export failed (see above)")
 }
 
-/// `virl import`: reads a V* folder or a COCO file and writes a dataset folder.
+/// `--images`, or the annotation file's folder.
+fn images_dir(a: &ImportArgs) -> PathBuf {
+    a.images.clone().unwrap_or_else(|| {
+        a.src
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."))
+    })
+}
+
+/// `virl import`: reads a V* folder, a COCO or a Visual-CoT file and writes a dataset folder.
 pub fn import(a: ImportArgs) -> anyhow::Result<()> {
     let rep = match a.format {
         ImportFormat::Vstar => interchange::read_vstar(&a.src)?,
-        ImportFormat::Coco => {
-            let images = a.images.clone().unwrap_or_else(|| {
-                a.src
-                    .parent()
-                    .filter(|p| !p.as_os_str().is_empty())
-                    .map(PathBuf::from)
-                    .unwrap_or_else(|| PathBuf::from("."))
-            });
-            interchange::read_coco(&a.src, &images)?
-        }
+        ImportFormat::Coco => interchange::read_coco(&a.src, &images_dir(&a))?,
+        ImportFormat::Viscot => interchange::read_viscot(&a.src, &images_dir(&a))?,
     };
     let mut rep = rep;
     interchange::verify_images(&mut rep);

@@ -18,6 +18,8 @@ pub enum Mode {
     ImportVstar,
     /// COCO file in.
     ImportCoco,
+    /// Visual-CoT file in.
+    ImportViscot,
     /// COCO file out.
     ExportCoco,
     /// JSONL out.
@@ -29,6 +31,7 @@ impl Mode {
         match self {
             Self::ImportVstar => "Import a V* Bench folder",
             Self::ImportCoco => "Import a COCO detection file",
+            Self::ImportViscot => "Import a Visual-CoT file",
             Self::ExportCoco => "Export the dataset as COCO",
             Self::ExportJsonl => "Export the dataset as JSONL",
         }
@@ -57,7 +60,9 @@ impl Window {
     pub fn new(mode: Mode, dataset: Option<&Path>) -> Self {
         let d = dataset.map(|p| p.display().to_string()).unwrap_or_default();
         let (src, out) = match mode {
-            Mode::ImportVstar | Mode::ImportCoco => (String::new(), "datasets/imported".into()),
+            Mode::ImportVstar | Mode::ImportCoco | Mode::ImportViscot => {
+                (String::new(), "datasets/imported".into())
+            }
             Mode::ExportCoco => (d.clone(), format!("{}.coco.json", d.trim_end_matches('/'))),
             Mode::ExportJsonl => (
                 d.clone(),
@@ -95,18 +100,22 @@ impl Window {
             .open(&mut open)
             .collapsible(false)
             .show(ctx, |ui| {
-                let importing = matches!(self.mode, Mode::ImportVstar | Mode::ImportCoco);
+                let importing = matches!(
+                    self.mode,
+                    Mode::ImportVstar | Mode::ImportCoco | Mode::ImportViscot
+                );
                 egui::Grid::new("interchange")
                     .num_columns(2)
                     .show(ui, |ui| {
                         ui.label(match self.mode {
                             Mode::ImportVstar => "V* folder",
                             Mode::ImportCoco => "COCO JSON file",
+                            Mode::ImportViscot => "Visual-CoT JSON file",
                             _ => "dataset folder",
                         });
                         ui.add(egui::TextEdit::singleline(&mut self.src).desired_width(360.0));
                         ui.end_row();
-                        if self.mode == Mode::ImportCoco {
+                        if matches!(self.mode, Mode::ImportCoco | Mode::ImportViscot) {
                             ui.label("images folder");
                             ui.add(
                                 egui::TextEdit::singleline(&mut self.images)
@@ -156,21 +165,22 @@ impl Window {
 
 fn run(mode: Mode, src: &Path, images: &str, out: &Path, skip_bad: bool) -> JobResult {
     match mode {
-        Mode::ImportVstar | Mode::ImportCoco => {
-            let rep = if mode == Mode::ImportVstar {
-                interchange::read_vstar(src)
+        Mode::ImportVstar | Mode::ImportCoco | Mode::ImportViscot => {
+            let images = if images.is_empty() {
+                src.parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| PathBuf::from("."))
             } else {
-                let images = if images.is_empty() {
-                    src.parent()
-                        .filter(|p| !p.as_os_str().is_empty())
-                        .map(Path::to_path_buf)
-                        .unwrap_or_else(|| PathBuf::from("."))
-                } else {
-                    PathBuf::from(images)
-                };
-                interchange::read_coco(src, &images)
+                PathBuf::from(images)
+            };
+            let mut rep = match mode {
+                Mode::ImportVstar => interchange::read_vstar(src),
+                Mode::ImportViscot => interchange::read_viscot(src, &images),
+                _ => interchange::read_coco(src, &images),
             }
             .map_err(|e| e.to_string())?;
+            interchange::verify_images(&mut rep);
             let skipped = rep.problems.len();
             let first = rep.problems.first().map(ToString::to_string);
             let ds = interchange::write_dataset(rep, out, skip_bad).map_err(|e| e.to_string())?;

@@ -25,6 +25,7 @@ impl Studio {
                 for (m, label) in [
                     (interchange::Mode::ImportVstar, "Import V* Bench folder…"),
                     (interchange::Mode::ImportCoco, "Import COCO detection file…"),
+                    (interchange::Mode::ImportViscot, "Import Visual-CoT file…"),
                 ] {
                     if ui.button(label).clicked() {
                         self.interchange = Some(interchange::Window::new(m, None));

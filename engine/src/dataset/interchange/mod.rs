@@ -22,9 +22,11 @@
 //!   image?", answered by the number of boxes, which are the rationales.
 
 mod coco;
+mod viscot;
 mod vstar;
 
 pub use coco::{parse_coco, read_coco, to_coco};
+pub use viscot::{parse_viscot, read_viscot, viscot_box};
 pub use vstar::{parse_vstar, read_vstar};
 
 use super::manifest::{MANIFEST, describe};

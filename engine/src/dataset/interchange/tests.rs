@@ -253,3 +253,117 @@ fn images_are_verified_in_full_within_the_decoder_limits() {
     let e = super::decoded_size(cut).expect_err("a truncated JPEG decoded");
     assert!(e.contains("truncated"), "{e}");
 }
+
+#[test]
+fn viscot_boxes_undo_the_centred_square_padding() {
+    use super::viscot_box;
+    let b = |c: [f64; 4], w, h| viscot_box(c, w, h).expect("box").to_array();
+    // Landscape 200 × 100: padded to 200 × 200 with 50 rows above.
+    // [0.25, 0.3, 0.5, 0.6] × 200 = [50, 60, 100, 120]; y − 50.
+    assert_eq!(
+        b([0.25, 0.3, 0.5, 0.6], 200, 100),
+        [50.0, 10.0, 100.0, 70.0]
+    );
+    // Portrait 100 × 200: 50 columns to the left.
+    // [0.3, 0.25, 0.6, 0.5] × 200 = [60, 50, 120, 100]; x − 50.
+    assert_eq!(
+        b([0.3, 0.25, 0.6, 0.5], 100, 200),
+        [10.0, 50.0, 70.0, 100.0]
+    );
+    // Square 120 × 120: no padding.
+    assert_eq!(b([0.1, 0.2, 0.5, 0.75], 120, 120), [12.0, 24.0, 60.0, 90.0]);
+    // Odd difference, 201 × 100: the padding is (201 − 100) // 2 = 50.
+    let odd = b([0.5, 0.5, 0.6, 0.6], 201, 100);
+    let want = [100.5, 50.5, 120.6, 70.6];
+    assert!(
+        odd.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-9),
+        "{odd:?}"
+    );
+    // Pixels of the padded square (sum ≥ 5) are only shifted.
+    assert_eq!(
+        b([50.0, 60.0, 100.0, 120.0], 200, 100),
+        [50.0, 10.0, 100.0, 70.0]
+    );
+    // Clipped to the image; a box wholly in the padding is no box.
+    assert_eq!(b([0.0, 0.2, 0.5, 0.4], 200, 100), [0.0, 0.0, 100.0, 30.0]);
+    assert!(viscot_box([0.0, 0.0, 0.5, 0.2], 200, 100).is_none());
+}
+
+/// A Visual-CoT record for `image` with box text `bbox` and answer `answer`.
+fn viscot_record(id: u32, image: &str, bbox: &str, answer: &str) -> String {
+    format!(
+        r#"{{"question_id": {id}, "dataset": "gqa", "image": ["{image}", "{image}###{bbox}"], "conversations": [{{"from": "human", "value": "<image>\nWhat is on the table? Please provide the bounding box coordinate of the region that can help you answer the question better."}}, {{"from": "gpt", "value": "{bbox}"}}, {{"from": "human", "value": "<image>"}}, {{"from": "gpt", "value": "{answer}"}}]}}"#
+    )
+}
+
+#[test]
+fn viscot_file_imports_portrait_landscape_and_square_and_names_bad_records() {
+    let d = tempfile::tempdir().expect("tmp");
+    img(&d.path().join("gqa/wide.jpg"), 200, 100);
+    img(&d.path().join("gqa/tall.jpg"), 100, 200);
+    img(&d.path().join("gqa/square.jpg"), 120, 120);
+    let recs = [
+        viscot_record(1, "gqa/wide.jpg", "[0.25, 0.3, 0.5, 0.6]", "a cup"),
+        viscot_record(2, "gqa/tall.jpg", "[0.3, 0.25, 0.6, 0.5]", "two"),
+        viscot_record(3, "gqa/square.jpg", "[0.1, 0.2, 0.5, 0.75]", "red"),
+        viscot_record(4, "../secret.jpg", "[0.1, 0.2, 0.5, 0.75]", "x"),
+        viscot_record(5, "gqa/square.jpg", "[0.1, 0.2, NaN]", "x"),
+        viscot_record(6, "gqa/missing.jpg", "[0.1, 0.2, 0.5, 0.75]", "x"),
+    ];
+    let file = format!("[{}]", recs.join(",\n"));
+    let rep = parse_viscot(file.as_bytes(), Path::new("viscot.json"), d.path()).expect("parse");
+    let got: Vec<(&str, &str, &str, [f64; 4])> = rep
+        .samples
+        .iter()
+        .map(|s| {
+            (
+                s.sample.id.as_str(),
+                s.sample.question.as_str(),
+                s.sample.answer.as_str(),
+                s.sample.rationales[0].bbox.to_array(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "1",
+                "What is on the table?",
+                "a cup",
+                [50.0, 10.0, 100.0, 70.0]
+            ),
+            (
+                "2",
+                "What is on the table?",
+                "two",
+                [10.0, 50.0, 70.0, 100.0]
+            ),
+            (
+                "3",
+                "What is on the table?",
+                "red",
+                [12.0, 24.0, 60.0, 90.0]
+            ),
+        ]
+    );
+    assert_eq!(rep.samples[0].sample.image, "gqa/wide.jpg");
+    assert_eq!(rep.samples[0].sample.width, 200);
+    let msgs: Vec<String> = rep.problems.iter().map(ToString::to_string).collect();
+    assert_eq!(msgs.len(), 3, "{msgs:?}");
+    assert!(
+        msgs[0].contains("[3].image") && msgs[0].contains("leaves the images folder"),
+        "{msgs:?}"
+    );
+    assert!(msgs[1].contains("[4].conversations[1].value"), "{msgs:?}");
+    assert!(
+        msgs[2].contains("missing.jpg") && msgs[2].contains("not found"),
+        "{msgs:?}"
+    );
+    // The same records as JSON Lines; a bad line is named by its number.
+    let jsonl = format!("{}\n{{oops\n", recs[0]);
+    let e = parse_viscot(jsonl.as_bytes(), Path::new("v.jsonl"), d.path()).expect_err("bad line");
+    assert_eq!(e.line(), Some(2), "{e}");
+    let one = parse_viscot(recs[2].as_bytes(), Path::new("v.jsonl"), d.path()).expect("jsonl");
+    assert_eq!(one.samples.len(), 1);
+}
