@@ -485,3 +485,112 @@ fn visual_cot_imports_and_round_trips_through_coco_to_a_thousandth_of_a_pixel() 
         assert_eq!((&s.question, &s.answer), (&t.question, &t.answer));
     }
 }
+
+#[test]
+fn hr_bench_imports_as_an_evaluation_set_without_rationales_and_names_bad_rows() {
+    // Four rows as pandas writes HR-Bench: two good (PNG, base64), one whose
+    // image is not base64 (file line 4), one whose answer letter is no
+    // option (file line 5).
+    let tsv = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../engine/tests/fixtures/hr-bench-mini.tsv"
+    );
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = tmp.path().join("hr");
+    let o = virl(&["import", "--format", "hrbench", tsv, "--out", p(&out)]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(e.contains("line 4, field `image`: not base64"), "{e}");
+    assert!(
+        e.contains("line 5, field `answer`: \"E\" is not the letter of an option"),
+        "{e}"
+    );
+    assert!(!out.join("manifest.jsonl").exists());
+    let o = virl(&[
+        "import",
+        "--format",
+        "hrbench",
+        tsv,
+        "--out",
+        p(&out),
+        "--skip-bad",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ds = Dataset::load(&out).expect("loads");
+    assert_eq!(ds.len(), 2);
+    let s = ds.get("hrbench-1").expect("row 1");
+    assert_eq!((s.answer.as_str(), s.options.len()), ("3", 4));
+    assert_eq!(s.question, "How many \"people\" are there?");
+    assert!(s.rationales.is_empty());
+    assert_eq!((s.width, s.height), (80, 60));
+    assert_eq!(s.meta.as_ref().expect("meta")["answer_letter"], "C");
+    // No staging folder is left beside the dataset.
+    let left: Vec<String> = fs::read_dir(tmp.path())
+        .expect("ls")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["hr"], "{left:?}");
+}
+
+#[test]
+fn zoomnet_eval_runs_on_a_dataset_folder_and_refuses_answers_it_cannot_give() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let cfg = tmp.path().join("tiny.toml");
+    fs::write(
+        &cfg,
+        common::TINY.replace("eval_every = 0", "eval_every = 0\niterations = 1"),
+    )
+    .expect("cfg");
+    let s = tmp.path().join("s");
+    let o = virl(&["train", "--config", p(&cfg), "--session", p(&s)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // A ZoomBench folder (digit answers, which ZoomNet knows): evaluated on it.
+    let zb = tmp.path().join("zb");
+    let o = virl(&[
+        "synth",
+        "--out",
+        p(&zb),
+        "--n",
+        "5",
+        "--seed",
+        "9",
+        "--canvas",
+        "256",
+        "--placards-min",
+        "1",
+        "--placards-max",
+        "2",
+        "--distractors",
+        "8",
+        "--global-view",
+        "32",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = virl(&["eval", "--session", p(&s), "--dataset", p(&zb)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("on 5 samples"), "{out}");
+    // HR-Bench's answers are words ZoomNet was never trained to give.
+    let hr = tmp.path().join("hr");
+    let tsv = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../engine/tests/fixtures/hr-bench-mini.tsv"
+    );
+    let o = virl(&[
+        "import",
+        "--format",
+        "hrbench",
+        tsv,
+        "--out",
+        p(&hr),
+        "--skip-bad",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = virl(&["eval", "--session", p(&s), "--dataset", p(&hr)]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains("\"blue\"") && e.contains("--policy qwen-vl"),
+        "{e}"
+    );
+}

@@ -18,6 +18,9 @@ pub enum ImportFormat {
     /// second turn is the rationale box (normalised to the image padded to a
     /// centred square), the last the answer; images from `--images`.
     Viscot,
+    /// An HR-Bench TSV (4K or 8K): base64 images, question, options A–D and
+    /// the answer letter; no boxes (an evaluation set without rationales).
+    Hrbench,
 }
 
 /// Flags of `virl import`.
@@ -112,6 +115,25 @@ fn export_verl(a: &ExportArgs) -> anyhow::Result<()> {
     anyhow::bail!("the verl export failed (see above)")
 }
 
+/// HR-Bench: its images are inside the file, so they are decoded into a
+/// staging folder beside `--out` first, linked into the dataset, and the
+/// staging folder removed whatever happens.
+fn import_embedded(a: &ImportArgs) -> anyhow::Result<()> {
+    let name = a
+        .out
+        .file_name()
+        .map_or("dataset".into(), |n| n.to_string_lossy().into_owned());
+    let staging = a
+        .out
+        .with_file_name(format!(".{name}.staging-{}", std::process::id()));
+    let result = (|| {
+        let rep = interchange::read_hrbench(&a.src, &staging)?;
+        finish_import(a, rep)
+    })();
+    let _ = std::fs::remove_dir_all(&staging);
+    result
+}
+
 /// `--images`, or the annotation file's folder.
 fn images_dir(a: &ImportArgs) -> PathBuf {
     a.images.clone().unwrap_or_else(|| {
@@ -129,7 +151,14 @@ pub fn import(a: ImportArgs) -> anyhow::Result<()> {
         ImportFormat::Vstar => interchange::read_vstar(&a.src)?,
         ImportFormat::Coco => interchange::read_coco(&a.src, &images_dir(&a))?,
         ImportFormat::Viscot => interchange::read_viscot(&a.src, &images_dir(&a))?,
+        ImportFormat::Hrbench => return import_embedded(&a),
     };
+    finish_import(&a, rep)
+}
+
+/// Verifies the images of an import, reports what is skipped, writes the
+/// dataset folder.
+fn finish_import(a: &ImportArgs, rep: interchange::ImportReport) -> anyhow::Result<()> {
     let mut rep = rep;
     interchange::verify_images(&mut rep);
     let bad = rep.problems.len();

@@ -303,7 +303,11 @@ pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
         .clone()
         .context("--session DIR is needed for ZoomNet")?;
     let (mut t, it) = trainer_at(&session_dir, a.checkpoint.as_deref())?;
-    apply_session_corrections(&mut t, &session_dir)?;
+    if a.vlm.dataset != "zoombench" {
+        t = on_dataset(t, &session_dir, a.checkpoint.as_deref(), &a.vlm.dataset)?;
+    } else {
+        apply_session_corrections(&mut t, &session_dir)?;
+    }
     let (m, _) = t
         .evaluate(a.vlm.n.unwrap_or(128), &mut virl_engine::events::NullSink)
         .map_err(anyhow::Error::msg)?;
@@ -318,6 +322,54 @@ pub fn eval(a: EvalArgs) -> anyhow::Result<()> {
         m.max_rounds_frac
     );
     Ok(())
+}
+
+/// The trainer of [`trainer_at`] rebuilt to evaluate on the dataset folder
+/// `dataset` instead of the session's evaluation split. ZoomNet's answer
+/// head has one class per answer of its training data, so a dataset with
+/// other answers (HR-Bench's, say) is refused with them named.
+fn on_dataset(
+    t: Trainer,
+    session: &std::path::Path,
+    checkpoint: Option<&str>,
+    dataset: &str,
+) -> anyhow::Result<Trainer> {
+    let ds = virl_engine::dataset::Dataset::load(dataset)?;
+    let mut unknown: Vec<&str> = ds
+        .samples()
+        .iter()
+        .map(|s| s.answer.as_str())
+        .filter(|a| t.policy().answer_class(a).is_none())
+        .collect();
+    unknown.sort_unstable();
+    unknown.dedup();
+    if !unknown.is_empty() {
+        anyhow::bail!(
+            "{dataset} has {} answer(s) ZoomNet was not trained to give ({}{}); its answer head knows only the answers of its training data. Evaluate a VLM on it instead: virl eval --policy qwen-vl --model DIR --dataset {dataset}",
+            unknown.len(),
+            unknown
+                .iter()
+                .take(5)
+                .map(|a| format!("{a:?}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if unknown.len() > 5 { ", …" } else { "" }
+        );
+    }
+    let (s, mut cfg) = Session::open(session)?;
+    cfg.data.eval_dataset = Some(dataset.into());
+    let mut t = Trainer::new(cfg, None).map_err(anyhow::Error::msg)?;
+    let (tensors, state) = match checkpoint {
+        Some(c) => s.checkpoints().load(c, t.policy().device())?,
+        None => s
+            .checkpoints()
+            .latest(t.policy().device())?
+            .with_context(|| format!("{} has no checkpoint yet", session.display()))?,
+    };
+    t.load(&tensors, state).map_err(|e| {
+        anyhow::anyhow!("the checkpoint does not fit ZoomNet built for {dataset} ({e})")
+    })?;
+    Ok(t)
 }
 
 /// A trainer holding a session's checkpoint (`checkpoint`, or the newest),

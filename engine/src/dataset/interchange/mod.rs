@@ -22,10 +22,12 @@
 //!   image?", answered by the number of boxes, which are the rationales.
 
 mod coco;
+mod hrbench;
 mod viscot;
 mod vstar;
 
 pub use coco::{parse_coco, read_coco, to_coco};
+pub use hrbench::{parse_hrbench, read_hrbench};
 pub use viscot::{parse_viscot, read_viscot, viscot_box};
 pub use vstar::{parse_vstar, read_vstar};
 
