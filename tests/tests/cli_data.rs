@@ -161,30 +161,7 @@ fn import_vstar_export_coco_import_back_and_bad_inputs() {
     assert_eq!(s.rationales[1].bbox.to_array(), [60.0, 30.0, 100.0, 70.0]);
     assert_eq!(s.rationales[1].label, "lamp");
     // COCO out and back in.
-    let coco = tmp.path().join("ds.coco.json");
-    let o = virl(&[
-        "export",
-        "--format",
-        "coco",
-        "--dataset",
-        p(&ds),
-        "--out",
-        p(&coco),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let again = tmp.path().join("again");
-    let o = virl(&[
-        "import",
-        "--format",
-        "coco",
-        p(&coco),
-        "--images",
-        p(&ds),
-        "--out",
-        p(&again),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let back = Dataset::load(&again).expect("loads");
+    let back = through_coco(&ds, tmp.path(), "again");
     assert_eq!(back.samples()[0].rationales, d.samples()[0].rationales);
     assert_eq!(back.samples()[0].options, d.samples()[0].options);
     // A V* annotation with a 3-number box: exit 1, the file and field named, nothing written.
@@ -449,30 +426,7 @@ fn visual_cot_imports_and_round_trips_through_coco_to_a_thousandth_of_a_pixel() 
     assert!((boxes[2][0] - 14.76).abs() < 1e-9, "{:?}", boxes[2]);
     assert_eq!(d.samples()[1].answer, "blue");
     // Out to COCO and back in: the same boxes to 1e-3 px.
-    let coco = root.join("ds.coco.json");
-    let o = virl(&[
-        "export",
-        "--format",
-        "coco",
-        "--dataset",
-        p(&ds),
-        "--out",
-        p(&coco),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let back = root.join("back");
-    let o = virl(&[
-        "import",
-        "--format",
-        "coco",
-        p(&coco),
-        "--images",
-        p(&ds),
-        "--out",
-        p(&back),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let b = Dataset::load(&back).expect("loads");
+    let b = through_coco(&ds, root, "back");
     for (s, t) in d.samples().iter().zip(b.samples()) {
         let (x, y) = (
             s.rationales[0].bbox.to_array(),
@@ -546,25 +500,7 @@ fn zoomnet_eval_runs_on_a_dataset_folder_and_refuses_answers_it_cannot_give() {
     assert!(o.status.success(), "{}", stderr(&o));
     // A ZoomBench folder (digit answers, which ZoomNet knows): evaluated on it.
     let zb = tmp.path().join("zb");
-    let o = virl(&[
-        "synth",
-        "--out",
-        p(&zb),
-        "--n",
-        "5",
-        "--seed",
-        "9",
-        "--canvas",
-        "256",
-        "--placards-min",
-        "1",
-        "--placards-max",
-        "2",
-        "--distractors",
-        "8",
-        "--global-view",
-        "32",
-    ]);
+    let o = common::synth_tiny(&zb, 5, 9);
     assert!(o.status.success(), "{}", stderr(&o));
     let o = virl(&["eval", "--session", p(&s), "--dataset", p(&zb)]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -593,4 +529,33 @@ fn zoomnet_eval_runs_on_a_dataset_folder_and_refuses_answers_it_cannot_give() {
         e.contains("\"blue\"") && e.contains("--policy qwen-vl"),
         "{e}"
     );
+}
+
+/// `ds` exported to COCO (`dir/ds.coco.json`) and imported back into
+/// `dir/<name>`: the dataset that comes back.
+fn through_coco(ds: &std::path::Path, dir: &std::path::Path, name: &str) -> Dataset {
+    let coco = dir.join(format!("{name}.coco.json"));
+    let o = virl(&[
+        "export",
+        "--format",
+        "coco",
+        "--dataset",
+        p(ds),
+        "--out",
+        p(&coco),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let back = dir.join(name);
+    let o = virl(&[
+        "import",
+        "--format",
+        "coco",
+        p(&coco),
+        "--images",
+        p(ds),
+        "--out",
+        p(&back),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    Dataset::load(&back).expect("the re-imported dataset loads")
 }

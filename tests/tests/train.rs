@@ -261,23 +261,7 @@ fn eval_suspects_and_filter_use_a_trained_session() {
     // filter: a dataset folder, this session's policy; every sample is kept or
     // dropped with a reason.
     let ds = root.path().join("ds");
-    let o = run(&[
-        "synth",
-        "--out",
-        p(&ds),
-        "--n",
-        "12",
-        "--canvas",
-        "256",
-        "--placards-min",
-        "1",
-        "--placards-max",
-        "2",
-        "--distractors",
-        "8",
-        "--global-view",
-        "32",
-    ]);
+    let o = common::synth_tiny(&ds, 12, 0);
     assert!(o.status.success(), "{}", stderr(&o));
     let out_dir = root.path().join("filtered");
     let o = run(&[

@@ -13,6 +13,31 @@ pub fn virl(args: &[&str]) -> Output {
         .expect("run virl")
 }
 
+/// `virl synth`: `n` samples of stream `seed` with [`TINY`]'s ZoomBench
+/// knobs into the dataset folder `out`.
+pub fn synth_tiny(out: &Path, n: usize, seed: u64) -> Output {
+    let (n, seed) = (n.to_string(), seed.to_string());
+    virl(&[
+        "synth",
+        "--out",
+        p(out),
+        "--n",
+        &n,
+        "--seed",
+        &seed,
+        "--canvas",
+        "256",
+        "--placards-min",
+        "1",
+        "--placards-max",
+        "2",
+        "--distractors",
+        "8",
+        "--global-view",
+        "32",
+    ])
+}
+
 /// A finished run's standard error, as text.
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
