@@ -21,6 +21,11 @@ pub enum ImportFormat {
     /// An HR-Bench TSV (4K or 8K): base64 images, question, options A–D and
     /// the answer letter; no boxes (an evaluation set without rationales).
     Hrbench,
+    /// A verl RL parquet: what `virl export --format verl` writes comes back
+    /// whole; another run's rows give question, answer and image (a path or
+    /// embedded bytes), without boxes. Read by the `virl` Python package
+    /// (pyarrow), as the verl export is written.
+    Verl,
 }
 
 /// Flags of `virl import`.
@@ -127,11 +132,49 @@ fn import_embedded(a: &ImportArgs) -> anyhow::Result<()> {
         .out
         .with_file_name(format!(".{name}.staging-{}", std::process::id()));
     let result = (|| {
-        let rep = interchange::read_hrbench(&a.src, &staging)?;
+        let rep = match a.format {
+            ImportFormat::Verl => read_verl(&a.src, &staging)?,
+            _ => interchange::read_hrbench(&a.src, &staging)?,
+        };
         finish_import(a, rep)
     })();
     let _ = std::fs::remove_dir_all(&staging);
     result
+}
+
+/// The rows of a verl parquet, read by the `virl` package's importer into
+/// JSON lines in `staging` (with any embedded images).
+fn read_verl(
+    src: &std::path::Path,
+    staging: &std::path::Path,
+) -> anyhow::Result<interchange::ImportReport> {
+    std::fs::create_dir_all(staging)
+        .with_context(|| format!("cannot create {}", staging.display()))?;
+    let rows = staging.join("rows.jsonl");
+    let py = python();
+    let o = std::process::Command::new(&py)
+        .args(["-m", "virl.verl.importer", "--parquet"])
+        .arg(src)
+        .arg("--staging")
+        .arg(staging)
+        .arg("--out")
+        .arg(&rows)
+        .output()
+        .with_context(|| {
+            format!("cannot run {py} (set VIRL_PYTHON to the Python that has the virl package)")
+        })?;
+    if !o.status.success() {
+        let err = String::from_utf8_lossy(&o.stderr);
+        if err.contains("No module named") {
+            anyhow::bail!(
+                "--format verl needs the virl Python package and pyarrow in {py}: \
+                 pip install ./python pyarrow (or set VIRL_PYTHON to the Python that has them)"
+            );
+        }
+        anyhow::bail!("{}", err.trim());
+    }
+    let bytes = std::fs::read(&rows).with_context(|| format!("cannot read {}", rows.display()))?;
+    Ok(interchange::from_verl_rows(&bytes, src))
 }
 
 /// `--images`, or the annotation file's folder.
@@ -151,7 +194,7 @@ pub fn import(a: ImportArgs) -> anyhow::Result<()> {
         ImportFormat::Vstar => interchange::read_vstar(&a.src)?,
         ImportFormat::Coco => interchange::read_coco(&a.src, &images_dir(&a))?,
         ImportFormat::Viscot => interchange::read_viscot(&a.src, &images_dir(&a))?,
-        ImportFormat::Hrbench => return import_embedded(&a),
+        ImportFormat::Hrbench | ImportFormat::Verl => return import_embedded(&a),
     };
     finish_import(&a, rep)
 }

@@ -62,7 +62,7 @@ struct StudioArgs {
 enum Command {
     /// Write a ZoomBench split as an ordinary dataset folder (PNG images + manifest.jsonl).
     Synth(synth::SynthArgs),
-    /// Import a V* Bench folder or a COCO detection file as a dataset folder.
+    /// Import V* Bench, COCO, Visual-CoT, HR-Bench or a verl parquet as a dataset folder.
     Import(interchange::ImportArgs),
     /// The three-stage reasoning-centric filter: area ratio, solvable without zoom, unsolvable with the ground-truth zoom.
     Filter(filter::FilterArgs),

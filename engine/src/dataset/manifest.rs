@@ -215,7 +215,7 @@ pub fn sample_from_json(v: Value, origin: &Path) -> Result<Sample, DatasetError>
 
 /// Parses one manifest line's JSON object into a sample, checking every
 /// field. Does not touch the file system (see [`check_image`]).
-fn parse_sample(v: Value, cx: &Line) -> Result<Sample, DatasetError> {
+pub(crate) fn parse_sample(v: Value, cx: &Line) -> Result<Sample, DatasetError> {
     let Value::Object(mut obj) = v else {
         return Err(cx.err(
             None,

@@ -23,11 +23,13 @@
 
 mod coco;
 mod hrbench;
+mod verl;
 mod viscot;
 mod vstar;
 
 pub use coco::{parse_coco, read_coco, to_coco};
 pub use hrbench::{parse_hrbench, read_hrbench};
+pub use verl::from_verl_rows;
 pub use viscot::{parse_viscot, read_viscot, viscot_box};
 pub use vstar::{parse_vstar, read_vstar};
 

@@ -1,0 +1,77 @@
+"""`virl import --format verl` reads a verl RL parquet: our own export comes
+back with its boxes, another run's rows (embedded image bytes) come in
+without boxes, and a bad row is named."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from conftest import samples
+
+
+def run(virl_bin, *args):
+    env = dict(os.environ, VIRL_PYTHON=sys.executable)
+    return subprocess.run([str(virl_bin), *args], env=env, capture_output=True, text=True)
+
+
+def test_an_export_comes_back_with_the_same_boxes(virl_bin, dataset, tmp_path):
+    pq_file = tmp_path / "train.parquet"
+    r = run(virl_bin, "export", "--format", "verl", "--dataset", str(dataset), "--out", str(pq_file))
+    assert r.returncode == 0, r.stderr
+    back = tmp_path / "back"
+    r = run(virl_bin, "import", "--format", "verl", str(pq_file), "--out", str(back))
+    assert r.returncode == 0, r.stderr
+    before, after = samples(dataset), samples(back)
+    assert sorted(before) == sorted(after)
+    for k, s in before.items():
+        t = after[k]
+        assert (t["question"], t["answer"], t["width"], t["height"]) == (
+            s["question"], s["answer"], s["width"], s["height"])
+        for a, b in zip(s["rationales"], t["rationales"]):
+            assert all(abs(x - y) < 1e-3 for x, y in zip(a["bbox"], b["bbox"]))
+    # No staging folder is left beside the new dataset.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["back", "train.parquet"]
+
+
+def png_bytes(w, h):
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (w, h), (200, 30, 30)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_another_runs_rows_come_in_without_boxes_and_a_bad_row_is_named(virl_bin, tmp_path):
+    rows = [
+        {"data_source": "deepeyes/vstar", "prompt": [{"role": "user", "content": "<image>\nWhat colour is the bus?"}],
+         "images": [{"bytes": png_bytes(40, 30), "path": None}],
+         "reward_model": {"style": "rule", "ground_truth": "red"}, "extra_info": {"index": 7}},
+        {"data_source": "deepeyes/vstar", "prompt": [{"role": "user", "content": "<image>\nAnd this?"}],
+         "images": [], "reward_model": {"style": "rule", "ground_truth": "blue"}, "extra_info": {"index": 8}},
+    ]
+    pq_file = tmp_path / "run.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), pq_file)
+    out = tmp_path / "ds"
+    r = run(virl_bin, "import", "--format", "verl", str(pq_file), "--out", str(out))
+    assert r.returncode != 0
+    assert "run.parquet" in r.stderr and "line 2" in r.stderr and "no images" in r.stderr, r.stderr
+    r = run(virl_bin, "import", "--format", "verl", str(pq_file), "--out", str(out), "--skip-bad")
+    assert r.returncode == 0, r.stderr
+    (s,) = samples(out).values()
+    assert (s["id"], s["question"], s["answer"]) == ("deepeyes-vstar-7", "What colour is the bus?", "red")
+    assert (s["width"], s["height"], s["rationales"]) == (40, 30, [])
+    assert (out / s["image"]).exists()
+
+
+def test_a_file_that_is_not_parquet_is_named(virl_bin, tmp_path):
+    bad = tmp_path / "x.parquet"
+    bad.write_bytes(b"not parquet")
+    r = run(virl_bin, "import", "--format", "verl", str(bad), "--out", str(tmp_path / "ds"))
+    assert r.returncode != 0 and "x.parquet" in r.stderr and "parquet" in r.stderr, r.stderr
