@@ -1,5 +1,5 @@
 //! Fuzz targets for everything that reads files a user hands us: the V*,
-//! COCO and Visual-CoT importers, the manifest and the correction journal. They must return
+//! COCO, Visual-CoT, HR-Bench and verl-row importers, the manifest and the correction journal. They must return
 //! an error (naming the file), never panic, on any bytes. proptest generates
 //! arbitrary bytes and, to get past the JSON parser, arbitrary JSON built
 //! from the keys these formats use. `PROPTEST_CASES=100000 cargo test -p
@@ -137,6 +137,36 @@ proptest! {
                     }
                 }
                 Err(e) => prop_assert!(e.to_string().contains("vc.json"), "{}", e),
+            }
+        }
+    }
+
+    #[test]
+    fn hrbench_never_panics(cells in prop::collection::vec("[A-Za-z0-9+/=\"\t\n ]{0,12}", 0..40), bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+        let d = fixture();
+        let staging = d.path().join("staging");
+        // A header HR-Bench has, then arbitrary cells; and arbitrary bytes.
+        let tsv = format!("index\tquestion\tA\tB\tanswer\timage\n{}", cells.join("\t"));
+        for b in [tsv.as_bytes(), &bytes] {
+            match interchange::parse_hrbench(b, Path::new("h.tsv"), &staging) {
+                Ok(rep) => for e in rep.problems {
+                    prop_assert!(e.to_string().contains("h.tsv"), "{}", e);
+                },
+                Err(e) => prop_assert!(e.to_string().contains("h.tsv"), "{}", e),
+            }
+        }
+    }
+
+    #[test]
+    fn verl_rows_never_panic(v in json_value(), w in json_value(), bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+        // What the Python importer writes, with arbitrary samples in it.
+        let line = serde_json::json!({"row": 0, "sample": v, "source_image": "x.png"}).to_string();
+        let other = serde_json::to_string(&w).expect("json");
+        for b in [line.as_bytes(), other.as_bytes(), &bytes] {
+            let rep = interchange::from_verl_rows(b, Path::new("r.parquet"));
+            for e in rep.problems {
+                let t = e.to_string();
+                prop_assert!(t.contains("r.parquet") || t.contains("x.png"), "{}", t);
             }
         }
     }

@@ -32,8 +32,15 @@ pub fn from_verl_rows(bytes: &[u8], parquet: &Path) -> ImportReport {
             if let Some(e) = v.get("error").and_then(Value::as_str) {
                 return Err(cx.err(None, e.to_string()));
             }
-            let source = PathBuf::from(v.get("source_image").and_then(Value::as_str).unwrap_or(""));
-            let mut s = v.get("sample").cloned().unwrap_or(Value::Null);
+            let (Some(source), Some(mut s)) = (
+                v.get("source_image")
+                    .and_then(Value::as_str)
+                    .filter(|p| !p.is_empty()),
+                v.get("sample").filter(|s| s.is_object()).cloned(),
+            ) else {
+                return Err(cx.err(None, "the importer gave no sample and image for this row"));
+            };
+            let source = PathBuf::from(source);
             if s.get("width").and_then(Value::as_u64).unwrap_or(0) == 0 {
                 let (w, h) = image_size(&source)?;
                 s["width"] = w.into();
