@@ -244,7 +244,10 @@ impl Studio {
         }
         while let Ok(c) = self.compare_rx.try_recv() {
             self.compare.retain(|x| x.dir != c.dir);
-            self.compare.push(c);
+            // Sessions load on threads of their own and arrive in any order;
+            // keep them in folder order (an experiment's arm-s0, arm-s1, …).
+            let at = self.compare.partition_point(|x| x.dir < c.dir);
+            self.compare.insert(at, c);
         }
         if let Some(rx) = &self.dialog
             && let Ok(res) = rx.try_recv()
