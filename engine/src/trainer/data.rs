@@ -140,14 +140,14 @@ pub fn load_splits(
     };
     let (train, ts) = match &cfg.data.dataset {
         Some(p) => (
-            decodable(Dataset::load(p).map_err(|e| e.to_string())?)?,
+            Dataset::load(p).map_err(|e| e.to_string())?,
             ImageSource::Folder,
         ),
         None => zoombench(cfg.data.train_seed, cfg.data.train_n)?,
     };
     let (eval, es) = match (&cfg.data.eval_dataset, &cfg.data.dataset) {
         (Some(p), _) => (
-            decodable(Dataset::load(p).map_err(|e| e.to_string())?)?,
+            Dataset::load(p).map_err(|e| e.to_string())?,
             ImageSource::Folder,
         ),
         (None, Some(_)) => (train.clone(), ImageSource::Folder),
@@ -156,13 +156,14 @@ pub fn load_splits(
     Ok((train, ts, eval, es))
 }
 
-/// `ds`, unless some of its images are too large to decode: then an error
-/// listing them, before any training starts (rather than an abort at the
-/// first batch that draws one).
-fn decodable(ds: Dataset) -> Result<Dataset, TrainError> {
+/// Why `ds` cannot be trained or evaluated on, if some of its images are
+/// too large to decode: the list of them. Training and evaluation refuse to
+/// start with it (rather than abort at the first batch that draws one); the
+/// dataset still opens, so the studio can show the error on those samples.
+pub(crate) fn undecodable(ds: &Dataset) -> Option<String> {
     let big = ds.over_decode_limit();
     if big.is_empty() {
-        return Ok(ds);
+        return None;
     }
     let list: Vec<String> = big
         .iter()
@@ -177,7 +178,7 @@ fn decodable(ds: Dataset) -> Result<Dataset, TrainError> {
             )
         })
         .collect();
-    Err(format!(
+    Some(format!(
         "{}: {} sample(s) have images over the decoder's limit of {} MiB of pixels, so they cannot be trained or evaluated on:\n{}{}\nremove them from the manifest (or downscale the images and their boxes)",
         ds.manifest_path().display(),
         big.len(),

@@ -72,6 +72,8 @@ pub struct Trainer {
     /// by sample id: used by the rewards and the imitation expert instead of
     /// the dataset's boxes.
     gt: HashMap<String, Vec<Rationale>>,
+    /// Why training and evaluation cannot run (images too large to decode).
+    undecodable: Option<String>,
 }
 
 impl Trainer {
@@ -80,6 +82,7 @@ impl Trainer {
         cfg.validate()?;
         let (train, ts, eval, es) = load_splits_for(&cfg, session.as_ref().map(Session::dir))?;
         let answers = answer_classes(&train, &eval);
+        let undecodable = data::undecodable(&train).or_else(|| data::undecodable(&eval));
         let net = ZoomNet::new(
             cfg.policy.clone(),
             cfg.env.view as usize,
@@ -102,6 +105,7 @@ impl Trainer {
             session,
             history: Vec::new(),
             gt: HashMap::new(),
+            undecodable,
             cfg,
         })
     }
@@ -321,6 +325,9 @@ impl Trainer {
         sink: &mut dyn EventSink,
         stop: &AtomicBool,
     ) -> Result<Option<IterationMetrics>, TrainError> {
+        if let Some(e) = &self.undecodable {
+            return Err(e.clone());
+        }
         let start = Instant::now();
         let rng_before = self.rng.state();
         let t = self.cfg.trainer.clone();
@@ -412,6 +419,9 @@ impl Trainer {
         n: usize,
         sink: &mut dyn EventSink,
     ) -> Result<(IterationMetrics, Vec<Trajectory>), TrainError> {
+        if let Some(e) = &self.undecodable {
+            return Err(e.clone());
+        }
         let n = n.min(self.eval.samples().len()).max(1);
         let samples: Vec<usize> = (0..n).collect();
         let r = self.rollout(true, &samples, false, sink, Phase::Eval)?;
