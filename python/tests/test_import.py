@@ -75,3 +75,27 @@ def test_a_file_that_is_not_parquet_is_named(virl_bin, tmp_path):
     bad.write_bytes(b"not parquet")
     r = run(virl_bin, "import", "--format", "verl", str(bad), "--out", str(tmp_path / "ds"))
     assert r.returncode != 0 and "x.parquet" in r.stderr and "parquet" in r.stderr, r.stderr
+
+
+def test_hr_bench_parquet_imports_like_its_tsv(virl_bin, tmp_path):
+    import base64
+
+    rows = [
+        {"index": 0, "question": "What colour is the car?", "A": "red", "B": "blue", "C": "green", "D": "white",
+         "answer": "B", "category": "single", "cycle_category": "0",
+         "image": base64.b64encode(png_bytes(64, 48)).decode()},
+        {"index": 1, "question": "Bad", "A": "a", "B": "b", "C": "c", "D": "d", "answer": "E",
+         "category": "single", "cycle_category": "0", "image": base64.b64encode(png_bytes(8, 8)).decode()},
+    ]
+    pq_file = tmp_path / "hr_bench_4k.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), pq_file)
+    out = tmp_path / "hr"
+    r = run(virl_bin, "import", "--format", "hrbench", str(pq_file), "--out", str(out))
+    assert r.returncode != 0 and "hr_bench_4k.parquet" in r.stderr and '"E" is not the letter' in r.stderr, r.stderr
+    r = run(virl_bin, "import", "--format", "hrbench", str(pq_file), "--out", str(out), "--skip-bad")
+    assert r.returncode == 0, r.stderr
+    (s,) = samples(out).values()
+    assert (s["id"], s["answer"], s["options"], s["rationales"]) == (
+        "hrbench-0", "blue", ["red", "blue", "green", "white"], [])
+    assert (s["width"], s["height"]) == (64, 48)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hr", "hr_bench_4k.parquet"]

@@ -134,6 +134,20 @@ fn import_embedded(a: &ImportArgs) -> anyhow::Result<()> {
     let result = (|| {
         let rep = match a.format {
             ImportFormat::Verl => read_verl(&a.src, &staging)?,
+            _ if a.src.extension().is_some_and(|e| e == "parquet") => {
+                std::fs::create_dir_all(&staging)
+                    .with_context(|| format!("cannot create {}", staging.display()))?;
+                let tsv = staging.join("hrbench.tsv");
+                run_python(&["-m", "virl.hrbench", "--parquet"], &a.src, &tsv)?;
+                let mut rep = interchange::read_hrbench(&tsv, &staging)?;
+                // Problems name the parquet the user gave, not the TSV made from it.
+                for e in &mut rep.problems {
+                    if let virl_engine::dataset::DatasetError::Invalid { path, .. } = e {
+                        *path = a.src.clone();
+                    }
+                }
+                rep
+            }
             _ => interchange::read_hrbench(&a.src, &staging)?,
         };
         finish_import(a, rep)
@@ -151,14 +165,31 @@ fn read_verl(
     std::fs::create_dir_all(staging)
         .with_context(|| format!("cannot create {}", staging.display()))?;
     let rows = staging.join("rows.jsonl");
+    let staging_arg = staging.to_string_lossy().into_owned();
+    run_python(
+        &[
+            "-m",
+            "virl.verl.importer",
+            "--staging",
+            &staging_arg,
+            "--parquet",
+        ],
+        src,
+        &rows,
+    )?;
+    let bytes = std::fs::read(&rows).with_context(|| format!("cannot read {}", rows.display()))?;
+    Ok(interchange::from_verl_rows(&bytes, src))
+}
+
+/// Runs `python ARGS SRC --out OUT` with the Python that has the `virl`
+/// package; its error, or what to install, on failure.
+fn run_python(args: &[&str], src: &std::path::Path, out: &std::path::Path) -> anyhow::Result<()> {
     let py = python();
     let o = std::process::Command::new(&py)
-        .args(["-m", "virl.verl.importer", "--parquet"])
+        .args(args)
         .arg(src)
-        .arg("--staging")
-        .arg(staging)
         .arg("--out")
-        .arg(&rows)
+        .arg(out)
         .output()
         .with_context(|| {
             format!("cannot run {py} (set VIRL_PYTHON to the Python that has the virl package)")
@@ -167,14 +198,13 @@ fn read_verl(
         let err = String::from_utf8_lossy(&o.stderr);
         if err.contains("No module named") {
             anyhow::bail!(
-                "--format verl needs the virl Python package and pyarrow in {py}: \
+                "this format needs the virl Python package and pyarrow in {py}: \
                  pip install ./python pyarrow (or set VIRL_PYTHON to the Python that has them)"
             );
         }
         anyhow::bail!("{}", err.trim());
     }
-    let bytes = std::fs::read(&rows).with_context(|| format!("cannot read {}", rows.display()))?;
-    Ok(interchange::from_verl_rows(&bytes, src))
+    Ok(())
 }
 
 /// `--images`, or the annotation file's folder.

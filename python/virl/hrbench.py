@@ -1,0 +1,37 @@
+"""``virl import --format hrbench FILE.parquet``: HR-Bench's parquet as the
+TSV the engine reads (same columns: index, question, A-D, answer, category,
+cycle_category, image as base64). Written with pyarrow, tab-separated and
+quoted as pandas quotes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from typing import Optional
+
+
+def main(argv: Optional[list] = None) -> int:
+    p = argparse.ArgumentParser(prog="virl import --format hrbench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--parquet", required=True)
+    p.add_argument("--out", required=True, help="the TSV file to write")
+    a = p.parse_args(argv)
+    try:
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(a.parquet)
+    except Exception as e:  # noqa: BLE001 -- any reader failure is the file's problem
+        print(f"error: {a.parquet}: cannot read as parquet ({e})", file=sys.stderr)
+        return 1
+    cols = table.column_names
+    with open(a.out, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, delimiter="\t")
+        w.writerow(cols)
+        for row in table.to_pylist():
+            w.writerow(["" if row[c] is None else row[c] for c in cols])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
