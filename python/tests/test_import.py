@@ -99,3 +99,39 @@ def test_hr_bench_parquet_imports_like_its_tsv(virl_bin, tmp_path):
         "hrbench-0", "blue", ["red", "blue", "green", "white"], [])
     assert (s["width"], s["height"]) == (64, 48)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hr", "hr_bench_4k.parquet"]
+
+
+def test_visual_cot_and_vstar_imports_round_trip_through_verl_parquet(virl_bin, tmp_path):
+    from PIL import Image
+
+    imgs = tmp_path / "imgs"
+    (imgs / "gqa").mkdir(parents=True)
+    Image.new("RGB", (200, 100), (9, 9, 9)).save(imgs / "gqa" / "wide.png")
+    conv = [{"from": "human", "value": "<image>\nWhat is it? Please provide the bounding box coordinate of the region."},
+            {"from": "gpt", "value": "[0.25, 0.3, 0.5, 0.6]"}, {"from": "human", "value": "<image>"},
+            {"from": "gpt", "value": "a cup"}]
+    vc = tmp_path / "viscot.json"
+    vc.write_text(json.dumps([{"question_id": 1, "image": ["gqa/wide.png", "gqa/wide.png###[0.25, 0.3, 0.5, 0.6]"],
+                               "conversations": conv}]))
+    vstar = tmp_path / "vstar"
+    vstar.mkdir()
+    Image.new("RGB", (120, 80), (9, 9, 9)).save(vstar / "sa_1.jpg")
+    (vstar / "sa_1.json").write_text(json.dumps({"target_object": ["cup"], "bbox": [[10.5, 10.25, 20, 15]],
+                                                 "question": "Is there a cup?", "options": ["Yes", "No"]}))
+    for name, args in [("viscot", ["--format", "viscot", str(vc), "--images", str(imgs)]),
+                       ("vstar", ["--format", "vstar", str(vstar)])]:
+        ds = tmp_path / f"{name}-ds"
+        r = run(virl_bin, "import", *args, "--out", str(ds))
+        assert r.returncode == 0, r.stderr
+        pq_file = tmp_path / f"{name}.parquet"
+        r = run(virl_bin, "export", "--format", "verl", "--dataset", str(ds), "--out", str(pq_file))
+        assert r.returncode == 0, r.stderr
+        back = tmp_path / f"{name}-back"
+        r = run(virl_bin, "import", "--format", "verl", str(pq_file), "--out", str(back))
+        assert r.returncode == 0, r.stderr
+        a, b = samples(ds), samples(back)
+        assert sorted(a) == sorted(b)
+        for k in a:
+            for x, y in zip(a[k]["rationales"], b[k]["rationales"]):
+                assert all(abs(u - v) < 1e-3 for u, v in zip(x["bbox"], y["bbox"])), (x, y)
+    assert samples(tmp_path / "viscot-ds")["1"]["rationales"][0]["bbox"] == [50.0, 10.0, 100.0, 70.0]
