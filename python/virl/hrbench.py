@@ -11,18 +11,16 @@ import csv
 import sys
 from typing import Optional
 
+from .verl.importer import read_parquet
+
 
 def main(argv: Optional[list] = None) -> int:
     p = argparse.ArgumentParser(prog="virl import --format hrbench", description=__doc__.split("\n\n")[0])
     p.add_argument("--parquet", required=True)
     p.add_argument("--out", required=True, help="the TSV file to write")
     a = p.parse_args(argv)
-    try:
-        import pyarrow.parquet as pq
-
-        table = pq.read_table(a.parquet)
-    except Exception as e:  # noqa: BLE001 -- any reader failure is the file's problem
-        print(f"error: {a.parquet}: cannot read as parquet ({e})", file=sys.stderr)
+    table = read_parquet(a.parquet)
+    if table is None:
         return 1
     cols = table.column_names
     with open(a.out, "w", newline="", encoding="utf-8") as f:

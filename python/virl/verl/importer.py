@@ -100,18 +100,26 @@ def record(i: int, row: dict, base: str, staging: str) -> dict:
     return {"row": i, "sample": sample, "source_image": source}
 
 
+def read_parquet(path: str):
+    """The pyarrow table of ``path``, or None after printing why it cannot
+    be read (naming the file)."""
+    try:
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path)
+    except Exception as e:  # noqa: BLE001 -- any reader failure is the file's problem
+        print(f"error: {path}: cannot read as parquet ({e})", file=sys.stderr)
+        return None
+
+
 def main(argv: Optional[list] = None) -> int:
     p = argparse.ArgumentParser(prog="virl import --format verl", description=__doc__.split("\n\n")[0])
     p.add_argument("--parquet", required=True)
     p.add_argument("--staging", required=True, help="folder for images embedded as bytes")
     p.add_argument("--out", required=True, help="the JSON Lines file to write")
     a = p.parse_args(argv)
-    try:
-        import pyarrow.parquet as pq
-
-        table = pq.read_table(a.parquet)
-    except Exception as e:  # noqa: BLE001 -- any reader failure is the file's problem
-        print(f"error: {a.parquet}: cannot read as parquet ({e})", file=sys.stderr)
+    table = read_parquet(a.parquet)
+    if table is None:
         return 1
     base = os.path.dirname(os.path.abspath(a.parquet))
     with open(a.out, "w", encoding="utf-8") as out:
