@@ -305,11 +305,7 @@ fn dataset_image_path(file_name: &str) -> String {
 
 /// Reads a COCO detection file from disk (see [`parse_coco`]).
 pub fn read_coco(src: &Path, images_dir: &Path) -> Result<ImportReport, DatasetError> {
-    let bytes = std::fs::read(src).map_err(|source| DatasetError::Io {
-        action: "read",
-        path: src.to_path_buf(),
-        source,
-    })?;
+    let bytes = super::read_source(src)?;
     parse_coco(&bytes, src, images_dir)
 }
 

@@ -186,10 +186,6 @@ fn file_line(p: &csv::Position) -> usize {
 
 /// Reads an HR-Bench TSV from disk (see [`parse_hrbench`]).
 pub fn read_hrbench(src: &Path, staging: &Path) -> Result<ImportReport, DatasetError> {
-    let bytes = std::fs::read(src).map_err(|source| DatasetError::Io {
-        action: "read",
-        path: src.to_path_buf(),
-        source,
-    })?;
+    let bytes = super::read_source(src)?;
     parse_hrbench(&bytes, src, staging)
 }

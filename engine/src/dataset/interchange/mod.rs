@@ -140,6 +140,15 @@ pub(super) fn xywh_box(
     })
 }
 
+/// The bytes of an annotation file an importer reads, or an error naming it.
+pub(super) fn read_source(src: &Path) -> Result<Vec<u8>, DatasetError> {
+    std::fs::read(src).map_err(|source| DatasetError::Io {
+        action: "read",
+        path: src.to_path_buf(),
+        source,
+    })
+}
+
 /// The size of an image, from its header.
 pub(super) fn image_size(path: &Path) -> Result<(u32, u32), DatasetError> {
     if !path.is_file() {

@@ -265,10 +265,6 @@ fn record(at: &str, rec: &Value, path: &Path, images_dir: &Path) -> Result<Impor
 
 /// Reads a Visual-CoT file from disk (see [`parse_viscot`]).
 pub fn read_viscot(src: &Path, images_dir: &Path) -> Result<ImportReport, DatasetError> {
-    let bytes = std::fs::read(src).map_err(|source| DatasetError::Io {
-        action: "read",
-        path: src.to_path_buf(),
-        source,
-    })?;
+    let bytes = super::read_source(src)?;
     parse_viscot(&bytes, src, images_dir)
 }
