@@ -3,7 +3,8 @@
 write instead of ViRL Studio's candle engine.
 
 The network is layer for layer the one in `engine/src/policy/zoomnet.rs`
-(including the shift-tolerant reader of the answer head)
+(including the shift-tolerant reader of the answer head, whose
+nonlinearity is GELU, tanh approximation, as `policy.reader_activation`'s default)
 (default shape: hidden 64, pixel_dim 32, crop_patch 8, crop_dim 16,
 question_dim 128, 21 sizes, 9 offsets, 64 px views, max_rounds 6), and the
 update is the trainer's: clipped-ratio policy gradient with an entropy bonus,
@@ -34,6 +35,11 @@ READ_DIM, READ_PATCH = 48, 32
 MAX_ROUNDS, ANSWERS = 6, 10
 U, G = 16, 8
 B = U * G
+
+
+def read_act(x):
+    """The reader path's nonlinearity (candle's `gelu` is the tanh approximation)."""
+    return F.gelu(x, approximate="tanh")
 
 
 class ZoomNet(nn.Module):
@@ -85,10 +91,10 @@ class ZoomNet(nn.Module):
 
     def read_crops(self, c):
         n = c.shape[0]
-        p = F.relu(self.read_patch(self.patches(c)))  # [n, g, g, RP]
+        p = read_act(self.read_patch(self.patches(c)))  # [n, g, g, RP]
         w = p.shape[1] - 1
         win = torch.cat([p[:, :w, :w], p[:, :w, 1:], p[:, 1:, :w], p[:, 1:, 1:]], 3)
-        f = F.relu(self.read2(F.relu(self.read1(win))))  # [n, w, w, R]
+        f = read_act(self.read2(read_act(self.read1(win))))  # [n, w, w, R]
         half = w // 2 + 1
         top = f[:, :half].reshape(n, -1, READ_DIM)
         bottom = f[:, w - half:].reshape(n, -1, READ_DIM)
@@ -106,7 +112,7 @@ class ZoomNet(nn.Module):
         h = F.relu(self.trunk1(torch.cat([q, c, p, extra], 1)))
         t = F.relu(self.trunk2(h)) + h
         rcp = self.read_crops(torch.cat([crops, prevs], 0))
-        reader = F.relu(self.reader(torch.cat([q, rcp[:n], rcp[n:]], 1)))
+        reader = read_act(self.reader(torch.cat([q, rcp[:n], rcp[n:]], 1)))
         query = self.loc_q(t) + self.loc_qq(q)
         return t, reader, query
 

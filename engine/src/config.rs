@@ -84,6 +84,15 @@ pub struct TrainerConfig {
     /// Where the warm-up's expert episodes come from (see [`WarmupData`]).
     /// Default `"train"`.
     pub warmup_data: WarmupData,
+    /// Imitation learning rate at the last warm-up iteration: the rate falls
+    /// from `lr` to this along a half cosine over the warm-up, so the fine
+    /// zoom heads settle instead of jittering at the full rate. Default:
+    /// none (constant `lr`).
+    pub warmup_lr_final: Option<f64>,
+    /// Passes over each warm-up iteration's expert episodes. Fresh samples
+    /// are new every iteration, so one pass spends the time a second would
+    /// take on new samples instead. Default: `epochs`.
+    pub warmup_epochs: Option<usize>,
     /// Samples per iteration. Default 16.
     pub samples_per_iter: usize,
     /// Rollouts per sample (the GRPO group size G). Default 8.
@@ -152,6 +161,8 @@ impl Default for TrainerConfig {
             warmup_iterations: 0,
             imitation_jitter: 0.25,
             warmup_data: WarmupData::Train,
+            warmup_lr_final: None,
+            warmup_epochs: None,
             samples_per_iter: 16,
             group: 8,
             epochs: 2,
@@ -173,6 +184,22 @@ impl Default for TrainerConfig {
 }
 
 impl TrainerConfig {
+    /// The learning rate of iteration `it`: the warm-up's (constant `lr`, or
+    /// a half cosine from `lr` down to `warmup_lr_final` at its last
+    /// iteration), then `rl_lr` (or `lr`).
+    pub fn lr_at(&self, it: u64) -> f64 {
+        if it >= self.warmup_iterations {
+            return self.rl_lr.unwrap_or(self.lr);
+        }
+        match self.warmup_lr_final {
+            None => self.lr,
+            Some(end) => {
+                let t = it as f64 / (self.warmup_iterations.max(2) - 1) as f64;
+                end + (self.lr - end) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
+            }
+        }
+    }
+
     /// Checks every knob.
     pub fn validate(&self) -> Result<(), String> {
         let pos = |name: &str, v: f64| {
@@ -186,6 +213,13 @@ impl TrainerConfig {
         if let Some(r) = self.rl_lr {
             pos("rl_lr", r)?;
         }
+        if let Some(r) = self.warmup_lr_final {
+            pos("warmup_lr_final", r)?;
+        }
+        if self.warmup_epochs == Some(0) {
+            return Err("trainer.warmup_epochs must be at least 1".into());
+        }
+
         pos("clip", self.clip)?;
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
             return Err(format!(
@@ -297,6 +331,25 @@ impl SessionConfig {
         Self::from_toml(&text, path)
     }
 
+    /// Reads a session folder's `session.toml`, which lists every key of
+    /// the version that wrote it: a key added since then takes the value
+    /// that reproduces that version's behaviour, not today's default, so a
+    /// session resumes (and its checkpoints evaluate) as it was trained.
+    /// - `policy.reader_activation` absent: `relu`.
+    pub fn load_session(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let mut cfg = Self::from_toml(&text, path)?;
+        let table: toml::Table = toml::from_str(&text).unwrap_or_default();
+        if table
+            .get("policy")
+            .is_some_and(|p| p.get("reader_activation").is_none())
+        {
+            cfg.policy.reader_activation = crate::policy::zoomnet::Activation::Relu;
+        }
+        Ok(cfg)
+    }
+
     /// The TOML text (every key, defaults included, so the file documents the run).
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_default()
@@ -383,5 +436,47 @@ mod tests {
         assert!(err("sede = 1").contains("unknown field `sede`"));
         assert!(err("device = \"tpu\"").contains("unknown variant"));
         assert!(err("[reward]\nmode = \"vrl\"").contains("unknown variant"));
+        assert!(err("[trainer]\nwarmup_lr_final = 0").contains("warmup_lr_final"));
+        assert!(err("[trainer]\nwarmup_epochs = 0").contains("warmup_epochs"));
+    }
+
+    #[test]
+    fn the_imitation_rate_falls_along_a_half_cosine_then_rl_takes_over() {
+        let mut t = TrainerConfig {
+            warmup_iterations: 101,
+            lr: 1e-2,
+            rl_lr: Some(1e-4),
+            ..TrainerConfig::default()
+        };
+        assert_eq!(t.lr_at(0), 1e-2);
+        assert_eq!(t.lr_at(100), 1e-2);
+        assert_eq!(t.lr_at(101), 1e-4);
+        t.warmup_lr_final = Some(1e-3);
+        assert!((t.lr_at(0) - 1e-2).abs() < 1e-12);
+        assert!((t.lr_at(50) - 5.5e-3).abs() < 1e-12);
+        assert!((t.lr_at(100) - 1e-3).abs() < 1e-12);
+        assert_eq!(t.lr_at(101), 1e-4);
+    }
+
+    #[test]
+    fn a_session_written_before_the_reader_activation_existed_keeps_relu() {
+        use crate::policy::zoomnet::Activation;
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = dir.path().join("session.toml");
+        let mut old = SessionConfig::default().to_toml();
+        old = old.replace("reader_activation = \"gelu\"\n", "");
+        assert!(!old.contains("reader_activation"));
+        std::fs::write(&p, &old).expect("write");
+        let c = SessionConfig::load_session(&p).expect("load");
+        assert_eq!(c.policy.reader_activation, Activation::Relu);
+        // As a config to start from, the missing key takes today's default.
+        assert_eq!(
+            SessionConfig::load(&p).expect("load").policy.reader_activation,
+            Activation::Gelu
+        );
+        // A session that names it keeps what it names.
+        std::fs::write(&p, SessionConfig::default().to_toml()).expect("write");
+        let c = SessionConfig::load_session(&p).expect("load");
+        assert_eq!(c.policy.reader_activation, Activation::Gelu);
     }
 }

@@ -85,7 +85,7 @@ impl Session {
         if !p.exists() {
             return Err(err(dir, "not a session folder (no session.toml)"));
         }
-        let cfg = SessionConfig::load(&p).map_err(|e| err(&p, e))?;
+        let cfg = SessionConfig::load_session(&p).map_err(|e| err(&p, e))?;
         Ok((
             Self {
                 dir: dir.to_path_buf(),

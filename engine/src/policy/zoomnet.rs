@@ -53,6 +53,33 @@ pub struct ZoomNetConfig {
     pub question_dim: usize,
     /// Number of zoom sizes. Default 21.
     pub sizes: usize,
+    /// Nonlinearity of the reader path (patch embedding, window MLP and the
+    /// answer's reader layer). Default `gelu`: with ReLU the whole path can
+    /// die early in imitation (every unit's input below zero, no gradient
+    /// ever again), and the policy then never reads (RESULTS §1i). Session
+    /// folders written before this key existed keep `relu`
+    /// ([`crate::config::SessionConfig::load_session`]).
+    pub reader_activation: Activation,
+}
+
+/// A nonlinearity.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    /// max(x, 0).
+    Relu,
+    /// GELU, tanh approximation (`torch.nn.functional.gelu(x, approximate="tanh")`).
+    #[default]
+    Gelu,
+}
+
+impl Activation {
+    fn apply(self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Self::Relu => x.relu(),
+            Self::Gelu => x.gelu(),
+        }
+    }
 }
 
 impl Default for ZoomNetConfig {
@@ -64,6 +91,7 @@ impl Default for ZoomNetConfig {
             crop_dim: 16,
             question_dim: 128,
             sizes: 21,
+            reader_activation: Activation::Gelu,
         }
     }
 }
@@ -282,10 +310,8 @@ impl ZoomNet {
     fn read_crops(&self, p: &Tensor) -> Result<Tensor> {
         let (n, g) = (p.dim(0)?, p.dim(1)?);
         // Embed each patch once; windows then combine four embeddings.
-        let p = self
-            .read_patch
-            .forward(&p.reshape((n, g * g, ()))?)?
-            .relu()?;
+        let act = self.cfg.reader_activation;
+        let p = act.apply(&self.read_patch.forward(&p.reshape((n, g * g, ()))?)?)?;
         let w = g - 1;
         // The 2×2 windows gathered in one `index_select` (row order: sample,
         // window row, window column, then the patches (0,0) (0,1) (1,0) (1,1)):
@@ -295,11 +321,9 @@ impl ZoomNet {
             .reshape((n * g * g, READ_PATCH))?
             .index_select(&window_index(n, g, &self.device)?, 0)?
             .reshape((n, w * w, 4 * READ_PATCH))?;
-        let f = self.read1.forward(&win)?.relu()?;
-        let f = self
-            .read2
-            .forward(&f)?
-            .relu()?
+        let f = act.apply(&self.read1.forward(&win)?)?;
+        let f = act
+            .apply(&self.read2.forward(&f)?)?
             .reshape((n, w, w, READ_DIM))?;
         let half = w / 2 + 1;
         let top = f.narrow(1, 0, half)?.reshape((n, half * w, READ_DIM))?;
@@ -354,9 +378,9 @@ impl ZoomNet {
         let rcp = self.read_crops(&both)?;
         let (rc, rp) = (rcp.narrow(0, 0, n)?, rcp.narrow(0, n, n)?);
         let reader = self
-            .reader
-            .forward(&Tensor::cat(&[&q, &rc, &rp], 1)?)?
-            .relu()?;
+            .cfg
+            .reader_activation
+            .apply(&self.reader.forward(&Tensor::cat(&[&q, &rc, &rp], 1)?)?)?;
         // The cell query sees the question directly as well as the trunk.
         let query = (self.loc_q.forward(&t)? + self.loc_qq.forward(&q)?)?;
         Ok(State { t, reader, query })

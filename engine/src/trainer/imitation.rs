@@ -105,7 +105,8 @@ impl Trainer {
         let mut stats = UpdateStats::default();
         let mut n = 0usize;
         let (mut nll, mut rows) = ([0f64; 2], [0usize; 2]);
-        let epochs = self.cfg.trainer.epochs;
+        let t = &self.cfg.trainer;
+        let epochs = t.warmup_epochs.unwrap_or(t.epochs);
         let total = epochs * steps.len().div_ceil(self.cfg.trainer.minibatch);
         for chunk in (0..epochs).flat_map(|_| steps.chunks(self.cfg.trainer.minibatch)) {
             let mut episodes: Vec<usize> = chunk.iter().map(|s| s.episode).collect();

@@ -356,11 +356,7 @@ impl Trainer {
             return Ok(None);
         }
         let warmup = self.iteration < t.warmup_iterations;
-        self.opt.params.lr = if warmup {
-            t.lr
-        } else {
-            t.rl_lr.unwrap_or(t.lr)
-        };
+        self.opt.params.lr = t.lr_at(self.iteration);
         let stats = if warmup {
             // Imitation needs no groups: as many distinct samples as rollouts.
             self.warmup(samples.len(), sink)?

@@ -238,3 +238,40 @@ fn gathered_windows_equal_narrowed_and_concatenated_ones_and_so_do_their_gradien
     assert!(diff < 1e-5, "gradient differs by {diff}");
     Ok(())
 }
+
+/// The gradient of the reader's patch embedding weights when every patch
+/// embedding unit's input is below zero (its bias pushed to −3), as after
+/// the early imitation steps that killed the ReLU reader (RESULTS §1i).
+fn reader_grad_with_units_below_zero(act: Activation) -> Result<f32> {
+    let cfg = ZoomNetConfig {
+        reader_activation: act,
+        ..ZoomNetConfig::default()
+    };
+    let answers = (0..10).map(|d| d.to_string()).collect();
+    let net = ZoomNet::new(cfg, 64, 6, answers, DeviceKind::Cpu, 3).expect("net");
+    let vars: HashMap<String, Var> = net.named_vars().into_iter().collect();
+    let bias = &vars["reader.patch.bias"];
+    bias.set(&Tensor::full(-3f32, bias.dims(), &Device::Cpu)?)?;
+    // Pixel features of magnitude ≤ 0.1: every unit's input stays below −1.
+    let (n, g, d) = (2, 8, 8 * 8 * 6);
+    let p = Tensor::from_vec(
+        (0..n * g * g * d)
+            .map(|i| 0.1 * (i as f32 * 0.37).sin())
+            .collect(),
+        (n, g, g, d),
+        &Device::Cpu,
+    )?;
+    let grads = net.read_crops(&p)?.sum_all()?.backward()?;
+    let gw = grads
+        .get(vars["reader.patch.weight"].as_tensor())
+        .map(|g| g.abs()?.sum_all()?.to_scalar::<f32>())
+        .transpose()?;
+    Ok(gw.unwrap_or(0.0))
+}
+
+#[test]
+fn a_gelu_reader_keeps_learning_where_a_relu_reader_has_died() -> Result<()> {
+    assert_eq!(reader_grad_with_units_below_zero(Activation::Relu)?, 0.0);
+    assert!(reader_grad_with_units_below_zero(Activation::Gelu)? > 0.0);
+    Ok(())
+}
