@@ -311,6 +311,7 @@ pub fn write(rep: &FilterReport, ds: &Dataset, out: &Path) -> Result<Dataset, Da
         .filter(|s| kept.contains(s.id.as_str()))
         .map(|s| Imported {
             source_image: ds.image_path(s),
+            extracted: false,
             sample: s.clone(),
         })
         .collect();
@@ -321,6 +322,7 @@ pub fn write(rep: &FilterReport, ds: &Dataset, out: &Path) -> Result<Dataset, Da
         },
         out,
         false,
+        crate::dataset::interchange::Images::Copy,
     )?;
     Ok(out_ds)
 }

@@ -36,10 +36,17 @@ pub struct ImportArgs {
     format: ImportFormat,
     /// The V* folder, or the COCO JSON file.
     src: PathBuf,
-    /// The dataset folder to create (images are linked or copied into it).
+    /// The dataset folder to create. Its manifest names the images where
+    /// they lie (nothing is copied) unless --copy-images; images embedded
+    /// in the file (HR-Bench, verl bytes) are always written into it.
     #[arg(long)]
     out: PathBuf,
-    /// COCO, Visual-CoT: the folder the image paths are relative to (default: the file's folder).
+    /// Link (or, across file systems, copy) every image into the dataset
+    /// folder, so that it stands alone.
+    #[arg(long)]
+    copy_images: bool,
+    /// COCO, Visual-CoT: the folder the image paths are relative to
+    /// (default: the folder a ViRL Studio COCO export records, else the file's folder).
     #[arg(long, value_name = "DIR")]
     images: Option<PathBuf>,
     /// Import the good samples and list the bad ones, instead of failing on the first bad file.
@@ -150,6 +157,11 @@ fn import_embedded(a: &ImportArgs) -> anyhow::Result<()> {
             }
             _ => interchange::read_hrbench(&a.src, &staging)?,
         };
+        let mut rep = rep;
+        // What the file held was decoded into the staging folder, which goes.
+        for s in &mut rep.samples {
+            s.extracted |= s.source_image.starts_with(&staging);
+        }
         finish_import(a, rep)
     })();
     let _ = std::fs::remove_dir_all(&staging);
@@ -207,8 +219,15 @@ fn run_python(args: &[&str], src: &std::path::Path, out: &std::path::Path) -> an
     Ok(())
 }
 
-/// `--images`, or the annotation file's folder.
+/// `--images`, or the folder a ViRL Studio COCO export records, or the
+/// annotation file's folder.
 fn images_dir(a: &ImportArgs) -> PathBuf {
+    if a.images.is_none()
+        && matches!(a.format, ImportFormat::Coco)
+        && let Some(root) = interchange::coco_images_root(&a.src)
+    {
+        return root;
+    }
     a.images.clone().unwrap_or_else(|| {
         a.src
             .parent()
@@ -240,7 +259,12 @@ fn finish_import(a: &ImportArgs, rep: interchange::ImportReport) -> anyhow::Resu
             eprintln!("skipped: {p}");
         }
     }
-    let ds = interchange::write_dataset(rep, &a.out, a.skip_bad)
+    let images = if a.copy_images {
+        interchange::Images::Copy
+    } else {
+        interchange::Images::Reference
+    };
+    let ds = interchange::write_dataset(rep, &a.out, a.skip_bad, images)
         .with_context(|| format!("importing {}", a.src.display()))?;
     let boxes: usize = ds.samples().iter().map(|s| s.rationales.len()).sum();
     println!(

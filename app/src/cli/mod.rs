@@ -54,6 +54,22 @@ struct StudioArgs {
     /// Frames to render before the screenshot.
     #[arg(long, default_value_t = 60)]
     frames: u32,
+    /// Annotate: centre image pixel (X, Y) at ZOOM × the fitted size
+    /// (e.g. `4096,4096,16` shows an 8K image at about full resolution).
+    #[arg(long, value_name = "X,Y,ZOOM", value_parser = parse_zoom_to)]
+    zoom_to: Option<[f64; 3]>,
+}
+
+fn parse_zoom_to(s: &str) -> Result<[f64; 3], String> {
+    let v: Vec<f64> = s
+        .split(',')
+        .map(|p| p.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("expected X,Y,ZOOM numbers: {e}"))?;
+    match v[..] {
+        [x, y, z] if v.iter().all(|f| f.is_finite()) && z >= 1.0 => Ok([x, y, z]),
+        _ => Err(format!("expected X,Y,ZOOM (three finite numbers, ZOOM ≥ 1), got {s:?}")),
+    }
 }
 
 // Parsed once per process: the size difference between variants does not matter.
@@ -131,6 +147,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             frames: a.frames,
             tab: a.tab,
             dataset: a.dataset,
+            zoom_to: a.zoom_to,
         });
     };
     match command {

@@ -33,6 +33,9 @@ pub struct StudioOptions {
     /// session names (a verl trace viewed where the data is mounted at
     /// another path).
     pub dataset: Option<PathBuf>,
+    /// Annotate: show image pixel `(x, y)` at the canvas centre at `zoom` ×
+    /// the fitted size (`[x, y, zoom]`).
+    pub zoom_to: Option<[f64; 3]>,
 }
 
 /// The main views.
@@ -74,6 +77,9 @@ pub struct Prefs {
     /// Compare: draw the seeds of one arm (`<arm>-s<seed>`) as their mean
     /// with a ± one standard deviation band.
     pub group_seeds: bool,
+    /// Most MiB of full-resolution tile textures kept for large images
+    /// (the inspector and the annotation canvas).
+    pub tile_cache_mib: usize,
 }
 
 impl Default for Prefs {
@@ -82,6 +88,7 @@ impl Default for Prefs {
             recent: Vec::new(),
             smoothing: 0.6,
             group_seeds: true,
+            tile_cache_mib: super::tiles::DEFAULT_BUDGET_MIB,
         }
     }
 }
@@ -229,6 +236,7 @@ impl Studio {
         if opts.train {
             s.pending_train = true;
         }
+        s.annotate.focus = opts.zoom_to.map(|[x, y, z]| (z as f32, [x, y]));
         s
     }
 }
@@ -283,6 +291,7 @@ impl Studio {
     /// One frame's non-drawing work (channels, keys, dropped files); eframe
     /// calls it before [`Studio::show`].
     pub fn tick(&mut self, ctx: &egui::Context) {
+        self.images.tiles.budget = self.prefs.tile_cache_mib.max(16) << 20;
         self.logic(ctx);
     }
 

@@ -55,6 +55,8 @@ pub struct ImageCache {
     cache: VecDeque<SampleTextures>,
     pending: Option<String>,
     capacity: usize,
+    /// Full-resolution tiles of the images shown zoomed in.
+    pub tiles: super::tiles::TileCache,
 }
 
 fn to_color(img: &RgbImage) -> ColorImage {
@@ -65,6 +67,10 @@ impl ImageCache {
     /// A cache of at most `capacity` samples' textures; `wake` is called when
     /// a job finishes.
     pub fn new(capacity: usize, wake: super::run::Waker) -> Self {
+        let tiles = super::tiles::TileCache::new(
+            super::tiles::DEFAULT_BUDGET_MIB << 20,
+            wake.clone(),
+        );
         let (tx, job_rx) = bounded::<ImageJob>(4);
         let (done_tx, rx) = bounded::<Prepared>(4);
         std::thread::Builder::new()
@@ -97,7 +103,16 @@ impl ImageCache {
             cache: VecDeque::new(),
             pending: None,
             capacity: capacity.max(1),
+            tiles,
         }
+    }
+
+    /// Whether sample `key`'s overview (or the error that replaces it) has
+    /// arrived.
+    pub fn has_image(&self, key: &str) -> bool {
+        self.cache
+            .iter()
+            .any(|t| t.key == key && (t.overview.is_some() || t.error.is_some()))
     }
 
     /// The textures of `key` if ready; otherwise asks for them (once) and

@@ -12,6 +12,7 @@ use turns::{conversation, current_turn};
 
 use super::commands::Cmd;
 use super::images::{ImageCache, ImageJob};
+use super::tiles::Tiled;
 use super::run::Run;
 use super::selection::BrowserState;
 use crate::widgets::{ViewXf, child_ui, dashed_rect, fidelity_color, placeholder};
@@ -243,16 +244,26 @@ pub fn ui(
             ui.available_width().max(120.0),
             (ui.available_height() - 64.0).max(120.0),
         );
+        let shown: Option<(Option<egui::TextureHandle>, [u32; 2], Option<String>)> =
+            match (&r.index_error, tex) {
+                (Some(e), None) => Some((None, [0, 0], Some(e.clone()))),
+                (_, t) => t.map(|x| (x.overview.clone(), x.size, x.error.clone())),
+            };
+        let tiles = sample.map(|(_, store, idx)| Tiled {
+            cache: &mut images.tiles,
+            store,
+            index: idx,
+        });
         image_view(
             ui,
             canvas,
             t,
             &gts,
             b.action,
-            match (&r.index_error, tex) {
-                (Some(e), None) => Some((None, [0, 0], Some(e.as_str()))),
-                (_, t) => t.map(|x| (x.overview.as_ref(), x.size, x.error.as_deref())),
-            },
+            shown
+                .as_ref()
+                .map(|(o, size, e)| (o.as_ref(), *size, e.as_deref())),
+            tiles,
             sample.is_none() && r.index.is_some(),
         );
         legend(ui);
@@ -291,6 +302,7 @@ fn image_view(
     gts: &[BBox],
     action: usize,
     tex: Option<(Option<&egui::TextureHandle>, [u32; 2], Option<&str>)>,
+    tiles: Option<Tiled<'_>>,
     unknown_sample: bool,
 ) {
     let (rect, resp) = ui.allocate_exact_size(size, Sense::click_and_drag());
@@ -316,6 +328,10 @@ fn image_view(
     xf.wheel(ui, &resp, rect);
     ui.data_mut(|d| d.insert_temp(id, xf));
     let placed = xf.paint(&painter, rect, tex.id(), w as f64, h as f64);
+    if let Some(tl) = tiles {
+        tl.cache
+            .paint(&painter, rect, placed, tex, &t.sample, tl.store, tl.index, [w, h]);
+    }
     let to_screen = |b: &BBox| placed.to_screen(b);
     for g in gts {
         painter.rect_stroke(to_screen(g), 0.0, Stroke::new(2.0, GT), StrokeKind::Outside);

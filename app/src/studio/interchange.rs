@@ -50,6 +50,9 @@ pub struct Window {
     pub out: String,
     /// Import: keep the good samples and list the bad ones.
     pub skip_bad: bool,
+    /// Import: link or copy the images into the dataset folder instead of
+    /// naming them where they lie.
+    pub copy_images: bool,
     running: Option<Receiver<JobResult>>,
     /// Run was pressed; [`Window::logic`] starts the job.
     start_requested: bool,
@@ -75,6 +78,7 @@ impl Window {
             images: String::new(),
             out,
             skip_bad: false,
+            copy_images: false,
             running: None,
             start_requested: false,
         }
@@ -137,6 +141,10 @@ impl Window {
                         &mut self.skip_bad,
                         "skip bad samples (list them) instead of failing",
                     );
+                    ui.checkbox(
+                        &mut self.copy_images,
+                        "copy the images into the dataset folder (otherwise it names them where they lie)",
+                    );
                 }
                 ui.horizontal(|ui| {
                     let busy = self.running.is_some();
@@ -163,10 +171,15 @@ impl Window {
     }
 }
 
-fn run(mode: Mode, src: &Path, images: &str, out: &Path, skip_bad: bool) -> JobResult {
+fn run(mode: Mode, src: &Path, images: &str, out: &Path, skip_bad: bool, copy: bool) -> JobResult {
     match mode {
         Mode::ImportVstar | Mode::ImportCoco | Mode::ImportViscot => {
-            let images = if images.is_empty() {
+            let recorded = (images.is_empty() && mode == Mode::ImportCoco)
+                .then(|| interchange::coco_images_root(src))
+                .flatten();
+            let images = if let Some(r) = recorded {
+                r
+            } else if images.is_empty() {
                 src.parent()
                     .filter(|p| !p.as_os_str().is_empty())
                     .map(Path::to_path_buf)
@@ -183,7 +196,13 @@ fn run(mode: Mode, src: &Path, images: &str, out: &Path, skip_bad: bool) -> JobR
             interchange::verify_images(&mut rep);
             let skipped = rep.problems.len();
             let first = rep.problems.first().map(ToString::to_string);
-            let ds = interchange::write_dataset(rep, out, skip_bad).map_err(|e| e.to_string())?;
+            let placed = if copy {
+                interchange::Images::Copy
+            } else {
+                interchange::Images::Reference
+            };
+            let ds = interchange::write_dataset(rep, out, skip_bad, placed)
+                .map_err(|e| e.to_string())?;
             let mut m = format!("imported {} samples into {}", ds.len(), out.display());
             if skipped > 0 {
                 m.push_str(&format!(
@@ -221,16 +240,17 @@ impl Window {
             return;
         }
         let (tx, rx) = bounded(1);
-        let (mode, src, images, out, skip) = (
+        let (mode, src, images, out, skip, copy) = (
             self.mode,
             PathBuf::from(self.src.trim()),
             self.images.trim().to_string(),
             PathBuf::from(self.out.trim()),
             self.skip_bad,
+            self.copy_images,
         );
         let ctx = ctx.clone();
         std::thread::spawn(move || {
-            let _ = tx.send(run(mode, &src, &images, &out, skip));
+            let _ = tx.send(run(mode, &src, &images, &out, skip, copy));
             ctx.request_repaint();
         });
         self.running = Some(rx);

@@ -88,6 +88,19 @@ impl Studio {
                 ] {
                     item(ui, c, &mut fire);
                 }
+                ui.separator();
+                ui.horizontal(|ui| {
+                    ui.label("Full-resolution tile cache");
+                    ui.add(
+                        egui::DragValue::new(&mut self.prefs.tile_cache_mib)
+                            .range(16..=16_384)
+                            .suffix(" MiB"),
+                    )
+                    .on_hover_text(
+                        "GPU memory for the full-resolution tiles of large images when zoomed in; \
+                         the least recently shown tiles are dropped beyond it",
+                    );
+                });
             });
             ui.menu_button("Annotate", |ui| {
                 item(ui, Cmd::EditGroundTruth, &mut fire);

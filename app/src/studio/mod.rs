@@ -1,7 +1,8 @@
 //! The desktop studio (DESIGN §9): an eframe app over a [`run::Run`].
 //!
 //! The UI thread only draws and drains channels; training, file reading and
-//! image preparation run on their own threads (see [`run`] and [`images`]).
+//! image preparation run on their own threads (see [`run`], [`images`] and
+//! [`tiles`], the full-resolution tiles of large images).
 //! Drawing code returns or queues what the user asked for
 //! ([`app::Request`]); [`Studio::logic`] carries it out.
 //!
@@ -14,6 +15,7 @@
 mod annotate;
 pub mod app;
 pub mod bench;
+pub mod bench_tiles;
 pub mod browser;
 pub mod commands;
 pub mod compare;
@@ -32,6 +34,7 @@ mod screenshot;
 pub mod selection;
 mod settings;
 mod toasts;
+mod tiles;
 mod training;
 pub mod vlm;
 

@@ -40,6 +40,16 @@ impl ViewXf {
         }
     }
 
+    /// Zooms to `zoom` × the fitted size (clamped as the wheel clamps it)
+    /// with image pixel `(x, y)` of a `w × h` image at the centre of `rect`.
+    pub fn focus(&mut self, rect: Rect, w: f64, h: f64, zoom: f32, x: f64, y: f64) {
+        self.zoom = zoom.clamp(1.0, 64.0);
+        let size = rect.size();
+        let scale = (size.x / w as f32).min(size.y / h as f32) * self.zoom;
+        let img = Vec2::new(w as f32, h as f32) * scale;
+        self.pan = img / 2.0 - Vec2::new(x as f32, y as f32) * scale;
+    }
+
     /// Screen position of image pixel (0, 0) and points per image pixel, for
     /// a `w × h` image in the view `rect`.
     pub fn place(&self, rect: Rect, w: f64, h: f64) -> (Pos2, f32) {

@@ -36,6 +36,7 @@ pub(super) fn canvas(
     let (rect, resp) = ui.allocate_exact_size(size, Sense::click_and_drag());
     let painter = ui.painter_at(rect);
     painter.rect_filled(rect, 0.0, Color32::from_gray(20));
+    let tile_store = store.clone();
     let tex = images.get(
         ui.ctx(),
         ImageJob {
@@ -67,8 +68,21 @@ pub(super) fn canvas(
     {
         xf.pan += resp.drag_delta();
     }
+    if let Some((zoom, [x, y])) = st.focus.take() {
+        xf.focus(rect, w, h, zoom, x, y);
+    }
     xf.wheel(ui, &resp, rect);
     let placed = xf.paint(&painter, rect, tex.0.id(), w, h);
+    images.tiles.paint(
+        &painter,
+        rect,
+        placed,
+        &tex.0,
+        &id,
+        &tile_store,
+        idx,
+        [s.width, s.height],
+    );
     let (origin, scale) = (placed.origin, placed.scale);
     st.canvas_xf = Some((origin, scale));
     let to_screen = |b: &BBox| placed.to_screen(b);

@@ -65,6 +65,9 @@ pub struct AnnotateState {
     /// The live preview of the box being dragged.
     preview: Option<BBox>,
     xf: ViewXf,
+    /// Show image pixel `(x, y)` at the canvas centre at `zoom` × the fitted
+    /// size on the next frame (`--zoom-to`, benchmarks); taken by the canvas.
+    pub focus: Option<(f32, [f64; 2])>,
     /// The sample list's search text.
     pub search: String,
     /// The selected box's label being typed.
@@ -104,6 +107,7 @@ impl AnnotateState {
             *self = Self {
                 session: Some(r.dir.clone()),
                 search: std::mem::take(&mut self.search),
+                focus: self.focus.take(),
                 ..Default::default()
             };
         }

@@ -9,7 +9,7 @@ use crate::dataset::{Dataset, DatasetError, Rationale, Sample};
 use crate::geometry::BBox;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Parses a COCO detection file (its bytes; `path` names it in errors).
 /// `images_dir` is the folder `file_name`s are relative to.
@@ -247,6 +247,7 @@ pub fn parse_coco(
                     extra: Map::new(),
                 },
                 source_image: src_img,
+                extracted: false,
             });
             continue;
         }
@@ -277,6 +278,7 @@ pub fn parse_coco(
                     extra: Map::new(),
                 },
                 source_image: src_img.clone(),
+                extracted: false,
             });
         }
     }
@@ -313,9 +315,28 @@ pub fn read_coco(src: &Path, images_dir: &Path) -> Result<ImportReport, DatasetE
 /// their labels the categories (an empty label is `rationale`); each image
 /// entry also carries the sample's `virl_id`, `question`, `answer`,
 /// `options` and `virl_meta`, so [`parse_coco`] reads it back unchanged.
-/// `file_name`s are relative to the dataset folder. One image entry per
-/// sample (samples sharing an image file get one entry each).
+/// `file_name`s are relative to `info.images_root`: the dataset folder, or,
+/// when the manifest names images elsewhere (imported in place), the
+/// deepest folder holding all of them; [`images_root`] reads it back, so a
+/// re-import needs no `--images`. One image entry per sample (samples
+/// sharing an image file get one entry each).
 pub fn to_coco(ds: &Dataset) -> Value {
+    let root = std::fs::canonicalize(ds.root()).unwrap_or_else(|_| ds.root().to_path_buf());
+    let paths: Vec<PathBuf> = ds.samples().iter().map(|s| root.join(&s.image)).collect();
+    let base = if paths.iter().all(|p| p.starts_with(&root)) {
+        root
+    } else {
+        common_folder(&paths)
+    };
+    let names: Vec<String> = paths
+        .iter()
+        .map(|p| {
+            p.strip_prefix(&base)
+                .unwrap_or(p)
+                .to_string_lossy()
+                .replace('\\', "/")
+        })
+        .collect();
     let mut cats: BTreeMap<String, usize> = BTreeMap::new();
     for s in ds.samples() {
         for r in &s.rationales {
@@ -333,7 +354,7 @@ pub fn to_coco(ds: &Dataset) -> Value {
     for (i, s) in ds.samples().iter().enumerate() {
         let mut e = json!({
             "id": i + 1,
-            "file_name": s.image,
+            "file_name": names[i],
             "width": s.width,
             "height": s.height,
             "virl_id": s.id,
@@ -366,9 +387,39 @@ pub fn to_coco(ds: &Dataset) -> Value {
         .map(|(n, id)| json!({ "id": id, "name": n, "supercategory": "rationale" }))
         .collect();
     json!({
-        "info": { "description": "exported by ViRL Studio", "version": env!("CARGO_PKG_VERSION") },
+        "info": {
+            "description": "exported by ViRL Studio",
+            "version": env!("CARGO_PKG_VERSION"),
+            "images_root": base.to_string_lossy(),
+        },
         "images": images,
         "annotations": anns,
         "categories": categories,
     })
+}
+
+/// The deepest folder holding every path of `paths`.
+fn common_folder(paths: &[PathBuf]) -> PathBuf {
+    let mut it = paths.iter();
+    let Some(first) = it.next() else {
+        return PathBuf::new();
+    };
+    let mut base: PathBuf = first.parent().map(Path::to_path_buf).unwrap_or_default();
+    for p in it {
+        while !p.starts_with(&base) {
+            if !base.pop() {
+                return PathBuf::new();
+            }
+        }
+    }
+    base
+}
+
+/// The folder a COCO file's `file_name`s are relative to, as a ViRL Studio
+/// export records it (`info.images_root`), if it does and the folder exists.
+pub fn images_root(src: &Path) -> Option<PathBuf> {
+    let bytes = super::read_source(src).ok()?;
+    let v: Value = serde_json::from_slice(&bytes).ok()?;
+    let root = PathBuf::from(v.get("info")?.get("images_root")?.as_str()?);
+    root.is_dir().then_some(root)
 }

@@ -168,6 +168,7 @@ pub fn parse_hrbench(
                     extra: Map::new(),
                 },
                 source_image: file,
+                extracted: true,
             })
         })();
         match result {

@@ -27,7 +27,7 @@ mod verl;
 mod viscot;
 mod vstar;
 
-pub use coco::{parse_coco, read_coco, to_coco};
+pub use coco::{images_root as coco_images_root, parse_coco, read_coco, to_coco};
 pub use hrbench::{parse_hrbench, read_hrbench};
 pub use verl::from_verl_rows;
 pub use viscot::{parse_viscot, read_viscot, viscot_box};
@@ -64,6 +64,24 @@ pub struct Imported {
     pub sample: Sample,
     /// The source image.
     pub source_image: PathBuf,
+    /// The image was extracted from the annotation file (base64 or parquet
+    /// bytes) into a staging folder, so the dataset must keep its own copy
+    /// whatever [`Images`] says.
+    pub extracted: bool,
+}
+
+/// Where an imported dataset's images live.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Images {
+    /// The manifest names each image where it lies (an absolute path):
+    /// nothing is copied, as real datasets (Visual-CoT's images come to
+    /// hundreds of GB) are too large to copy. Images extracted from the
+    /// annotation file are still written into the dataset folder.
+    #[default]
+    Reference,
+    /// Every image is linked (or, across file systems, copied) into the
+    /// dataset folder, which then stands alone.
+    Copy,
 }
 
 /// What an import read.
@@ -257,9 +275,10 @@ fn jpeg_reaches_its_end(bytes: &[u8]) -> bool {
 /// With `skip_bad` false, any problem of the import fails it and nothing is
 /// written.
 pub fn write_dataset(
-    rep: ImportReport,
+    mut rep: ImportReport,
     out: &Path,
     skip_bad: bool,
+    images: Images,
 ) -> Result<Dataset, DatasetError> {
     if !rep.problems.is_empty() && !skip_bad {
         let total = rep.problems.len();
@@ -303,6 +322,25 @@ pub fn write_dataset(
             ));
         }
     }
+    if images == Images::Reference {
+        for s in rep.samples.iter_mut().filter(|s| !s.extracted) {
+            let abs = std::fs::canonicalize(&s.source_image).map_err(|source| DatasetError::Io {
+                action: "read",
+                path: s.source_image.clone(),
+                source,
+            })?;
+            s.sample.image = abs
+                .to_str()
+                .ok_or_else(|| {
+                    invalid(
+                        &s.source_image,
+                        Some("image".into()),
+                        "the path is not valid UTF-8, so a manifest cannot name it; import with --copy-images",
+                    )
+                })?
+                .to_string();
+        }
+    }
     // Two different source images must never become one image path.
     let mut source_of: HashMap<&str, &Path> = HashMap::new();
     for s in &rep.samples {
@@ -323,7 +361,11 @@ pub fn write_dataset(
         }
     }
     let mut copied: HashMap<PathBuf, ()> = HashMap::new();
-    for s in &rep.samples {
+    for s in rep
+        .samples
+        .iter()
+        .filter(|s| images == Images::Copy || s.extracted)
+    {
         let dst = out.join(&s.sample.image);
         if copied.insert(dst.clone(), ()).is_some() || dst.exists() {
             continue;
@@ -343,6 +385,11 @@ pub fn write_dataset(
             })?;
         }
     }
+    std::fs::create_dir_all(out).map_err(|source| DatasetError::Io {
+        action: "create",
+        path: out.to_path_buf(),
+        source,
+    })?;
     let ds = Dataset::new(out, rep.samples.into_iter().map(|s| s.sample).collect());
     ds.save()?;
     Ok(ds)

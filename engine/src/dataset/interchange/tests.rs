@@ -24,7 +24,7 @@ fn vstar_folder_imports_with_xywh_boxes_and_first_option_correct() {
     let rep = read_vstar(&d.path().join("vstar")).expect("read");
     assert!(rep.problems.is_empty(), "{:?}", rep.problems);
     let out = d.path().join("ds");
-    let ds = write_dataset(rep, &out, false).expect("write");
+    let ds = write_dataset(rep, &out, false, Images::Copy).expect("write");
     let s = &ds.samples()[0];
     assert_eq!(s.id, "direct_attributes/sa_1");
     assert_eq!(s.answer, "white");
@@ -85,7 +85,7 @@ fn vstar_bad_inputs_name_the_file() {
         msgs[3]
     );
     let out = d.path().join("out");
-    let err = write_dataset(rep, &out, false).expect_err("bad samples fail the import");
+    let err = write_dataset(rep, &out, false, Images::Copy).expect_err("bad samples fail the import");
     assert!(err.to_string().contains("4 problems"), "{err}");
     assert!(!out.exists(), "a failed import writes nothing");
 }
@@ -131,7 +131,7 @@ fn coco_round_trip_keeps_every_sample() {
     export(&ds, ExportFormat::Coco, &coco).expect("export");
     let rep = read_coco(&coco, &root).expect("read");
     assert!(rep.problems.is_empty(), "{:?}", rep.problems);
-    let back = write_dataset(rep, &d.path().join("again"), false).expect("write");
+    let back = write_dataset(rep, &d.path().join("again"), false, Images::Copy).expect("write");
     assert_eq!(back.len(), 2);
     for (x, y) in ds.samples().iter().zip(back.samples()) {
         assert_eq!(
@@ -366,4 +366,80 @@ fn viscot_file_imports_portrait_landscape_and_square_and_names_bad_records() {
     assert_eq!(e.line(), Some(2), "{e}");
     let one = parse_viscot(recs[2].as_bytes(), Path::new("v.jsonl"), d.path()).expect("jsonl");
     assert_eq!(one.samples.len(), 1);
+}
+
+#[test]
+fn images_are_referenced_where_they_lie_unless_copied_and_coco_round_trips_them() {
+    let d = tempfile::tempdir().expect("tmp");
+    let src = d.path().join("pool/vstar/direct_attributes");
+    img(&src.join("sa_1.jpg"), 200, 100);
+    std::fs::write(
+        src.join("sa_1.json"),
+        r#"{"target_object": ["glove"], "bbox": [[10.5, 20, 30, 40]], "question": "What colour is the glove?", "options": ["white", "black"]}"#,
+    )
+    .expect("write");
+    let read = || read_vstar(&d.path().join("pool/vstar")).expect("read");
+    // By default nothing is copied: the manifest names the image in place.
+    let out = d.path().join("elsewhere/ds");
+    let ds = write_dataset(read(), &out, false, Images::default()).expect("write");
+    let s = &ds.samples()[0];
+    let abs = std::fs::canonicalize(src.join("sa_1.jpg")).expect("canon");
+    assert_eq!(Path::new(&s.image), abs);
+    assert!(!out.join("images").exists(), "no image was copied");
+    let back = Dataset::load(&out).expect("a manifest naming images elsewhere loads");
+    assert_eq!(back.image_path(&back.samples()[0]), abs);
+    assert_eq!(back.load_image(&back.samples()[0]).expect("decode").width(), 200);
+    // COCO export: file_names relative to the folder holding the images,
+    // recorded in info.images_root, so a re-import needs no --images.
+    let coco = d.path().join("out.json");
+    export(&ds, ExportFormat::Coco, &coco).expect("export");
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&coco).expect("read")).expect("json");
+    assert_eq!(v["images"][0]["file_name"], "sa_1.jpg");
+    let root = coco_images_root(&coco).expect("images_root");
+    assert_eq!(root, abs.parent().expect("parent"));
+    let again = write_dataset(
+        read_coco(&coco, &root).expect("read coco"),
+        &d.path().join("again"),
+        false,
+        Images::default(),
+    )
+    .expect("write");
+    assert_eq!(again.samples()[0].image, s.image);
+    assert_eq!(again.samples()[0].rationales, s.rationales);
+    // --copy-images: the dataset stands alone.
+    let copied = write_dataset(read(), &d.path().join("copied"), false, Images::Copy).expect("write");
+    assert!(!Path::new(&copied.samples()[0].image).is_absolute());
+    assert!(d.path().join("copied").join(&copied.samples()[0].image).exists());
+}
+
+#[test]
+fn extracted_images_are_written_into_the_dataset_even_when_referencing() {
+    let d = tempfile::tempdir().expect("tmp");
+    let staging = d.path().join("staging");
+    img(&staging.join("x.png"), 40, 30);
+    let mk = |extracted| ImportReport {
+        samples: vec![Imported {
+            sample: Sample {
+                id: "x".into(),
+                image: "images/x.png".into(),
+                width: 40,
+                height: 30,
+                question: "q".into(),
+                answer: "a".into(),
+                options: Vec::new(),
+                rationales: Vec::new(),
+                meta: None,
+                extra: Map::new(),
+            },
+            source_image: staging.join("x.png"),
+            extracted,
+        }],
+        problems: Vec::new(),
+    };
+    let ds = write_dataset(mk(true), &d.path().join("a"), false, Images::Reference).expect("write");
+    assert_eq!(ds.samples()[0].image, "images/x.png");
+    assert!(d.path().join("a/images/x.png").exists());
+    let ds = write_dataset(mk(false), &d.path().join("b"), false, Images::Reference).expect("write");
+    assert!(Path::new(&ds.samples()[0].image).is_absolute());
 }

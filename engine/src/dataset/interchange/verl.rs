@@ -54,6 +54,7 @@ pub fn from_verl_rows(bytes: &[u8], parquet: &Path) -> ImportReport {
             Ok(Imported {
                 sample,
                 source_image: source,
+                extracted: false,
             })
         })();
         match result {

@@ -260,6 +260,7 @@ fn record(at: &str, rec: &Value, path: &Path, images_dir: &Path) -> Result<Impor
             extra: Map::new(),
         },
         source_image: src,
+        extracted: false,
     })
 }
 

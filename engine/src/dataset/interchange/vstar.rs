@@ -173,6 +173,7 @@ pub fn read_vstar(src: &Path) -> Result<ImportReport, DatasetError> {
             Ok(Imported {
                 sample,
                 source_image: img,
+                extracted: false,
             })
         })();
         match result {
