@@ -54,6 +54,10 @@ struct StudioArgs {
     /// Frames to render before the screenshot.
     #[arg(long, default_value_t = 60)]
     frames: u32,
+    /// Instead of --frames: take the screenshot this many seconds after
+    /// start (a live run's curves at a given wall time).
+    #[arg(long, value_name = "SECONDS", requires = "screenshot_to")]
+    screenshot_after: Option<f64>,
     /// Annotate: centre image pixel (X, Y) at ZOOM × the fitted size
     /// (e.g. `4096,4096,16` shows an 8K image at about full resolution).
     #[arg(long, value_name = "X,Y,ZOOM", value_parser = parse_zoom_to)]
@@ -148,6 +152,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             tab: a.tab,
             dataset: a.dataset,
             zoom_to: a.zoom_to,
+            screenshot_after_s: a.screenshot_after,
         });
     };
     match command {

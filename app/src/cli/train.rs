@@ -19,9 +19,9 @@ use virl_engine::trainer::Trainer;
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     /// A session.toml to start from (every key optional; defaults fill the rest).
-    /// Without it: the studio's new-session config (ZoomBench defaults, 150
-    /// imitation iterations on freshly generated samples, then RL; 300 in
-    /// all; a greedy evaluation every 25).
+    /// Without it: the studio's new-session config (ZoomBench defaults, 300
+    /// imitation iterations on freshly generated samples, then 100 of ViRL
+    /// RL; a greedy evaluation every 25; RESULTS.md §1i).
     #[arg(long)]
     config: Option<PathBuf>,
     /// Session folder to create (default: sessions/<mode>-<timestamp>).

@@ -22,8 +22,13 @@ impl Studio {
             return;
         };
         self.frame += 1;
-        // Wait for the engine to be ready and the images to arrive, within the budget.
-        if self.frame >= *frames && self.shot_done.is_none() {
+        // Wait for the engine to be ready and the images to arrive, within
+        // the budget (of frames, or of seconds).
+        let due = match self.shot_after {
+            Some((secs, start)) => start.elapsed().as_secs_f64() >= secs,
+            None => self.frame >= *frames,
+        };
+        if due && self.shot_done.is_none() {
             let (tx, rx) = bounded(1);
             let path = path.clone();
             ctx.send_viewport_cmd(egui::ViewportCommand::Screenshot(
@@ -33,7 +38,11 @@ impl Studio {
             ));
             self.shot_done = Some(rx);
         }
-        ctx.request_repaint_after(Duration::from_millis(30));
+        ctx.request_repaint_after(if self.shot_after.is_some() {
+            Duration::from_secs(1)
+        } else {
+            Duration::from_millis(30)
+        });
     }
 }
 
