@@ -44,7 +44,9 @@ pub struct DataConfig {
     pub zoombench: ZoomBenchConfig,
     /// Decoded full-resolution images kept in memory per split (a 768 px
     /// image takes 1.7 MiB). Default 600, enough for the default ZoomBench
-    /// training split, so each image is rendered or decoded once.
+    /// training split, so each image is rendered or decoded once. Whatever
+    /// the count, a split keeps at most 2 GiB of decoded pixels
+    /// ([`crate::env::CACHE_BYTES`]; an 8K image takes 192 MiB).
     pub image_cache: usize,
 }
 

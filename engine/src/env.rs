@@ -139,6 +139,10 @@ pub enum ImageSource {
 /// Decoded images by sample index, and their insertion order (oldest first).
 type ImageCache = (HashMap<usize, Arc<RgbImage>>, VecDeque<usize>);
 
+/// Most bytes of decoded pixels an [`ImageStore`] keeps (besides the newest
+/// image, which is kept whatever its size).
+pub const CACHE_BYTES: usize = 2 << 30;
+
 /// Decoded images with a bounded cache, and every sample's global view
 /// (small, kept for good). Shared between threads.
 pub struct ImageStore {
@@ -146,6 +150,7 @@ pub struct ImageStore {
     source: ImageSource,
     view: u32,
     capacity: usize,
+    byte_limit: usize,
     cache: Mutex<ImageCache>,
     globals: Mutex<HashMap<usize, Arc<Vec<u8>>>>,
 }
@@ -158,9 +163,22 @@ impl ImageStore {
             source,
             view,
             capacity: capacity.max(1),
+            byte_limit: CACHE_BYTES,
             cache: Mutex::new((HashMap::new(), VecDeque::new())),
             globals: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The same store keeping at most `bytes` of decoded pixels (default
+    /// [`CACHE_BYTES`]).
+    pub fn with_byte_limit(mut self, bytes: usize) -> Self {
+        self.byte_limit = bytes;
+        self
+    }
+
+    /// Decoded images held now.
+    pub fn cached(&self) -> usize {
+        self.cache.lock().map(|c| c.1.len()).unwrap_or(0)
     }
 
     /// The side of the global view and crops, in pixels.
@@ -215,7 +233,14 @@ impl ImageStore {
             if map.insert(idx, img.clone()).is_none() {
                 order.push_back(idx);
             }
-            while order.len() > self.capacity {
+            let bytes = |m: &HashMap<usize, Arc<RgbImage>>| -> usize {
+                m.values().map(|i| i.as_raw().len()).sum()
+            };
+            // At most `capacity` images and, past the newest, CACHE_BYTES of
+            // pixels: 600 decoded 8K images would be 115 GB.
+            while order.len() > self.capacity
+                || (order.len() > 1 && bytes(map) > self.byte_limit)
+            {
                 if let Some(old) = order.pop_front() {
                     map.remove(&old);
                 }

@@ -207,6 +207,16 @@ fn import_vstar_export_coco_import_back_and_bad_inputs() {
 /// A COCO file naming `names` (each a 20 × 20 image), imported from `imgs`
 /// into `out`: the finished `virl import`.
 fn import_coco(root: &std::path::Path, names: &[&str], out: &str) -> std::process::Output {
+    import_coco_with(root, names, out, &[])
+}
+
+/// [`import_coco`] with more flags.
+fn import_coco_with(
+    root: &std::path::Path,
+    names: &[&str],
+    out: &str,
+    extra: &[&str],
+) -> std::process::Output {
     let images: Vec<String> = names
         .iter()
         .enumerate()
@@ -225,16 +235,20 @@ fn import_coco(root: &std::path::Path, names: &[&str], out: &str) -> std::proces
         ),
     )
     .expect("ann");
-    virl(&[
+    let out = root.join(out);
+    let imgs = root.join("imgs");
+    let mut args = vec![
         "import",
         "--format",
         "coco",
         p(&ann),
         "--images",
-        p(&root.join("imgs")),
+        p(&imgs),
         "--out",
-        p(&root.join(out)),
-    ])
+        p(&out),
+    ];
+    args.extend_from_slice(extra);
+    virl(&args)
 }
 
 #[test]
@@ -260,8 +274,8 @@ fn a_coco_file_name_cannot_reach_outside_the_images_folder_or_collide() {
         assert!(!root.join("out/images/secret.png").exists());
         assert!(!root.join("out/manifest.jsonl").exists());
     }
-    // Two different images that would be written to one path: refused, both named.
-    let o = import_coco(root, &["a.png", "images/a.png"], "out2");
+    // Two different images that would be copied to one path: refused, both named.
+    let o = import_coco_with(root, &["a.png", "images/a.png"], "out2", &["--copy-images"]);
     assert!(!o.status.success(), "a collision was imported");
     let e = stderr(&o);
     assert!(e.contains("would both be written as"), "{e}");
@@ -270,6 +284,11 @@ fn a_coco_file_name_cannot_reach_outside_the_images_folder_or_collide() {
         "{e}"
     );
     assert!(!root.join("out2/manifest.jsonl").exists());
+    // Referenced where they lie (the default), the two stay two.
+    let o = import_coco(root, &["a.png", "images/a.png"], "out4");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ds = Dataset::load(root.join("out4")).expect("loads");
+    assert_ne!(ds.samples()[0].image, ds.samples()[1].image);
     // The same image named twice is fine (one file, two samples' image).
     let o = import_coco(root, &["a.png"], "out3");
     assert!(o.status.success(), "{}", stderr(&o));
@@ -320,7 +339,9 @@ fn a_truncated_jpeg_is_named_at_import_and_skipped_with_skip_bad() {
     assert!(stderr(&o).contains("skipped") && stderr(&o).contains("cut.jpg"));
     let ds = Dataset::load(root.join("kept")).expect("kept loads");
     assert_eq!(ds.len(), 1);
-    assert_eq!(ds.samples()[0].image, "images/a.png");
+    // Referenced where it lies (no --copy-images).
+    let a = fs::canonicalize(root.join("imgs/a.png")).expect("canon");
+    assert_eq!(std::path::Path::new(&ds.samples()[0].image), a);
 }
 
 #[test]
@@ -551,8 +572,8 @@ fn through_coco(ds: &std::path::Path, dir: &std::path::Path, name: &str) -> Data
         "--format",
         "coco",
         p(&coco),
-        "--images",
-        p(ds),
+        // No --images: the export records the folder its file_names are
+        // relative to (the dataset folder, or where referenced images lie).
         "--out",
         p(&back),
     ]);

@@ -28,6 +28,22 @@ impl FrameTimes {
     }
 }
 
+/// One frame of the studio in a `size` window, headless: its logic, the
+/// whole layout and the tessellation (textures are dropped, not uploaded).
+pub(super) fn headless_frame(s: &mut Studio, ctx: &egui::Context, size: [f32; 2]) {
+    let input = egui::RawInput {
+        screen_rect: Some(egui::Rect::from_min_size(
+            egui::Pos2::ZERO,
+            egui::vec2(size[0], size[1]),
+        )),
+        ..Default::default()
+    };
+    s.tick(ctx);
+    let mut out = ctx.run_ui(input, |ui| s.show(ui));
+    let _ = ctx.tessellate(std::mem::take(&mut out.shapes), out.pixels_per_point);
+    out.textures_delta.clear();
+}
+
 /// Runs `frames` frames of the Rollouts tab with "all loaded" trajectories
 /// (`trajectories` of them, copies of the live run's first iteration) while
 /// the live run keeps training; the selection moves one row per frame, so
@@ -50,19 +66,7 @@ pub fn frame_times(
         },
         Prefs::default(),
     );
-    let input = || egui::RawInput {
-        screen_rect: Some(egui::Rect::from_min_size(
-            egui::Pos2::ZERO,
-            egui::vec2(1440.0, 900.0),
-        )),
-        ..Default::default()
-    };
-    let frame = |s: &mut Studio| {
-        s.tick(&ctx);
-        let mut out = ctx.run_ui(input(), |ui| s.show(ui));
-        let _ = ctx.tessellate(std::mem::take(&mut out.shapes), out.pixels_per_point);
-        out.textures_delta.clear();
-    };
+    let frame = |s: &mut Studio| headless_frame(s, &ctx, [1440.0, 900.0]);
     // Wait for the first iteration's trajectories.
     let start = Instant::now();
     while s.run.as_ref().is_none_or(|r| r.rollouts.is_empty()) {

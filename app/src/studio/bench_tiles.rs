@@ -107,19 +107,7 @@ pub fn image_frame_times(w: u32, h: u32, frames: usize) -> Result<ImageFrames, S
         Prefs::default(),
     );
     let (vw, vh) = (1600.0, 1000.0);
-    let input = || egui::RawInput {
-        screen_rect: Some(egui::Rect::from_min_size(
-            egui::Pos2::ZERO,
-            egui::vec2(vw, vh),
-        )),
-        ..Default::default()
-    };
-    let frame = |s: &mut Studio| {
-        s.tick(&ctx);
-        let mut out = ctx.run_ui(input(), |ui| s.show(ui));
-        let _ = ctx.tessellate(std::mem::take(&mut out.shapes), out.pixels_per_point);
-        out.textures_delta.clear();
-    };
+    let frame = |s: &mut Studio| super::bench::headless_frame(s, &ctx, [vw, vh]);
     let t1 = Instant::now();
     while !s.images.has_image("big") {
         if t1.elapsed() > Duration::from_secs(600) {

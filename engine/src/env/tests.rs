@@ -145,3 +145,23 @@ fn a_global_start_crop_shows_the_global_view_before_the_first_zoom() {
     assert_eq!(EnvConfig::default().start_crop, StartCrop::Blank);
     assert!(toml::from_str::<EnvConfig>("start_crop = \"crop\"").is_err());
 }
+
+#[test]
+fn the_image_cache_is_bounded_in_bytes_as_well_as_in_images() {
+    let zb = ZoomBench::new(ZoomBenchConfig::default()).expect("zb");
+    let samples = (0..6).map(|i| zb.generate(1, i).0).collect();
+    let ds = Arc::new(Dataset::new("/nowhere", samples));
+    // 768 × 768 RGB = 1.77 MB an image: a 4 MB bound keeps two of them.
+    let store = ImageStore::new(ds, ImageSource::ZoomBench(zb), 64, 100).with_byte_limit(4 << 20);
+    for i in 0..6 {
+        store.image(i).expect("image");
+        assert!(store.cached() <= 2, "{} images held after {}", store.cached(), i + 1);
+    }
+    assert_eq!(store.cached(), 2);
+    // The newest image is kept even when it alone is over the bound.
+    let zb = ZoomBench::new(ZoomBenchConfig::default()).expect("zb");
+    let ds = Arc::new(Dataset::new("/nowhere", vec![zb.generate(1, 0).0]));
+    let tiny = ImageStore::new(ds, ImageSource::ZoomBench(zb), 64, 100).with_byte_limit(1);
+    tiny.image(0).expect("image");
+    assert_eq!(tiny.cached(), 1);
+}

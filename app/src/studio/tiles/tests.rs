@@ -104,7 +104,7 @@ fn settle(
     size: [u32; 2],
 ) -> usize {
     let start = std::time::Instant::now();
-    loop {
+    let frame = |tiles: &mut TileCache| {
         let mut painted = 0;
         ctx.run_ui(egui::RawInput::default(), |ui| {
             let painter = ui.painter_at(view);
@@ -112,14 +112,13 @@ fn settle(
         })
         .textures_delta
         .clear();
+        painted
+    };
+    loop {
+        frame(tiles);
         if !tiles.loading() {
             // One more frame uploads what the worker finished last.
-            ctx.run_ui(egui::RawInput::default(), |ui| {
-                let painter = ui.painter_at(view);
-                painted = tiles.paint(&painter, view, placed, overview, "big", store, 0, size);
-            })
-            .textures_delta
-            .clear();
+            let painted = frame(tiles);
             if !tiles.loading() {
                 return painted;
             }
