@@ -254,18 +254,16 @@ pub fn ui(
             store,
             index: idx,
         });
-        image_view(
-            ui,
-            canvas,
-            t,
-            &gts,
-            b.action,
-            shown
-                .as_ref()
-                .map(|(o, size, e)| (o.as_ref(), *size, e.as_deref())),
-            tiles,
-            sample.is_none() && r.index.is_some(),
-        );
+        let image = match shown {
+            Some((Some(o), size, _)) => Ok((o, size)),
+            Some((_, _, Some(e))) => Err(format!("cannot show the image: {e}")),
+            _ if sample.is_none() && r.index.is_some() => Err(format!(
+                "sample {} is not in this session's datasets",
+                t.sample
+            )),
+            _ => Err("loading the image…".into()),
+        };
+        image_view(ui, canvas, t, &gts, b.action, image, tiles);
         legend(ui);
     }
     fire
@@ -301,22 +299,20 @@ fn image_view(
     t: &Trajectory,
     gts: &[BBox],
     action: usize,
-    tex: Option<(Option<&egui::TextureHandle>, [u32; 2], Option<&str>)>,
+    image: Result<(egui::TextureHandle, [u32; 2]), String>,
     tiles: Option<Tiled<'_>>,
-    unknown_sample: bool,
 ) {
     let (rect, resp) = ui.allocate_exact_size(size, Sense::click_and_drag());
     let painter = ui.painter_at(rect);
     painter.rect_filled(rect, 0.0, Color32::from_gray(20));
-    let Some((Some(tex), [w, h], _)) = tex else {
-        let msg = match tex {
-            Some((_, _, Some(e))) => format!("cannot show the image: {e}"),
-            _ if unknown_sample => format!("sample {} is not in this session's datasets", t.sample),
-            _ => "loading the image…".into(),
-        };
-        placeholder(&painter, rect, msg);
-        return;
+    let (tex, [w, h]) = match image {
+        Ok(x) => x,
+        Err(msg) => {
+            placeholder(&painter, rect, msg);
+            return;
+        }
     };
+    let tex = &tex;
     let id = ui.scope_id().with("xf");
     let mut xf: ViewXf = ui.data(|d| d.get_temp(id)).unwrap_or_default();
     if resp.double_clicked() {
