@@ -58,8 +58,8 @@ struct StudioArgs {
     /// start (a live run's curves at a given wall time).
     #[arg(long, value_name = "SECONDS", requires = "screenshot_to")]
     screenshot_after: Option<f64>,
-    /// Annotate: centre image pixel (X, Y) at ZOOM × the fitted size
-    /// (e.g. `4096,4096,16` shows an 8K image at about full resolution).
+    /// Annotate and the inspector: centre image pixel (X, Y) at ZOOM × the
+    /// fitted size (e.g. `4096,4096,16` shows an 8K image at about full resolution).
     #[arg(long, value_name = "X,Y,ZOOM", value_parser = parse_zoom_to)]
     zoom_to: Option<[f64; 3]>,
 }

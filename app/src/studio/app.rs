@@ -253,6 +253,9 @@ impl Studio {
             s.pending_train = true;
         }
         s.annotate.focus = opts.zoom_to.map(|[x, y, z]| (z as f32, [x, y]));
+        if let Some(f) = s.annotate.focus {
+            ctx.data_mut(|d| d.insert_temp(super::inspector::focus_id(), f));
+        }
         s
     }
 }

@@ -269,6 +269,12 @@ pub fn ui(
     fire
 }
 
+/// Where `--zoom-to` leaves its request for the inspector's image view
+/// (taken by the first image shown).
+pub(super) fn focus_id() -> egui::Id {
+    egui::Id::unique("virl-inspector-focus")
+}
+
 fn fmt_box(b: &BBox) -> String {
     format!("[{:.0}, {:.0}, {:.0}, {:.0}]", b.x1, b.y1, b.x2, b.y2)
 }
@@ -320,6 +326,9 @@ fn image_view(
     }
     if resp.dragged() {
         xf.pan += resp.drag_delta();
+    }
+    if let Some((zoom, [x, y])) = ui.data_mut(|d| d.remove_temp::<(f32, [f64; 2])>(focus_id())) {
+        xf.focus(rect, w as f64, h as f64, zoom, x, y);
     }
     xf.wheel(ui, &resp, rect);
     ui.data_mut(|d| d.insert_temp(id, xf));
