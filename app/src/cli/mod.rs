@@ -45,7 +45,7 @@ struct StudioArgs {
     /// Config of the new session (TOML; default: the schedule of `virl train` without a config).
     #[arg(long, value_name = "FILE")]
     config: Option<std::path::PathBuf>,
-    /// The tab to show first: training, rollouts or compare.
+    /// The tab to show first: training, rollouts, compare or annotate.
     #[arg(long)]
     tab: Option<crate::studio::Tab>,
     /// Render the studio, save a PNG screenshot here and exit (smoke test).
