@@ -473,7 +473,10 @@ mod tests {
         assert_eq!(c.policy.reader_activation, Activation::Relu);
         // As a config to start from, the missing key takes today's default.
         assert_eq!(
-            SessionConfig::load(&p).expect("load").policy.reader_activation,
+            SessionConfig::load(&p)
+                .expect("load")
+                .policy
+                .reader_activation,
             Activation::Gelu
         );
         // A session that names it keeps what it names.

@@ -238,9 +238,7 @@ impl ImageStore {
             };
             // At most `capacity` images and, past the newest, CACHE_BYTES of
             // pixels: 600 decoded 8K images would be 115 GB.
-            while order.len() > self.capacity
-                || (order.len() > 1 && bytes(map) > self.byte_limit)
-            {
+            while order.len() > self.capacity || (order.len() > 1 && bytes(map) > self.byte_limit) {
                 if let Some(old) = order.pop_front() {
                     map.remove(&old);
                 }

@@ -58,8 +58,8 @@ fn parse_size(s: &str) -> Result<(u32, u32), String> {
 }
 
 fn studio_image(w: u32, h: u32, frames: usize) -> anyhow::Result<()> {
-    let t = crate::studio::bench_tiles::image_frame_times(w, h, frames)
-        .map_err(anyhow::Error::msg)?;
+    let t =
+        crate::studio::bench_tiles::image_frame_times(w, h, frames).map_err(anyhow::Error::msg)?;
     println!(
         "studio image {w}x{h}: {} frames: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms (layout + tessellation, no GPU); tile textures at most {:.0} MiB (bound {:.0} MiB); {} of {} frames at full resolution had every visible tile; PNG written in {:.1} s, overview shown {:.1} s after opening",
         t.ms.len(),

@@ -72,7 +72,9 @@ fn parse_zoom_to(s: &str) -> Result<[f64; 3], String> {
         .map_err(|e| format!("expected X,Y,ZOOM numbers: {e}"))?;
     match v[..] {
         [x, y, z] if v.iter().all(|f| f.is_finite()) && z >= 1.0 => Ok([x, y, z]),
-        _ => Err(format!("expected X,Y,ZOOM (three finite numbers, ZOOM ≥ 1), got {s:?}")),
+        _ => Err(format!(
+            "expected X,Y,ZOOM (three finite numbers, ZOOM ≥ 1), got {s:?}"
+        )),
     }
 }
 

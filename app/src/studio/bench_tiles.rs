@@ -73,15 +73,19 @@ fn write_dataset(dir: &Path, w: u32, h: u32) -> Result<(), String> {
         options: Vec::new(),
         rationales: vec![
             rat(fw * 0.1, fh * 0.1, fw * 0.3, fh * 0.25, "large"),
-            rat(fw * 0.5, fh * 0.5, fw * 0.5 + 64.0, fh * 0.5 + 40.0, "small"),
+            rat(
+                fw * 0.5,
+                fh * 0.5,
+                fw * 0.5 + 64.0,
+                fh * 0.5 + 40.0,
+                "small",
+            ),
             rat(fw * 0.7, fh * 0.6, fw * 0.7 + 9.0, fh * 0.6 + 7.0, "tiny"),
         ],
         meta: None,
         extra: Default::default(),
     };
-    Dataset::new(dir, vec![s])
-        .save()
-        .map_err(|e| e.to_string())
+    Dataset::new(dir, vec![s]).save().map_err(|e| e.to_string())
 }
 
 /// Runs `frames` frames (paced at 60 Hz) of the Annotate tab on a `w × h`
@@ -135,7 +139,11 @@ pub fn image_frame_times(w: u32, h: u32, frames: usize) -> Result<ImageFrames, S
         } else {
             // A sweep from the left to the right edge through the middle row band.
             let t = (i - half) as f64 / (frames - half).max(1) as f64;
-            (f64::from(full), f64::from(w) * (0.05 + 0.9 * t), cy * (0.8 + 0.4 * t))
+            (
+                f64::from(full),
+                f64::from(w) * (0.05 + 0.9 * t),
+                cy * (0.8 + 0.4 * t),
+            )
         };
         s.annotate.focus = Some((zoom as f32, [x, y]));
         let t = Instant::now();

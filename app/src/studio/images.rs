@@ -67,10 +67,8 @@ impl ImageCache {
     /// A cache of at most `capacity` samples' textures; `wake` is called when
     /// a job finishes.
     pub fn new(capacity: usize, wake: super::run::Waker) -> Self {
-        let tiles = super::tiles::TileCache::new(
-            super::tiles::DEFAULT_BUDGET_MIB << 20,
-            wake.clone(),
-        );
+        let tiles =
+            super::tiles::TileCache::new(super::tiles::DEFAULT_BUDGET_MIB << 20, wake.clone());
         let (tx, job_rx) = bounded::<ImageJob>(4);
         let (done_tx, rx) = bounded::<Prepared>(4);
         std::thread::Builder::new()

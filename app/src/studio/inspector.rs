@@ -12,9 +12,9 @@ use turns::{conversation, current_turn};
 
 use super::commands::Cmd;
 use super::images::{ImageCache, ImageJob};
-use super::tiles::Tiled;
 use super::run::Run;
 use super::selection::BrowserState;
+use super::tiles::Tiled;
 use crate::widgets::{ViewXf, child_ui, dashed_rect, fidelity_color, placeholder};
 use egui::{Color32, Pos2, Rect, RichText, Sense, Stroke, StrokeKind, Vec2};
 use virl_engine::geometry::BBox;
@@ -334,8 +334,16 @@ fn image_view(
     ui.data_mut(|d| d.insert_temp(id, xf));
     let placed = xf.paint(&painter, rect, tex.id(), w as f64, h as f64);
     if let Some(tl) = tiles {
-        tl.cache
-            .paint(&painter, rect, placed, tex, &t.sample, tl.store, tl.index, [w, h]);
+        tl.cache.paint(
+            &painter,
+            rect,
+            placed,
+            tex,
+            &t.sample,
+            tl.store,
+            tl.index,
+            [w, h],
+        );
     }
     let to_screen = |b: &BBox| placed.to_screen(b);
     for g in gts {

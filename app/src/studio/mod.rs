@@ -33,8 +33,8 @@ pub mod run;
 mod screenshot;
 pub mod selection;
 mod settings;
-mod toasts;
 mod tiles;
+mod toasts;
 mod training;
 pub mod vlm;
 

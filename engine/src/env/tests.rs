@@ -155,7 +155,12 @@ fn the_image_cache_is_bounded_in_bytes_as_well_as_in_images() {
     let store = ImageStore::new(ds, ImageSource::ZoomBench(zb), 64, 100).with_byte_limit(4 << 20);
     for i in 0..6 {
         store.image(i).expect("image");
-        assert!(store.cached() <= 2, "{} images held after {}", store.cached(), i + 1);
+        assert!(
+            store.cached() <= 2,
+            "{} images held after {}",
+            store.cached(),
+            i + 1
+        );
     }
     assert_eq!(store.cached(), 2);
     // The newest image is kept even when it alone is over the bound.

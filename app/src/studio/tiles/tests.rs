@@ -5,7 +5,11 @@ use virl_engine::env::ImageSource;
 /// A `w × h` image whose pixel (x, y) is `(x mod 256, y mod 256, (x / 256 + y / 256) mod 256)`.
 fn ramp(w: u32, h: u32) -> RgbImage {
     RgbImage::from_fn(w, h, |x, y| {
-        image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x / 256 + y / 256) % 256) as u8])
+        image::Rgb([
+            (x % 256) as u8,
+            (y % 256) as u8,
+            ((x / 256 + y / 256) % 256) as u8,
+        ])
     })
 }
 
@@ -30,22 +34,40 @@ fn covering_tiles_span_the_visible_part_and_stay_inside_the_image() {
     // A view from (1000, 1000) to (2100, 1600) touches columns 1..=4, rows 1..=3.
     let some = covering(0, [1000.0, 1000.0, 2100.0, 1600.0], 8192, 8192);
     assert_eq!(some.len(), 4 * 3);
-    assert!(some.iter().all(|t| (1..=4).contains(&t.tx) && (1..=3).contains(&t.ty)));
+    assert!(
+        some.iter()
+            .all(|t| (1..=4).contains(&t.tx) && (1..=3).contains(&t.ty))
+    );
     // Nearest to the centre (1550, 1300) first: tile (3, 2) holds it.
     assert_eq!((some[0].tx, some[0].ty), (3, 2));
     // Off the image: nothing. Partly off: clipped.
     assert!(covering(0, [9000.0, 0.0, 9500.0, 100.0], 8192, 8192).is_empty());
     let edge = covering(1, [-500.0, -500.0, 700.0, 700.0], 15000, 10000);
-    assert_eq!(edge, vec![TileId { level: 1, tx: 0, ty: 0 }]);
+    assert_eq!(
+        edge,
+        vec![TileId {
+            level: 1,
+            tx: 0,
+            ty: 0
+        }]
+    );
     // The last tile of a 15000 × 10000 image is clipped to it.
-    let last = TileId { level: 0, tx: 29, ty: 19 };
+    let last = TileId {
+        level: 0,
+        tx: 29,
+        ty: 19,
+    };
     assert_eq!(last.source(15000, 10000), [14848, 9728, 15000, 10000]);
 }
 
 #[test]
 fn a_full_resolution_tile_is_the_original_pixels() {
     let img = ramp(1300, 700);
-    let t = TileId { level: 0, tx: 2, ty: 1 };
+    let t = TileId {
+        level: 0,
+        tx: 2,
+        ty: 1,
+    };
     let c = cut(&img, t);
     // Columns 1024..1300, rows 512..700.
     assert_eq!(c.size, [276, 188]);
@@ -66,12 +88,26 @@ fn a_coarser_tile_averages_the_pixels_it_covers() {
         let v = [0u8, 100, 200, 40][((y % 2) * 2 + x % 2) as usize];
         image::Rgb([v, 7, 9])
     });
-    let c = cut(&img, TileId { level: 1, tx: 0, ty: 0 });
+    let c = cut(
+        &img,
+        TileId {
+            level: 1,
+            tx: 0,
+            ty: 0,
+        },
+    );
     // 1024 image pixels → 512 texture pixels (the tile's width), 4 rows → 2.
     assert_eq!(c.size, [512, 2]);
     assert_eq!(c.pixels[0], Color32::from_rgb(85, 7, 9));
     // The next tile holds the 6 pixels left: 3 texture pixels.
-    let c = cut(&img, TileId { level: 1, tx: 1, ty: 0 });
+    let c = cut(
+        &img,
+        TileId {
+            level: 1,
+            tx: 1,
+            ty: 0,
+        },
+    );
     assert_eq!(c.size, [3, 2]);
 }
 
@@ -123,7 +159,10 @@ fn settle(
                 return painted;
             }
         }
-        assert!(start.elapsed().as_secs() < 120, "tiles still loading after 2 minutes");
+        assert!(
+            start.elapsed().as_secs() < 120,
+            "tiles still loading after 2 minutes"
+        );
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
@@ -143,8 +182,14 @@ fn zooming_in_fetches_full_resolution_tiles_within_the_budget() {
     let mut tiles = TileCache::new(3 * (TILE * TILE * 4) as usize, Arc::new(|| {}));
     let view = Rect::from_min_size(Pos2::ZERO, Vec2::new(800.0, 600.0));
     // Fitted (0.25 points per pixel): a 1000-wide overview is sharp enough.
-    let fit = Placed { origin: Pos2::ZERO, scale: 0.25 };
-    assert_eq!(settle(&mut tiles, &ctx, &store, &overview, fit, view, [w, h]), 0);
+    let fit = Placed {
+        origin: Pos2::ZERO,
+        scale: 0.25,
+    };
+    assert_eq!(
+        settle(&mut tiles, &ctx, &store, &overview, fit, view, [w, h]),
+        0
+    );
     assert!(tiles.is_empty());
     // A 300-wide one is not: level 2 tiles (a quarter of full resolution).
     let coarse = ctx.load_texture(
@@ -192,9 +237,20 @@ fn an_image_that_cannot_be_decoded_is_not_asked_for_again() {
     );
     let mut tiles = TileCache::new(1 << 26, Arc::new(|| {}));
     let view = Rect::from_min_size(Pos2::ZERO, Vec2::new(400.0, 300.0));
-    let zoomed = Placed { origin: Pos2::ZERO, scale: 1.0 };
+    let zoomed = Placed {
+        origin: Pos2::ZERO,
+        scale: 1.0,
+    };
     assert_eq!(
-        settle(&mut tiles, &ctx, &store, &overview, zoomed, view, [3000, 2000]),
+        settle(
+            &mut tiles,
+            &ctx,
+            &store,
+            &overview,
+            zoomed,
+            view,
+            [3000, 2000]
+        ),
         0
     );
     assert!(!tiles.loading(), "failed tiles are not requested again");

@@ -324,11 +324,12 @@ pub fn write_dataset(
     }
     if images == Images::Reference {
         for s in rep.samples.iter_mut().filter(|s| !s.extracted) {
-            let abs = std::fs::canonicalize(&s.source_image).map_err(|source| DatasetError::Io {
-                action: "read",
-                path: s.source_image.clone(),
-                source,
-            })?;
+            let abs =
+                std::fs::canonicalize(&s.source_image).map_err(|source| DatasetError::Io {
+                    action: "read",
+                    path: s.source_image.clone(),
+                    source,
+                })?;
             s.sample.image = abs
                 .to_str()
                 .ok_or_else(|| {

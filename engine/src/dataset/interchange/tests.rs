@@ -85,7 +85,8 @@ fn vstar_bad_inputs_name_the_file() {
         msgs[3]
     );
     let out = d.path().join("out");
-    let err = write_dataset(rep, &out, false, Images::Copy).expect_err("bad samples fail the import");
+    let err =
+        write_dataset(rep, &out, false, Images::Copy).expect_err("bad samples fail the import");
     assert!(err.to_string().contains("4 problems"), "{err}");
     assert!(!out.exists(), "a failed import writes nothing");
 }
@@ -388,7 +389,10 @@ fn images_are_referenced_where_they_lie_unless_copied_and_coco_round_trips_them(
     assert!(!out.join("images").exists(), "no image was copied");
     let back = Dataset::load(&out).expect("a manifest naming images elsewhere loads");
     assert_eq!(back.image_path(&back.samples()[0]), abs);
-    assert_eq!(back.load_image(&back.samples()[0]).expect("decode").width(), 200);
+    assert_eq!(
+        back.load_image(&back.samples()[0]).expect("decode").width(),
+        200
+    );
     // COCO export: file_names relative to the folder holding the images,
     // recorded in info.images_root, so a re-import needs no --images.
     let coco = d.path().join("out.json");
@@ -408,9 +412,15 @@ fn images_are_referenced_where_they_lie_unless_copied_and_coco_round_trips_them(
     assert_eq!(again.samples()[0].image, s.image);
     assert_eq!(again.samples()[0].rationales, s.rationales);
     // --copy-images: the dataset stands alone.
-    let copied = write_dataset(read(), &d.path().join("copied"), false, Images::Copy).expect("write");
+    let copied =
+        write_dataset(read(), &d.path().join("copied"), false, Images::Copy).expect("write");
     assert!(!Path::new(&copied.samples()[0].image).is_absolute());
-    assert!(d.path().join("copied").join(&copied.samples()[0].image).exists());
+    assert!(
+        d.path()
+            .join("copied")
+            .join(&copied.samples()[0].image)
+            .exists()
+    );
 }
 
 #[test]
@@ -440,6 +450,7 @@ fn extracted_images_are_written_into_the_dataset_even_when_referencing() {
     let ds = write_dataset(mk(true), &d.path().join("a"), false, Images::Reference).expect("write");
     assert_eq!(ds.samples()[0].image, "images/x.png");
     assert!(d.path().join("a/images/x.png").exists());
-    let ds = write_dataset(mk(false), &d.path().join("b"), false, Images::Reference).expect("write");
+    let ds =
+        write_dataset(mk(false), &d.path().join("b"), false, Images::Reference).expect("write");
     assert!(Path::new(&ds.samples()[0].image).is_absolute());
 }
