@@ -206,3 +206,33 @@ fn prepare(job: &ImageJob) -> Prepared {
         },
     }
 }
+
+/// A store over one sample whose image is `file` in `dir`, declared `w × h`
+/// (the file is not read here), for tests of the image views.
+#[cfg(test)]
+pub(crate) fn one_image_store(
+    dir: &std::path::Path,
+    file: &str,
+    w: u32,
+    h: u32,
+) -> Arc<ImageStore> {
+    let s = virl_engine::dataset::Sample {
+        id: "big".into(),
+        image: file.into(),
+        width: w,
+        height: h,
+        question: "q".into(),
+        answer: "a".into(),
+        options: Vec::new(),
+        rationales: Vec::new(),
+        meta: None,
+        extra: Default::default(),
+    };
+    let ds = Arc::new(virl_engine::dataset::Dataset::new(dir, vec![s]));
+    Arc::new(ImageStore::new(
+        ds,
+        virl_engine::env::ImageSource::Folder,
+        32,
+        4,
+    ))
+}

@@ -104,28 +104,13 @@ impl Thumbs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use virl_engine::dataset::Dataset;
-    use virl_engine::env::ImageSource;
 
     #[test]
     fn an_image_that_cannot_be_read_shows_its_error_instead_of_a_spinner() {
         let dir = tempfile::tempdir().expect("tmp");
         // A PNG whose header declares 60 000 × 60 000 pixels (10 GB decoded).
         std::fs::write(dir.path().join("big.png"), b"\x89PNG\r\n\x1a\nnot really").expect("png");
-        let s = virl_engine::dataset::Sample {
-            id: "big".into(),
-            image: "big.png".into(),
-            width: 60_000,
-            height: 60_000,
-            question: "q".into(),
-            answer: "a".into(),
-            options: Vec::new(),
-            rationales: Vec::new(),
-            meta: None,
-            extra: Default::default(),
-        };
-        let ds = Arc::new(Dataset::new(dir.path(), vec![s]));
-        let store = Arc::new(ImageStore::new(ds, ImageSource::Folder, 32, 4));
+        let store = crate::studio::images::one_image_store(dir.path(), "big.png", 60_000, 60_000);
         let ctx = egui::Context::default();
         let mut thumbs = Thumbs::default();
         let start = std::time::Instant::now();

@@ -1,6 +1,4 @@
 use super::*;
-use virl_engine::dataset::{Dataset, Sample};
-use virl_engine::env::ImageSource;
 
 /// A `w × h` image whose pixel (x, y) is `(x mod 256, y mod 256, (x / 256 + y / 256) mod 256)`.
 fn ramp(w: u32, h: u32) -> RgbImage {
@@ -113,20 +111,7 @@ fn a_coarser_tile_averages_the_pixels_it_covers() {
 
 fn store_of(dir: &std::path::Path, w: u32, h: u32) -> Arc<ImageStore> {
     ramp(w, h).save(dir.join("big.png")).expect("png");
-    let s = Sample {
-        id: "big".into(),
-        image: "big.png".into(),
-        width: w,
-        height: h,
-        question: "q".into(),
-        answer: "a".into(),
-        options: Vec::new(),
-        rationales: Vec::new(),
-        meta: None,
-        extra: Default::default(),
-    };
-    let ds = Arc::new(Dataset::new(dir, vec![s]));
-    Arc::new(ImageStore::new(ds, ImageSource::Folder, 32, 2))
+    crate::studio::images::one_image_store(dir, "big.png", w, h)
 }
 
 /// Paints frames of the `w × h` image at `placed` until no tile is missing.
