@@ -437,3 +437,18 @@ fn score(b: ScoreBench) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn an_image_size_is_width_x_height_in_pixels() {
+        assert_eq!(parse_size("8192x8192"), Ok((8192, 8192)));
+        assert_eq!(parse_size("15000×10000"), Ok((15000, 10000)));
+        for bad in ["8192", "0x10", "10x", "x10", "-5x5", "70000x10"] {
+            let e = parse_size(bad).expect_err(bad);
+            assert!(e.contains("WIDTHxHEIGHT"), "{bad}: {e}");
+        }
+    }
+}

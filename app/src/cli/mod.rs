@@ -183,3 +183,17 @@ pub(crate) fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
     pb.set_style(style);
     pb
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_zoom_to;
+
+    #[test]
+    fn zoom_to_takes_three_finite_numbers_and_a_zoom_of_at_least_one() {
+        assert_eq!(parse_zoom_to("4096, 4096,16"), Ok([4096.0, 4096.0, 16.0]));
+        for bad in ["1,2", "1,2,3,4", "a,b,c", "1,2,0.5", "1,NaN,2", ""] {
+            let e = parse_zoom_to(bad).expect_err(bad);
+            assert!(e.contains("X,Y,ZOOM"), "{bad}: {e}");
+        }
+    }
+}
