@@ -2,7 +2,8 @@
 //! samples.
 //!
 //! An episode shows the policy
-//! - the **global view**: the whole image area-averaged to `view × view`;
+//! - the **global view**: the whole image area-averaged to
+//!   `global_view × global_view` (the grid the policy points its zooms on);
 //! - the **current crop**: the last executed zoom's region of the original
 //!   image, resized to `view × view` (all zeros before the first zoom);
 //! - the question (as text; the policy encodes it), the step index and the
@@ -58,8 +59,13 @@ pub fn execute_box(proposed: &BBox, min_side: f64, w: f64, h: f64) -> BBox {
 pub struct EnvConfig {
     /// Most zooms before the episode is cut off. Default 6.
     pub max_rounds: usize,
-    /// Side of the global view and of crops, in pixels. Default 64.
+    /// Side of the crops, in pixels. Default 64.
     pub view: u32,
+    /// Side of the global view, in pixels: the grid on which ZoomNet places
+    /// its zooms, so it sets how finely a zoom can be aimed (one cell is
+    /// `image side / global_view` pixels). Default 64; may differ from
+    /// `view`.
+    pub global_view: u32,
     /// Smallest side of an executed zoom box, in original-image pixels. Default 8.
     pub min_zoom_side: f64,
     /// The crop an episode starts with, before any zoom (see [`StartCrop`]).
@@ -86,6 +92,7 @@ impl Default for EnvConfig {
         Self {
             max_rounds: 6,
             view: 64,
+            global_view: 64,
             min_zoom_side: 8.0,
             start_crop: StartCrop::Blank,
         }
@@ -104,6 +111,12 @@ impl EnvConfig {
             return Err(format!(
                 "view must lie in 8..=512 pixels, got {}",
                 self.view
+            ));
+        }
+        if !(8..=512).contains(&self.global_view) {
+            return Err(format!(
+                "global_view must lie in 8..=512 pixels, got {}",
+                self.global_view
             ));
         }
         if !(self.min_zoom_side.is_finite() && self.min_zoom_side >= 1.0) {
@@ -181,7 +194,7 @@ impl ImageStore {
         self.cache.lock().map(|c| c.1.len()).unwrap_or(0)
     }
 
-    /// The side of the global view and crops, in pixels.
+    /// The side of the global view, in pixels.
     pub fn view(&self) -> u32 {
         self.view
     }
@@ -247,7 +260,8 @@ impl ImageStore {
         Ok(img)
     }
 
-    /// The `view × view × 3` global view of sample `idx` (computed once).
+    /// The `view × view × 3` global view of sample `idx` (computed once;
+    /// `view` is the store's, the env's `global_view`).
     pub fn global_view(&self, idx: usize) -> Result<Arc<Vec<u8>>, DatasetError> {
         if let Ok(g) = self.globals.lock()
             && let Some(v) = g.get(&idx)
@@ -281,8 +295,10 @@ pub struct EpisodeBatch {
     /// The crop before the current one (zeros before the second zoom): the
     /// policy's memory for questions about two regions.
     pub prev_crop: Vec<u8>,
-    /// View side.
+    /// Crop side.
     pub view: u32,
+    /// Global view side.
+    pub global_view: u32,
 }
 
 impl EpisodeBatch {
@@ -317,7 +333,7 @@ impl EpisodeBatch {
 
     /// Episode `i`'s global view buffer.
     pub fn global_of(&self, i: usize) -> &[u8] {
-        let n = (self.view * self.view * 3) as usize;
+        let n = (self.global_view * self.global_view * 3) as usize;
         &self.global[i * n..(i + 1) * n]
     }
 }
@@ -329,13 +345,14 @@ pub struct ZoomEnv {
 }
 
 impl ZoomEnv {
-    /// An environment over an image store (whose view size must match).
+    /// An environment over an image store (whose view size must be the
+    /// env's `global_view`).
     pub fn new(cfg: EnvConfig, store: Arc<ImageStore>) -> Result<Self, String> {
         cfg.validate()?;
-        if store.view != cfg.view {
+        if store.view != cfg.global_view {
             return Err(format!(
-                "image store view {} ≠ env view {}",
-                store.view, cfg.view
+                "image store view {} ≠ env global_view {}",
+                store.view, cfg.global_view
             ));
         }
         Ok(Self { cfg, store })
@@ -359,14 +376,26 @@ impl ZoomEnv {
     /// Starts one episode per entry of `samples` (dataset indices).
     pub fn reset(&self, samples: &[usize]) -> Result<EpisodeBatch, DatasetError> {
         let n = (self.cfg.view * self.cfg.view * 3) as usize;
-        let mut global = vec![0u8; samples.len() * n];
+        let g = self.cfg.global_view;
+        let gn = (g * g * 3) as usize;
+        let mut global = vec![0u8; samples.len() * gn];
         for (i, &s) in samples.iter().enumerate() {
-            global[i * n..(i + 1) * n].copy_from_slice(&self.store.global_view(s)?);
+            global[i * gn..(i + 1) * gn].copy_from_slice(&self.store.global_view(s)?);
         }
         let ds = self.store.dataset.samples();
         let crop = match self.cfg.start_crop {
             StartCrop::Blank => vec![0u8; samples.len() * n],
-            StartCrop::Global => global.clone(),
+            StartCrop::Global if g == self.cfg.view => global.clone(),
+            // The whole image area-averaged to the crop's side.
+            StartCrop::Global => {
+                let mut crop = vec![0u8; samples.len() * n];
+                for (i, &s) in samples.iter().enumerate() {
+                    let img = self.store.image(s)?;
+                    let whole = BBox::new(0.0, 0.0, img.width() as f64, img.height() as f64);
+                    downsample_area_into(&img, &whole, self.cfg.view, &mut crop[i * n..(i + 1) * n]);
+                }
+                crop
+            }
         };
         Ok(EpisodeBatch {
             episodes: samples
@@ -378,6 +407,7 @@ impl ZoomEnv {
             crop,
             prev_crop: vec![0u8; samples.len() * n],
             view: self.cfg.view,
+            global_view: g,
         })
     }
 

@@ -159,6 +159,9 @@ pub struct PolicyBench {
     /// Device.
     #[arg(long, default_value = "cpu")]
     device: virl_engine::policy::DeviceKind,
+    /// Side of the global view (default: the default config's `env.global_view`).
+    #[arg(long)]
+    global_view: Option<u32>,
 }
 
 fn policy(b: PolicyBench) -> anyhow::Result<()> {
@@ -173,10 +176,12 @@ fn policy(b: PolicyBench) -> anyhow::Result<()> {
     const B: usize = U * G;
     let cfg = virl_engine::config::SessionConfig::default();
     let view = cfg.env.view as usize;
+    let global = b.global_view.unwrap_or(cfg.env.global_view) as usize;
     let answers: Vec<String> = (0..10).map(|d| d.to_string()).collect();
     let net = ZoomNet::new(
         ZoomNetConfig::default(),
         view,
+        global,
         cfg.env.max_rounds,
         answers,
         b.device,
@@ -187,7 +192,7 @@ fn policy(b: PolicyBench) -> anyhow::Result<()> {
     let mut rng = SplitMix64::new(0);
     let px = view * view * 3;
     let mut bytes = |n: usize| -> Vec<u8> { (0..n).map(|_| rng.next_u64() as u8).collect() };
-    let globals = bytes(U * px);
+    let globals = bytes(U * global * global * 3);
     let crops = bytes(B * px);
     let mut rng = SplitMix64::new(1);
     let questions: Vec<Vec<f32>> = (0..B)
@@ -213,6 +218,7 @@ fn policy(b: PolicyBench) -> anyhow::Result<()> {
             crop: vec![128; B * px],
             prev_crop: vec![128; B * px],
             view: view as u32,
+            global_view: global as u32,
         },
         EpisodeBatch {
             episodes: (0..B).map(|_| episode(1)).collect(),
@@ -221,6 +227,7 @@ fn policy(b: PolicyBench) -> anyhow::Result<()> {
             crop: crops,
             prev_crop: vec![128; B * px],
             view: view as u32,
+            global_view: global as u32,
         },
     ];
     let active: Vec<usize> = (0..B).collect();

@@ -147,6 +147,50 @@ fn a_global_start_crop_shows_the_global_view_before_the_first_zoom() {
 }
 
 #[test]
+fn a_global_view_finer_than_the_crop_keeps_both_sizes() {
+    let zb = ZoomBench::new(ZoomBenchConfig::default()).expect("zb");
+    let samples = (0..2).map(|i| zb.generate(1, i).0).collect();
+    let ds = Arc::new(Dataset::new("/nowhere", samples));
+    let store = Arc::new(ImageStore::new(ds, ImageSource::ZoomBench(zb), 128, 2));
+    let cfg = EnvConfig {
+        global_view: 128,
+        start_crop: StartCrop::Global,
+        ..Default::default()
+    };
+    // A store of another global size is refused by name.
+    let small = env(2, 6);
+    let err = ZoomEnv::new(cfg.clone(), small.store().clone())
+        .err()
+        .expect("a 64 px store for a 128 px global view");
+    assert!(err.contains("global_view 128"), "{err}");
+    let env = ZoomEnv::new(cfg, store).expect("env");
+    let mut b = env.reset(&[0, 1]).expect("reset");
+    let img = env.store().image(1).expect("image");
+    assert_eq!(
+        b.global_of(1),
+        crate::geometry::global_view(&img, 128).as_raw().as_slice()
+    );
+    // The start crop is the whole image at the crop's side.
+    assert_eq!(
+        b.crop_of(1),
+        crate::geometry::global_view(&img, 64).as_raw().as_slice()
+    );
+    let g = env.sample(&b, 1).rationales[0].bbox;
+    env.step(&mut b, &[(1, Action::Zoom(g))]).expect("step");
+    assert_eq!(b.crop_of(1), crop_resize(&img, &g, 64).as_raw().as_slice());
+    assert_eq!(b.global_of(1).len(), 128 * 128 * 3);
+    assert!(
+        EnvConfig {
+            global_view: 4,
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err()
+        .contains("global_view")
+    );
+}
+
+#[test]
 fn the_image_cache_is_bounded_in_bytes_as_well_as_in_images() {
     let zb = ZoomBench::new(ZoomBenchConfig::default()).expect("zb");
     let samples = (0..6).map(|i| zb.generate(1, i).0).collect();

@@ -14,7 +14,8 @@
 //! - **Trunk**: question (hashed bag of words), current and previous crop,
 //!   step one-hot and flags → two layers → `[H]`.
 //! - **Heads**: action kind (zoom / answer); answer (a class per answer in
-//!   the training set); zoom **cell** over the view² grid by attention of a
+//!   the training set); zoom **cell** over the grid of global-view pixels
+//!   (`env.global_view`², finer than the crop if set so) by attention of a
 //!   trunk query on the keys; then, given the chosen cell's key, a 3×3
 //!   sub-cell **offset** and a **size** among geometric sides from 1/64 to
 //!   1/2 of the image's short side (ratio ≈ 1.19 between neighbours, so a
@@ -33,7 +34,7 @@ use crate::rng::SplitMix64;
 use candle_core::{D, DType, Device, Result, Tensor, Var};
 use candle_nn::{Module, VarBuilder, VarMap};
 use dense::{Dense, dense};
-use inputs::{crop_patches, unfold3x3};
+use inputs::{crop_patches, neighbourhood, unfold3x3};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -110,7 +111,8 @@ pub struct Choice {
     pub kind: u32,
     /// Answer class (meaningful when answering).
     pub answer: u32,
-    /// Zoom cell, `row · view + col` (meaningful when zooming).
+    /// Zoom cell, `row · global + col` on the global view's pixel grid
+    /// (meaningful when zooming).
     pub cell: u32,
     /// Sub-cell offset, `3 · dy + dx` with `dx, dy ∈ {0, 1, 2}` ↦ `{−⅓, 0, +⅓}` cell.
     pub offset: u32,
@@ -151,6 +153,7 @@ pub struct StepObs<'a> {
 pub struct ZoomNet {
     cfg: ZoomNetConfig,
     view: usize,
+    global: usize,
     max_rounds: usize,
     answers: Vec<String>,
     answer_index: HashMap<String, usize>,
@@ -177,11 +180,14 @@ pub struct ZoomNet {
 }
 
 impl ZoomNet {
-    /// A new ZoomNet with weights drawn from `seed` (deterministic on every
-    /// device): uniform `±1/√fan_in` weights, zero biases.
+    /// A new ZoomNet for crops of side `view` and global views of side
+    /// `global` (its zoom cells), with weights drawn from `seed`
+    /// (deterministic on every device): uniform `±1/√fan_in` weights, zero
+    /// biases. The weights do not depend on `global`.
     pub fn new(
         cfg: ZoomNetConfig,
         view: usize,
+        global: usize,
         max_rounds: usize,
         answers: Vec<String>,
         dev: DeviceKind,
@@ -192,6 +198,9 @@ impl ZoomNet {
                 "crop_patch {} must divide the view {}",
                 cfg.crop_patch, view
             ));
+        }
+        if global < 3 {
+            return Err(format!("the global view ({global} px) must be at least 3 pixels"));
         }
         if answers.is_empty() {
             return Err("ZoomNet needs at least one answer class".into());
@@ -208,7 +217,7 @@ impl ZoomNet {
             return Err("ZoomNet sizes must be positive".into());
         }
         let device = device(dev)?;
-        let net = Self::build(cfg, view, max_rounds, answers, device)
+        let net = Self::build(cfg, view, global, max_rounds, answers, device)
             .map_err(|e| format!("building ZoomNet: {e}"))?;
         net.init_weights(seed)
             .map_err(|e| format!("initialising ZoomNet: {e}"))?;
@@ -218,6 +227,7 @@ impl ZoomNet {
     fn build(
         cfg: ZoomNetConfig,
         view: usize,
+        global: usize,
         max_rounds: usize,
         answers: Vec<String>,
         device: Device,
@@ -258,6 +268,7 @@ impl ZoomNet {
             size: dense(h, cfg.sizes, vb.pp("head.size"))?,
             cfg,
             view,
+            global,
             max_rounds,
             answers,
             answer_index,
@@ -414,7 +425,7 @@ impl ZoomNet {
             .reshape((u_count, r_max, p))?;
         // [U, R, P] × [U, P, N] → [U, R, N]
         let all = qp
-            .matmul(&keys.transpose(1, 2)?.contiguous()?)?
+            .matmul(&keys.transpose(1, 2)?)?
             .reshape((u_count * r_max, n))?;
         let pick: Vec<u32> = group
             .iter()
@@ -424,31 +435,77 @@ impl ZoomNet {
         all.index_select(&Tensor::from_vec(pick, group.len(), &self.device)?, 0)
     }
 
-    /// The key of each row's chosen cell, `[rows, P]`.
-    fn fine_state(
+    /// The hidden layer `[n, N, P]` of the per-pixel MLP of `n` global
+    /// views (`N = global²` pixels), and their raw 3×3 neighbourhoods with a
+    /// ones column `[n, N, 28]` (pix1's bias rides in its matrix product).
+    fn pixel_hidden(&self, globals: &[u8], n: usize) -> Result<(Tensor, Tensor)> {
+        let v = self.global;
+        let x = Tensor::from_vec(
+            unfold3x3(globals, n, v, RAW + 1),
+            (n, v * v, RAW + 1),
+            &self.device,
+        )?;
+        Ok((self.pix1.forward_ones_column(&x)?.relu()?, x))
+    }
+
+    /// The cell keys with their raw neighbourhoods `[n, N, P + 27]`: the
+    /// context of [`Policy::act`].
+    fn context(&self, globals: &[u8], n: usize) -> Result<Tensor> {
+        let (h, x) = self.pixel_hidden(globals, n)?;
+        Tensor::cat(&[&self.pix2.forward(&h)?, &x.narrow(2, 0, RAW)?], 2)
+    }
+
+    /// For the update: the keys `[n, N, P]` without pix2's bias (a constant
+    /// shift of every key adds the same to each cell's logit, so the cell
+    /// softmax is blind to it), and the key and raw neighbourhood `[rows,
+    /// P + 27]` of each step's chosen cell, recomputed from its 27 raw values
+    /// (the same numbers a gather from the full keys gives) so that the
+    /// backward pass scatters nothing into a gradient of every pixel. Each
+    /// step is `(global view, cell)`.
+    fn update_keys(
         &self,
-        keys: &Tensor,
-        group: &[usize],
-        cells: &Tensor,
-        t: &Tensor,
-    ) -> Result<Tensor> {
-        let (u_count, n, p) = keys.dims3()?;
-        let flat = keys.reshape((u_count * n, p))?;
+        globals: &[u8],
+        n: usize,
+        chosen: &[(usize, usize)],
+    ) -> Result<(Tensor, Tensor)> {
+        let v = self.global;
+        let (h, _) = self.pixel_hidden(globals, n)?;
+        let keys = self.pix2.forward_no_bias(&h)?;
+        let mut raw = vec![0f32; chosen.len() * RAW];
+        for (r, &(e, cell)) in chosen.iter().enumerate() {
+            let img = &globals[e * v * v * 3..(e + 1) * v * v * 3];
+            neighbourhood(img, v, cell.min(v * v - 1), &mut raw[r * RAW..(r + 1) * RAW]);
+        }
+        let raw = Tensor::from_vec(raw, (chosen.len(), RAW), &self.device)?;
+        let k = self.pix2.forward(&self.pix1.forward(&raw)?.relu()?)?;
+        Ok((keys, Tensor::cat(&[&k, &raw], 1)?))
+    }
+
+    /// The context row `[rows, P + 27]` of each row's chosen cell.
+    fn chosen_context(&self, context: &Tensor, group: &[usize], cells: &Tensor) -> Result<Tensor> {
+        let (u_count, n, w) = context.dims3()?;
         let base = Tensor::from_vec(
             group.iter().map(|&u| (u * n) as u32).collect::<Vec<_>>(),
             group.len(),
             &self.device,
         )?;
-        let k = flat.index_select(&(base + cells)?, 0)?;
-        self.fine.forward(&Tensor::cat(&[&k, t], 1)?)?.relu()
+        context
+            .reshape((u_count * n, w))?
+            .index_select(&(base + cells)?, 0)
+    }
+
+    /// The fine state `[rows, H]` for the offset and size heads, from the
+    /// chosen cell's key and raw neighbourhood `[rows, P + 27]`.
+    fn fine_state(&self, chosen: &Tensor, t: &Tensor) -> Result<Tensor> {
+        self.fine.forward(&Tensor::cat(&[chosen, t], 1)?)?.relu()
     }
 
     /// The zoom box of a choice on a `w × h` image.
     pub fn zoom_box(&self, c: &Choice, w: f64, h: f64) -> BBox {
-        let v = self.view as f64;
+        let v = self.global as f64;
         let (row, col) = (
-            (c.cell as usize / self.view) as f64,
-            (c.cell as usize % self.view) as f64,
+            (c.cell as usize / self.global) as f64,
+            (c.cell as usize % self.global) as f64,
         );
         let (dx, dy) = ((c.offset % 3) as f64 - 1.0, (c.offset / 3) as f64 - 1.0);
         let cx = (col + 0.5 + dx / 3.0) * w / v;

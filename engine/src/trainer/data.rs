@@ -40,7 +40,7 @@ impl Split {
         let store = Arc::new(ImageStore::new(
             Arc::new(ds),
             source,
-            cfg.env.view,
+            cfg.env.global_view,
             cfg.data.image_cache,
         ));
         Ok(Self {

@@ -86,6 +86,7 @@ impl Trainer {
         let net = ZoomNet::new(
             cfg.policy.clone(),
             cfg.env.view as usize,
+            cfg.env.global_view as usize,
             cfg.env.max_rounds,
             answers,
             cfg.device,

@@ -23,7 +23,7 @@ impl SampleIndex {
     pub fn build(cfg: &SessionConfig, session: Option<&Path>) -> Result<Self, String> {
         let (train, ts, eval, es) = load_splits_for(cfg, session)?;
         let store = |d: Dataset, s: ImageSource| {
-            Arc::new(ImageStore::new(Arc::new(d), s, cfg.env.view, 16))
+            Arc::new(ImageStore::new(Arc::new(d), s, cfg.env.global_view, 16))
         };
         Ok(Self::from_stores([store(train, ts), store(eval, es)]))
     }

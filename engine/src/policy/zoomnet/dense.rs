@@ -35,19 +35,42 @@ pub(crate) fn dense(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Den
     })
 }
 
+/// `x·m` over the last dimension of `x` (`m` is `[in, out]`).
+fn last_dim_matmul(x: &Tensor, m: &Tensor) -> Result<Tensor> {
+    let dims = x.dims().to_vec();
+    let (last, lead) = dims
+        .split_last()
+        .ok_or_else(|| candle_core::Error::Msg("Dense on a scalar".into()))?;
+    let rows: usize = lead.iter().product();
+    let y = x.reshape((rows, *last))?.matmul(m)?;
+    let mut shape = lead.to_vec();
+    shape.push(m.dim(1)?);
+    y.reshape(shape)
+}
+
+impl Dense {
+    /// `x·Wᵀ` without the bias, for a consumer that is blind to a constant
+    /// shift of its input (a softmax over the rows' outputs).
+    pub(crate) fn forward_no_bias(&self, x: &Tensor) -> Result<Tensor> {
+        last_dim_matmul(x, &self.weight.t()?)
+    }
+
+    /// `y = x·Wᵀ + b` for an input whose last column is all ones (`x` has
+    /// `in + 1` columns): one matrix product with `[W | b]`, no addition
+    /// over the whole output, forward or backward.
+    pub(crate) fn forward_ones_column(&self, x: &Tensor) -> Result<Tensor> {
+        let wb = Tensor::cat(&[&self.weight, &self.bias.unsqueeze(1)?], 1)?;
+        last_dim_matmul(x, &wb.t()?)
+    }
+}
+
 impl Module for Dense {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let dims = x.dims().to_vec();
-        let (last, lead) = dims
-            .split_last()
-            .ok_or_else(|| candle_core::Error::Msg("Dense on a scalar".into()))?;
-        let rows: usize = lead.iter().product();
-        let out = self.bias.dim(0)?;
-        let x2 = x.reshape((rows, *last))?;
+        let rows = x.elem_count() / x.dims().last().copied().unwrap_or(1).max(1);
         let ones = Tensor::ones((rows, 1), DType::F32, x.device())?;
-        let y = (x2.matmul(&self.weight.t()?)? + ones.matmul(&self.bias.reshape((1, out))?)?)?;
-        let mut shape = lead.to_vec();
-        shape.push(out);
-        y.reshape(shape)
+        let bias = ones.matmul(&self.bias.unsqueeze(0)?)?;
+        let y = last_dim_matmul(x, &self.weight.t()?)?;
+        let shape = y.dims().to_vec();
+        y + bias.reshape(shape)?
     }
 }

@@ -10,34 +10,38 @@ pub(crate) fn unit(b: u8) -> f32 {
 }
 
 /// Every pixel's 3×3 neighbourhood of `n` global views (`n × v × v × 3`
-/// bytes) as `[n, v·v, 27]` values, neighbour `(dy, dx)` at
-/// `(3·dy + dx)·3 + channel`, zero outside the view.
-pub(crate) fn unfold3x3(bytes: &[u8], n: usize, v: usize) -> Vec<f32> {
-    let mut out = vec![0f32; n * v * v * 27];
+/// bytes) as `[n, v·v, width]` values: neighbour `(dy, dx)` at
+/// `(3·dy + dx)·3 + channel` ([`neighbourhood`]), then `width − 27` ones (a
+/// ones column lets a layer's bias ride in its matrix product).
+pub(crate) fn unfold3x3(bytes: &[u8], n: usize, v: usize, width: usize) -> Vec<f32> {
+    let mut out = vec![1f32; n * v * v * width];
     for i in 0..n {
         let img = &bytes[i * v * v * 3..(i + 1) * v * v * 3];
-        for y in 0..v {
-            for x in 0..v {
-                let o = ((i * v + y) * v + x) * 27;
-                for dy in 0..3 {
-                    let Some(yy) = (y + dy).checked_sub(1).filter(|&yy| yy < v) else {
-                        continue;
-                    };
-                    for dx in 0..3 {
-                        let Some(xx) = (x + dx).checked_sub(1).filter(|&xx| xx < v) else {
-                            continue;
-                        };
-                        let s = (yy * v + xx) * 3;
-                        let d = o + (dy * 3 + dx) * 3;
-                        for c in 0..3 {
-                            out[d + c] = unit(img[s + c]);
-                        }
-                    }
-                }
-            }
+        for cell in 0..v * v {
+            let o = (i * v * v + cell) * width;
+            neighbourhood(img, v, cell, &mut out[o..o + 27]);
         }
     }
     out
+}
+
+/// The 3×3 neighbourhood of pixel `cell` (`y · v + x`) of one `v × v`
+/// global view into `out[..27]`: neighbour `(dy, dx)` at `(3·dy + dx)·3 +
+/// channel`, zero outside the view.
+pub(crate) fn neighbourhood(img: &[u8], v: usize, cell: usize, out: &mut [f32]) {
+    let (y, x) = (cell / v, cell % v);
+    for dy in 0..3 {
+        for dx in 0..3 {
+            let d = (dy * 3 + dx) * 3;
+            let inside = (y + dy)
+                .checked_sub(1)
+                .filter(|&yy| yy < v)
+                .zip((x + dx).checked_sub(1).filter(|&xx| xx < v));
+            for c in 0..3 {
+                out[d + c] = inside.map_or(0.0, |(yy, xx)| unit(img[(yy * v + xx) * 3 + c]));
+            }
+        }
+    }
 }
 
 /// Contrast-normalised patches of `n` crops (`n × v × v × 3` bytes) as

@@ -51,13 +51,10 @@ impl Policy for ZoomNet {
     }
 
     fn encode_globals(&self, globals: &[u8], n: usize) -> Result<Tensor> {
-        let v = self.view;
-        let unfolded = Tensor::from_vec(unfold3x3(globals, n, v), (n, v * v, RAW), &self.device)?;
-        let h = self.pix1.forward(&unfolded)?.relu()?;
         // The raw neighbourhood rides along for the offset and size heads:
         // where inside its cell a placard lies shows only in how its colour
         // spreads over the neighbouring pixels.
-        Tensor::cat(&[&self.pix2.forward(&h)?, &unfolded], 2)
+        self.context(globals, n)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -110,7 +107,7 @@ impl Policy for ZoomNet {
         let kind = pick(&kind_l)?;
         let ans = pick(&ans_l)?;
         let cell = pick(&loc_l)?;
-        let f = self.fine_state(keys, &group, &cell, t)?;
+        let f = self.fine_state(&self.chosen_context(keys, &group, &cell)?, t)?;
         let off_l = self.offset.forward(&f)?;
         let size_l = self.size.forward(&f)?;
         let off = pick(&off_l)?;
@@ -155,7 +152,7 @@ impl Policy for ZoomNet {
     }
 
     fn encode_box(&self, b: &BBox, w: f64, h: f64) -> Choice {
-        let v = self.view as f64;
+        let v = self.global as f64;
         let (cx, cy) = b.center();
         // In thirds of a cell: u − ½ = col + d/3 with d ∈ {−1, 0, 1}.
         let thirds = |c: f64, len: f64| ((c / len * v - 0.5) * 3.0).round();
@@ -177,7 +174,7 @@ impl Policy for ZoomNet {
         Choice {
             kind: 0,
             answer: 0,
-            cell: (row as u32) * self.view as u32 + col as u32,
+            cell: (row as u32) * self.global as u32 + col as u32,
             offset: (dy as u32) * 3 + dx as u32,
             size: size as u32,
         }
@@ -190,7 +187,15 @@ impl Policy for ZoomNet {
         steps: &[StepObs],
     ) -> Result<(Tensor, Tensor)> {
         let n = steps.len();
-        let keys = self.encode_globals(globals, episodes)?;
+        // Keys and chosen cells apart: through the context `act` gets, the
+        // backward pass would copy every pixel's gradient through a
+        // concatenation, a narrow and a gather, which at a 128 px global
+        // view was most of an imitation step.
+        let chosen: Vec<(usize, usize)> = steps
+            .iter()
+            .map(|s| (s.episode, s.choice.cell as usize))
+            .collect();
+        let (keys, chosen) = self.update_keys(globals, episodes, &chosen)?;
         let group: Vec<usize> = steps.iter().map(|s| s.episode).collect();
         let mut q = Vec::with_capacity(n * self.cfg.question_dim);
         let mut crops = Vec::new();
@@ -221,7 +226,7 @@ impl Policy for ZoomNet {
         let kind_l = self.kind.forward(t)?;
         let ans_l = self.answer.forward(&state.reader)?;
         let loc_l = self.loc_logits(&keys, &group, &state.query)?;
-        let f = self.fine_state(&keys, &group, &cell, t)?;
+        let f = self.fine_state(&chosen, t)?;
         let off_l = self.offset.forward(&f)?;
         let size_l = self.size.forward(&f)?;
         let lp = self.joint_logp(

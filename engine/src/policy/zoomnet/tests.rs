@@ -14,7 +14,7 @@ fn setup(n: u64) -> (ZoomEnv, ZoomNet) {
     let env = ZoomEnv::new(EnvConfig::default(), store).expect("env");
     let answers = (0..10).map(|d| d.to_string()).collect();
     let net =
-        ZoomNet::new(ZoomNetConfig::default(), 64, 6, answers, DeviceKind::Cpu, 1).expect("net");
+        ZoomNet::new(ZoomNetConfig::default(), 64, 64, 6, answers, DeviceKind::Cpu, 1).expect("net");
     (env, net)
 }
 
@@ -147,7 +147,7 @@ fn host_features_equal_the_tensor_ops_they_replace() -> Result<()> {
         }
     }
     let want = Tensor::cat(&parts, 3)?.flatten_all()?.to_vec1::<f32>()?;
-    assert_eq!(max_abs_diff(&inputs::unfold3x3(&raw, n, v), &want), 0.0);
+    assert_eq!(max_abs_diff(&inputs::unfold3x3(&raw, n, v, 27), &want), 0.0);
     // Contrast normalisation and patches as a mean, a concatenation and a permute.
     let g = v / ps;
     let mean = x
@@ -248,7 +248,7 @@ fn reader_grad_with_units_below_zero(act: Activation) -> Result<f32> {
         ..ZoomNetConfig::default()
     };
     let answers = (0..10).map(|d| d.to_string()).collect();
-    let net = ZoomNet::new(cfg, 64, 6, answers, DeviceKind::Cpu, 3).expect("net");
+    let net = ZoomNet::new(cfg, 64, 64, 6, answers, DeviceKind::Cpu, 3).expect("net");
     let vars: HashMap<String, Var> = net.named_vars().into_iter().collect();
     let bias = &vars["reader.patch.bias"];
     bias.set(&Tensor::full(-3f32, bias.dims(), &Device::Cpu)?)?;
