@@ -67,8 +67,8 @@ class ZoomNet(nn.Module):
         self.offset = nn.Linear(h, OFFSETS)
         self.size = nn.Linear(h, SIZES)
 
-    def encode_globals(self, g):  # g: [n, V, V, 3] float in [-0.5, 0.5]
-        n, v = g.shape[0], VIEW
+    def encode_globals(self, g):  # g: [n, Vg, Vg, 3] float in [-0.5, 0.5]
+        n, v = g.shape[0], g.shape[1]
         padded = F.pad(g, (0, 0, 1, 1, 1, 1))
         parts = [padded[:, dy:dy + v, dx:dx + v, :] for dy in range(3) for dx in range(3)]
         unfolded = torch.cat(parts, 3).reshape(n, v * v, 27)
@@ -147,6 +147,8 @@ def main():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--iters", type=int, default=10)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--global-view", type=int, default=VIEW,
+                    help="side of the global view (env.global_view; `virl bench policy --global-view`)")
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -155,7 +157,7 @@ def main():
     net = ZoomNet().to(dev)
     opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=0.0)
     rnd = lambda *s: torch.randint(0, 256, s, dtype=torch.uint8)
-    globals_u8 = rnd(U, VIEW, VIEW, 3)
+    globals_u8 = rnd(U, a.global_view, a.global_view, 3)
     crops_u8 = rnd(B, VIEW, VIEW, 3)
     blank_u8 = torch.full((B, VIEW, VIEW, 3), 128, dtype=torch.uint8)
     questions = (torch.rand(B, QDIM) < 0.06).float()
@@ -217,7 +219,7 @@ def main():
     upd = sorted(t[1] for t in times)[len(times) // 2]
     print(json.dumps({
         "impl": "pytorch", "torch": torch.__version__, "device": str(dev),
-        "threads": torch.get_num_threads(), "iters": a.iters,
+        "threads": torch.get_num_threads(), "iters": a.iters, "global_view": a.global_view,
         "rollout_ms": round(roll * 1e3, 2), "update_ms": round(upd * 1e3, 2),
         "actions_per_s": round(2 * B / (roll + upd), 1),
         "trajectories_per_s": round(B / (roll + upd), 1),

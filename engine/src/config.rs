@@ -337,7 +337,9 @@ impl SessionConfig {
     /// the version that wrote it: a key added since then takes the value
     /// that reproduces that version's behaviour, not today's default, so a
     /// session resumes (and its checkpoints evaluate) as it was trained.
-    /// - `policy.reader_activation` absent: `relu`.
+    /// - `policy.reader_activation` absent: `relu`;
+    /// - `env.global_view` absent: `env.view` (the global view had the
+    ///   crops' side).
     pub fn load_session(path: &Path) -> Result<Self, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -348,6 +350,12 @@ impl SessionConfig {
             .is_some_and(|p| p.get("reader_activation").is_none())
         {
             cfg.policy.reader_activation = crate::policy::zoomnet::Activation::Relu;
+        }
+        if table
+            .get("env")
+            .is_none_or(|e| e.get("global_view").is_none())
+        {
+            cfg.env.global_view = cfg.env.view;
         }
         Ok(cfg)
     }
@@ -483,5 +491,22 @@ mod tests {
         std::fs::write(&p, SessionConfig::default().to_toml()).expect("write");
         let c = SessionConfig::load_session(&p).expect("load");
         assert_eq!(c.policy.reader_activation, Activation::Gelu);
+    }
+
+    #[test]
+    fn a_session_written_before_the_global_view_existed_keeps_the_crops_side() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = dir.path().join("session.toml");
+        let mut cfg = SessionConfig::default();
+        cfg.env.view = 32;
+        let mut old: toml::Table = toml::from_str(&cfg.to_toml()).expect("toml");
+        let env = old.get_mut("env").and_then(|e| e.as_table_mut()).expect("env");
+        assert!(env.remove("global_view").is_some());
+        let old = toml::to_string(&old).expect("toml");
+        std::fs::write(&p, &old).expect("write");
+        assert_eq!(SessionConfig::load_session(&p).expect("load").env.global_view, 32);
+        cfg.env.global_view = 96;
+        std::fs::write(&p, cfg.to_toml()).expect("write");
+        assert_eq!(SessionConfig::load_session(&p).expect("load").env.global_view, 96);
     }
 }

@@ -135,3 +135,50 @@ def test_visual_cot_and_vstar_imports_round_trip_through_verl_parquet(virl_bin, 
             for x, y in zip(a[k]["rationales"], b[k]["rationales"]):
                 assert all(abs(u - v) < 1e-3 for u, v in zip(x["bbox"], y["bbox"])), (x, y)
     assert samples(tmp_path / "viscot-ds")["1"]["rationales"][0]["bbox"] == [50.0, 10.0, 100.0, 70.0]
+
+
+def test_a_referenced_dataset_round_trips_through_verl_parquet_without_copying(virl_bin, tmp_path):
+    """Images referenced in place (the importers' default) stay where they lie
+    through export to verl parquet and import again; `--copy-images` copies
+    them, byte for byte, into the new dataset."""
+    from PIL import Image
+
+    imgs = tmp_path / "pool"
+    (imgs / "textvqa").mkdir(parents=True)
+    Image.new("RGB", (90, 160), (20, 120, 200)).save(imgs / "textvqa" / "tall.png")
+    conv = [{"from": "human", "value": "<image>\nWhat does the sign say? Please provide the bounding box coordinate of the region."},
+            {"from": "gpt", "value": "[0.5, 0.25, 0.75, 0.5]"}, {"from": "human", "value": "<image>"},
+            {"from": "gpt", "value": "stop"}]
+    vc = tmp_path / "viscot.json"
+    vc.write_text(json.dumps([{"question_id": 3, "image": ["textvqa/tall.png", "textvqa/tall.png###[0.5, 0.25, 0.75, 0.5]"],
+                               "conversations": conv}]))
+    original = (imgs / "textvqa" / "tall.png").resolve()
+    ds = tmp_path / "ds"
+    r = run(virl_bin, "import", "--format", "viscot", str(vc), "--images", str(imgs), "--out", str(ds))
+    assert r.returncode == 0, r.stderr
+    first = samples(ds)["3"]
+    assert first["image"] == str(original) and not (ds / "images").exists()
+    pq_file = tmp_path / "ds.parquet"
+    r = run(virl_bin, "export", "--format", "verl", "--dataset", str(ds), "--out", str(pq_file))
+    assert r.returncode == 0, r.stderr
+    rows = pq.read_table(pq_file).to_pylist()
+    assert rows[0]["images"][0]["image"] == str(original)
+    back, copied = tmp_path / "back", tmp_path / "copied"
+    r = run(virl_bin, "import", "--format", "verl", str(pq_file), "--out", str(back))
+    assert r.returncode == 0, r.stderr
+    r = run(virl_bin, "import", "--format", "verl", str(pq_file), "--out", str(copied), "--copy-images")
+    assert r.returncode == 0, r.stderr
+    by_ref, by_copy = samples(back)["3"], samples(copied)["3"]
+    assert by_ref["image"] == str(original) and not (back / "images").exists()
+    assert not os.path.isabs(by_copy["image"])
+    assert (copied / by_copy["image"]).read_bytes() == original.read_bytes()
+    for s in (by_ref, by_copy):
+        assert (s["width"], s["height"]) == (90, 160)
+        # Visual-CoT boxes are normalised by the padded square's side (160):
+        # x = 0.5·160 − (160 − 90)//2 = 45, y = 0.25·160 = 40.
+        for x, y in zip(first["rationales"][0]["bbox"], s["rationales"][0]["bbox"]):
+            assert abs(x - y) < 1e-3
+        assert first["rationales"][0]["bbox"] == [45.0, 40.0, 85.0, 80.0]
+    # Nothing was written beside the image pool.
+    assert sorted(p.name for p in imgs.iterdir()) == ["textvqa"]
+    assert sorted(p.name for p in (imgs / "textvqa").iterdir()) == ["tall.png"]

@@ -159,7 +159,8 @@ pub struct PolicyBench {
     /// Device.
     #[arg(long, default_value = "cpu")]
     device: virl_engine::policy::DeviceKind,
-    /// Side of the global view (default: the default config's `env.global_view`).
+    /// Side of the global view (default: that of the default schedule, what
+    /// `virl train` runs without a config).
     #[arg(long)]
     global_view: Option<u32>,
 }
@@ -176,7 +177,9 @@ fn policy(b: PolicyBench) -> anyhow::Result<()> {
     const B: usize = U * G;
     let cfg = virl_engine::config::SessionConfig::default();
     let view = cfg.env.view as usize;
-    let global = b.global_view.unwrap_or(cfg.env.global_view) as usize;
+    let global = b
+        .global_view
+        .unwrap_or(crate::studio::default_config().env.global_view) as usize;
     let answers: Vec<String> = (0..10).map(|d| d.to_string()).collect();
     let net = ZoomNet::new(
         ZoomNetConfig::default(),
@@ -288,9 +291,10 @@ fn policy(b: PolicyBench) -> anyhow::Result<()> {
     };
     let (roll, upd) = (median(|t| t.0), median(|t| t.1));
     println!(
-        "{{\"impl\": \"virl (candle)\", \"device\": \"{}\", \"iters\": {}, \"rollout_ms\": {:.2}, \"update_ms\": {:.2}, \"actions_per_s\": {:.1}, \"trajectories_per_s\": {:.1}}}",
+        "{{\"impl\": \"virl (candle)\", \"device\": \"{}\", \"iters\": {}, \"global_view\": {}, \"rollout_ms\": {:.2}, \"update_ms\": {:.2}, \"actions_per_s\": {:.1}, \"trajectories_per_s\": {:.1}}}",
         b.device,
         b.iters,
+        global,
         roll * 1e3,
         upd * 1e3,
         (2 * B) as f64 / (roll + upd),

@@ -197,15 +197,17 @@ impl Studio {
     /// The studio for a given egui context (tests build it without eframe storage).
     pub fn with_context(ctx: egui::Context, opts: StudioOptions, prefs: Prefs) -> Self {
         // Images and tiles repaint at once; a run's events (several per
-        // training iteration) at most ten times a second, so that drawing
-        // the curves does not take the cores the run trains on.
+        // training iteration, which takes a second or more) at most four
+        // times a second, so that drawing the curves does not take the cores
+        // the run trains on (with software rendering on 2 cores, ten a
+        // second cost a third of the iterations, RESULTS §1j).
         let image_wake: Waker = {
             let ctx = ctx.clone();
             Arc::new(move || ctx.request_repaint())
         };
         let wake: Waker = {
             let ctx = ctx.clone();
-            Arc::new(move || ctx.request_repaint_after(std::time::Duration::from_millis(100)))
+            Arc::new(move || ctx.request_repaint_after(std::time::Duration::from_millis(250)))
         };
         let (compare_tx, compare_rx) = bounded(16);
         let mut s = Self {
@@ -266,9 +268,12 @@ impl Studio {
 /// samples (the reader learns to read instead of memorising the training
 /// split), one pass over each in minibatches of 32, the gradient-norm clip
 /// at 5, then 100 iterations of ViRL RL at a tenth of the imitation rate
-/// (§1d), a greedy evaluation every 25.
+/// (§1d), a greedy evaluation every 25; and a 96 px global view, so that
+/// zooms are aimed on 8 px cells instead of 12 px (§1j).
+/// `bench/configs/default-g96.toml` spells it out (tested).
 pub fn default_config() -> SessionConfig {
     let mut c = SessionConfig::default();
+    c.env.global_view = 96;
     c.trainer.warmup_iterations = 300;
     c.trainer.warmup_data = virl_engine::config::WarmupData::Fresh;
     c.trainer.warmup_epochs = Some(1);
