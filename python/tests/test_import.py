@@ -101,18 +101,27 @@ def test_hr_bench_parquet_imports_like_its_tsv(virl_bin, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hr", "hr_bench_4k.parquet"]
 
 
+def viscot_file(tmp_path, imgs, rel, size, qid, box, question, answer):
+    """One Visual-CoT training record about a new image `imgs/rel` of `size`,
+    with its normalised `box`; returns the JSON file's path."""
+    from PIL import Image
+
+    (imgs / rel).parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, (20, 120, 200)).save(imgs / rel)
+    conv = [{"from": "human", "value": f"<image>\n{question} Please provide the bounding box coordinate of the region."},
+            {"from": "gpt", "value": json.dumps(box)}, {"from": "human", "value": "<image>"},
+            {"from": "gpt", "value": answer}]
+    vc = tmp_path / "viscot.json"
+    vc.write_text(json.dumps([{"question_id": qid, "image": [rel, f"{rel}###{json.dumps(box)}"],
+                               "conversations": conv}]))
+    return vc
+
+
 def test_visual_cot_and_vstar_imports_round_trip_through_verl_parquet(virl_bin, tmp_path):
     from PIL import Image
 
     imgs = tmp_path / "imgs"
-    (imgs / "gqa").mkdir(parents=True)
-    Image.new("RGB", (200, 100), (9, 9, 9)).save(imgs / "gqa" / "wide.png")
-    conv = [{"from": "human", "value": "<image>\nWhat is it? Please provide the bounding box coordinate of the region."},
-            {"from": "gpt", "value": "[0.25, 0.3, 0.5, 0.6]"}, {"from": "human", "value": "<image>"},
-            {"from": "gpt", "value": "a cup"}]
-    vc = tmp_path / "viscot.json"
-    vc.write_text(json.dumps([{"question_id": 1, "image": ["gqa/wide.png", "gqa/wide.png###[0.25, 0.3, 0.5, 0.6]"],
-                               "conversations": conv}]))
+    vc = viscot_file(tmp_path, imgs, "gqa/wide.png", (200, 100), 1, [0.25, 0.3, 0.5, 0.6], "What is it?", "a cup")
     vstar = tmp_path / "vstar"
     vstar.mkdir()
     Image.new("RGB", (120, 80), (9, 9, 9)).save(vstar / "sa_1.jpg")
@@ -141,17 +150,9 @@ def test_a_referenced_dataset_round_trips_through_verl_parquet_without_copying(v
     """Images referenced in place (the importers' default) stay where they lie
     through export to verl parquet and import again; `--copy-images` copies
     them, byte for byte, into the new dataset."""
-    from PIL import Image
-
     imgs = tmp_path / "pool"
-    (imgs / "textvqa").mkdir(parents=True)
-    Image.new("RGB", (90, 160), (20, 120, 200)).save(imgs / "textvqa" / "tall.png")
-    conv = [{"from": "human", "value": "<image>\nWhat does the sign say? Please provide the bounding box coordinate of the region."},
-            {"from": "gpt", "value": "[0.5, 0.25, 0.75, 0.5]"}, {"from": "human", "value": "<image>"},
-            {"from": "gpt", "value": "stop"}]
-    vc = tmp_path / "viscot.json"
-    vc.write_text(json.dumps([{"question_id": 3, "image": ["textvqa/tall.png", "textvqa/tall.png###[0.5, 0.25, 0.75, 0.5]"],
-                               "conversations": conv}]))
+    vc = viscot_file(tmp_path, imgs, "textvqa/tall.png", (90, 160), 3, [0.5, 0.25, 0.75, 0.5],
+                     "What does the sign say?", "stop")
     original = (imgs / "textvqa" / "tall.png").resolve()
     ds = tmp_path / "ds"
     r = run(virl_bin, "import", "--format", "viscot", str(vc), "--images", str(imgs), "--out", str(ds))
