@@ -500,13 +500,28 @@ mod tests {
         let mut cfg = SessionConfig::default();
         cfg.env.view = 32;
         let mut old: toml::Table = toml::from_str(&cfg.to_toml()).expect("toml");
-        let env = old.get_mut("env").and_then(|e| e.as_table_mut()).expect("env");
+        let env = old
+            .get_mut("env")
+            .and_then(|e| e.as_table_mut())
+            .expect("env");
         assert!(env.remove("global_view").is_some());
         let old = toml::to_string(&old).expect("toml");
         std::fs::write(&p, &old).expect("write");
-        assert_eq!(SessionConfig::load_session(&p).expect("load").env.global_view, 32);
+        assert_eq!(
+            SessionConfig::load_session(&p)
+                .expect("load")
+                .env
+                .global_view,
+            32
+        );
         cfg.env.global_view = 96;
         std::fs::write(&p, cfg.to_toml()).expect("write");
-        assert_eq!(SessionConfig::load_session(&p).expect("load").env.global_view, 96);
+        assert_eq!(
+            SessionConfig::load_session(&p)
+                .expect("load")
+                .env
+                .global_view,
+            96
+        );
     }
 }

@@ -392,7 +392,12 @@ impl ZoomEnv {
                 for (i, &s) in samples.iter().enumerate() {
                     let img = self.store.image(s)?;
                     let whole = BBox::new(0.0, 0.0, img.width() as f64, img.height() as f64);
-                    downsample_area_into(&img, &whole, self.cfg.view, &mut crop[i * n..(i + 1) * n]);
+                    downsample_area_into(
+                        &img,
+                        &whole,
+                        self.cfg.view,
+                        &mut crop[i * n..(i + 1) * n],
+                    );
                 }
                 crop
             }

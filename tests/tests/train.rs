@@ -394,8 +394,8 @@ fn train_without_a_config_uses_the_studios_schedule() {
 fn the_default_schedule_is_spelled_out_in_its_bench_config() {
     // RESULTS.md measures `bench/configs/default-g96.toml`; it must stay the
     // schedule a new user trains.
-    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../bench/configs/default-g96.toml");
+    let file =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/configs/default-g96.toml");
     let spelled = virl_engine::config::SessionConfig::load(&file).expect("config");
     let studio = virl_studio::studio::default_config();
     assert_eq!(spelled, studio);

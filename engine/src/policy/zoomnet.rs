@@ -200,7 +200,9 @@ impl ZoomNet {
             ));
         }
         if global < 3 {
-            return Err(format!("the global view ({global} px) must be at least 3 pixels"));
+            return Err(format!(
+                "the global view ({global} px) must be at least 3 pixels"
+            ));
         }
         if answers.is_empty() {
             return Err("ZoomNet needs at least one answer class".into());
@@ -474,7 +476,12 @@ impl ZoomNet {
         let mut raw = vec![0f32; chosen.len() * RAW];
         for (r, &(e, cell)) in chosen.iter().enumerate() {
             let img = &globals[e * v * v * 3..(e + 1) * v * v * 3];
-            neighbourhood(img, v, cell.min(v * v - 1), &mut raw[r * RAW..(r + 1) * RAW]);
+            neighbourhood(
+                img,
+                v,
+                cell.min(v * v - 1),
+                &mut raw[r * RAW..(r + 1) * RAW],
+            );
         }
         let raw = Tensor::from_vec(raw, (chosen.len(), RAW), &self.device)?;
         let k = self.pix2.forward(&self.pix1.forward(&raw)?.relu()?)?;

@@ -13,8 +13,16 @@ fn setup(n: u64) -> (ZoomEnv, ZoomNet) {
     let store = Arc::new(ImageStore::new(ds, ImageSource::ZoomBench(zb), 64, 64));
     let env = ZoomEnv::new(EnvConfig::default(), store).expect("env");
     let answers = (0..10).map(|d| d.to_string()).collect();
-    let net =
-        ZoomNet::new(ZoomNetConfig::default(), 64, 64, 6, answers, DeviceKind::Cpu, 1).expect("net");
+    let net = ZoomNet::new(
+        ZoomNetConfig::default(),
+        64,
+        64,
+        6,
+        answers,
+        DeviceKind::Cpu,
+        1,
+    )
+    .expect("net");
     (env, net)
 }
 
