@@ -319,8 +319,18 @@ pub struct ExternalRun {
 impl SessionConfig {
     /// Parses and checks TOML text; `origin` names the file in errors.
     pub fn from_toml(text: &str, origin: &Path) -> Result<Self, String> {
-        let cfg: Self = toml::from_str(text)
+        let mut cfg: Self = toml::from_str(text)
             .map_err(|e| format!("{} in {}", e.to_string().trim_end(), origin.display()))?;
+        // `env.global_view` left out means the crops' side: a config that
+        // sets `view = 32` gets a 32 px global view, as before the key
+        // existed, not the default's 64.
+        let table: toml::Table = toml::from_str(text).unwrap_or_default();
+        if table
+            .get("env")
+            .is_none_or(|e| e.get("global_view").is_none())
+        {
+            cfg.env.global_view = cfg.env.view;
+        }
         cfg.validate()
             .map_err(|e| format!("{e}, in {}", origin.display()))?;
         Ok(cfg)
@@ -337,9 +347,9 @@ impl SessionConfig {
     /// the version that wrote it: a key added since then takes the value
     /// that reproduces that version's behaviour, not today's default, so a
     /// session resumes (and its checkpoints evaluate) as it was trained.
-    /// - `policy.reader_activation` absent: `relu`;
-    /// - `env.global_view` absent: `env.view` (the global view had the
-    ///   crops' side).
+    /// - `policy.reader_activation` absent: `relu`.
+    ///
+    /// (`env.global_view` absent is the crops' side in any config file.)
     pub fn load_session(path: &Path) -> Result<Self, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -350,12 +360,6 @@ impl SessionConfig {
             .is_some_and(|p| p.get("reader_activation").is_none())
         {
             cfg.policy.reader_activation = crate::policy::zoomnet::Activation::Relu;
-        }
-        if table
-            .get("env")
-            .is_none_or(|e| e.get("global_view").is_none())
-        {
-            cfg.env.global_view = cfg.env.view;
         }
         Ok(cfg)
     }
@@ -514,6 +518,8 @@ mod tests {
                 .global_view,
             32
         );
+        // A config to start from reads it the same way.
+        assert_eq!(SessionConfig::load(&p).expect("load").env.global_view, 32);
         cfg.env.global_view = 96;
         std::fs::write(&p, cfg.to_toml()).expect("write");
         assert_eq!(
