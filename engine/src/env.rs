@@ -388,8 +388,15 @@ impl ZoomEnv {
             StartCrop::Global if g == self.cfg.view => global.clone(),
             // The whole image area-averaged to the crop's side.
             StartCrop::Global => {
+                // Once per distinct sample: a rollout's group shares one.
                 let mut crop = vec![0u8; samples.len() * n];
+                let mut first: HashMap<usize, usize> = HashMap::new();
                 for (i, &s) in samples.iter().enumerate() {
+                    if let Some(&j) = first.get(&s) {
+                        crop.copy_within(j * n..(j + 1) * n, i * n);
+                        continue;
+                    }
+                    first.insert(s, i);
                     let img = self.store.image(s)?;
                     let whole = BBox::new(0.0, 0.0, img.width() as f64, img.height() as f64);
                     downsample_area_into(
