@@ -31,6 +31,8 @@ use super::{DeviceKind, Policy, device};
 use crate::env::{Action, EpisodeBatch};
 use crate::geometry::BBox;
 use crate::rng::SplitMix64;
+use activation::Activate;
+pub use activation::Activation;
 use candle_core::{D, DType, Device, Result, Tensor, Var};
 use candle_nn::{Module, VarBuilder, VarMap};
 use dense::{Dense, dense};
@@ -61,26 +63,6 @@ pub struct ZoomNetConfig {
     /// folders written before this key existed keep `relu`
     /// ([`crate::config::SessionConfig::load_session`]).
     pub reader_activation: Activation,
-}
-
-/// A nonlinearity.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Activation {
-    /// max(x, 0).
-    Relu,
-    /// GELU, tanh approximation (`torch.nn.functional.gelu(x, approximate="tanh")`).
-    #[default]
-    Gelu,
-}
-
-impl Activation {
-    fn apply(self, x: &Tensor) -> Result<Tensor> {
-        match self {
-            Self::Relu => x.relu(),
-            Self::Gelu => x.gelu(),
-        }
-    }
 }
 
 impl Default for ZoomNetConfig {
@@ -309,10 +291,10 @@ impl ZoomNet {
         let e = self
             .crop_embed
             .forward(&patches.reshape((n, g * g, ()))?)?
-            .relu()?;
+            .act(Activation::Relu)?;
         self.crop_fc
             .forward(&e.reshape((n, g * g * self.cfg.crop_dim))?)?
-            .relu()
+            .act(Activation::Relu)
     }
 
     /// The reader's crop features `[n, 4·R]` from crop patches, tolerant to where the glyph
@@ -366,7 +348,7 @@ impl ZoomNet {
         let n = steps.len();
         let v = self.view;
         let q = Tensor::from_slice(questions, (n, self.cfg.question_dim), &self.device)?;
-        let q = self.q_embed.forward(&q)?.relu()?;
+        let q = self.q_embed.forward(&q)?.act(Activation::Relu)?;
         let (ps, g) = (self.cfg.crop_patch, v / self.cfg.crop_patch);
         // Current and previous crops' patches in one tensor `[2n, g, g, ps²·6]`.
         let mut both = crop_patches(crops, n, v, ps);
@@ -383,8 +365,8 @@ impl ZoomNet {
         }
         let extra = Tensor::from_vec(extra, (n, r + 2), &self.device)?;
         let x = Tensor::cat(&[&q, &c, &p, &extra], 1)?;
-        let h = self.trunk1.forward(&x)?.relu()?;
-        let t = (self.trunk2.forward(&h)?.relu()? + h)?.contiguous()?;
+        let h = self.trunk1.forward(&x)?.act(Activation::Relu)?;
+        let t = (self.trunk2.forward(&h)?.act(Activation::Relu)? + h)?.contiguous()?;
         // The answer reads the crops and the question on a path of its own,
         // so that learning where to look does not disturb learning to read.
         // Current and previous crop through the reader in one batch.
@@ -425,9 +407,13 @@ impl ZoomNet {
         let qp = q
             .index_select(&Tensor::from_vec(packed, u_count * r_max, &self.device)?, 0)?
             .reshape((u_count, r_max, p))?;
-        // [U, R, P] × [U, P, N] → [U, R, N]
-        let all = qp
-            .matmul(&keys.transpose(1, 2)?)?
+        // [U, N, P] × [U, P, R] → [U, N, R], then turned to [U, R, N]: the
+        // keys' gradient `[U, N, R] × [U, R, P]` comes out in the keys'
+        // own layout, and only the small product is transposed.
+        let all = keys
+            .matmul(&qp.transpose(1, 2)?)?
+            .transpose(1, 2)?
+            .contiguous()?
             .reshape((u_count * r_max, n))?;
         let pick: Vec<u32> = group
             .iter()
@@ -437,24 +423,30 @@ impl ZoomNet {
         all.index_select(&Tensor::from_vec(pick, group.len(), &self.device)?, 0)
     }
 
-    /// The hidden layer `[n, N, P]` of the per-pixel MLP of `n` global
+    /// The hidden layer `[n·N, P]` of the per-pixel MLP of `n` global
     /// views (`N = global²` pixels), and their raw 3×3 neighbourhoods with a
-    /// ones column `[n, N, 28]` (pix1's bias rides in its matrix product).
+    /// ones column `[n·N, 28]` (pix1's bias rides in its matrix product).
+    /// Two-dimensional, so that no reshape of every pixel's activations
+    /// enters the graph.
     fn pixel_hidden(&self, globals: &[u8], n: usize) -> Result<(Tensor, Tensor)> {
         let v = self.global;
         let x = Tensor::from_vec(
             unfold3x3(globals, n, v, RAW + 1),
-            (n, v * v, RAW + 1),
+            (n * v * v, RAW + 1),
             &self.device,
         )?;
-        Ok((self.pix1.forward_ones_column(&x)?.relu()?, x))
+        Ok((self.pix1.forward_ones_column(&x)?.act(Activation::Relu)?, x))
     }
 
     /// The cell keys with their raw neighbourhoods `[n, N, P + 27]`: the
     /// context of [`Policy::act`].
     fn context(&self, globals: &[u8], n: usize) -> Result<Tensor> {
         let (h, x) = self.pixel_hidden(globals, n)?;
-        Tensor::cat(&[&self.pix2.forward(&h)?, &x.narrow(2, 0, RAW)?], 2)
+        Tensor::cat(&[&self.pix2.forward(&h)?, &x.narrow(1, 0, RAW)?], 1)?.reshape((
+            n,
+            self.global * self.global,
+            (),
+        ))
     }
 
     /// For the update: the keys `[n, N, P]` without pix2's bias (a constant
@@ -472,7 +464,10 @@ impl ZoomNet {
     ) -> Result<(Tensor, Tensor)> {
         let v = self.global;
         let (h, _) = self.pixel_hidden(globals, n)?;
-        let keys = self.pix2.forward_no_bias(&h)?;
+        let keys = self
+            .pix2
+            .forward_no_bias(&h)?
+            .reshape((n, v * v, self.cfg.pixel_dim))?;
         let mut raw = vec![0f32; chosen.len() * RAW];
         for (r, &(e, cell)) in chosen.iter().enumerate() {
             let img = &globals[e * v * v * 3..(e + 1) * v * v * 3];
@@ -484,7 +479,9 @@ impl ZoomNet {
             );
         }
         let raw = Tensor::from_vec(raw, (chosen.len(), RAW), &self.device)?;
-        let k = self.pix2.forward(&self.pix1.forward(&raw)?.relu()?)?;
+        let k = self
+            .pix2
+            .forward(&self.pix1.forward(&raw)?.act(Activation::Relu)?)?;
         Ok((keys, Tensor::cat(&[&k, &raw], 1)?))
     }
 
@@ -504,7 +501,9 @@ impl ZoomNet {
     /// The fine state `[rows, H]` for the offset and size heads, from the
     /// chosen cell's key and raw neighbourhood `[rows, P + 27]`.
     fn fine_state(&self, chosen: &Tensor, t: &Tensor) -> Result<Tensor> {
-        self.fine.forward(&Tensor::cat(&[chosen, t], 1)?)?.relu()
+        self.fine
+            .forward(&Tensor::cat(&[chosen, t], 1)?)?
+            .act(Activation::Relu)
     }
 
     /// The zoom box of a choice on a `w × h` image.
@@ -579,6 +578,7 @@ fn window_index(n: usize, g: usize, device: &Device) -> Result<Tensor> {
     Tensor::from_vec(idx, n * w * w * 4, device)
 }
 
+mod activation;
 mod dense;
 mod inputs;
 mod policy;

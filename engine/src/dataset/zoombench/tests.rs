@@ -20,6 +20,30 @@ fn same_seed_same_bytes() {
     assert_ne!(i1.as_raw(), i4.as_raw());
 }
 
+/// FNV-1a of the bytes.
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// Every result in RESULTS.md was measured on these canvases: a change to
+/// the renderer that changes a byte must be deliberate.
+#[test]
+fn the_default_canvases_are_the_ones_results_were_measured_on() {
+    let zb = bench(ZoomBenchConfig::default());
+    let hashes: Vec<u64> = (0..4).map(|i| fnv(zb.generate(11, i).1.as_raw())).collect();
+    assert_eq!(
+        hashes,
+        [
+            3_857_070_284_607_984_033,
+            12_132_310_525_709_356_865,
+            5_565_237_140_325_689_614,
+            2_459_037_970_880_690_827
+        ]
+    );
+}
+
 #[test]
 fn samples_are_well_formed() {
     let cfg = ZoomBenchConfig {

@@ -36,7 +36,12 @@ pub(crate) fn dense(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Den
 }
 
 /// `x·m` over the last dimension of `x` (`m` is `[in, out]`).
+/// A 2-D `x` is multiplied as it is: a reshape is a node of the graph
+/// whose backward pass costs two passes over the gradient.
 fn last_dim_matmul(x: &Tensor, m: &Tensor) -> Result<Tensor> {
+    if x.rank() == 2 {
+        return x.matmul(m);
+    }
     let dims = x.dims().to_vec();
     let (last, lead) = dims
         .split_last()
