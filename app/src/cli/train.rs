@@ -19,9 +19,10 @@ use virl_engine::trainer::Trainer;
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     /// A session.toml to start from (every key optional; defaults fill the rest).
-    /// Without it: the studio's new-session config (ZoomBench defaults, 300
-    /// imitation iterations on freshly generated samples, then 100 of ViRL
-    /// RL; a greedy evaluation every 25; RESULTS.md §1i).
+    /// Without it: the studio's new-session config (ZoomBench defaults, a
+    /// 96 px global view, 300 imitation iterations on freshly generated
+    /// samples, then 100 of ViRL RL; a greedy evaluation every 25;
+    /// RESULTS.md §1j).
     #[arg(long)]
     config: Option<PathBuf>,
     /// Session folder to create (default: sessions/<mode>-<timestamp>).

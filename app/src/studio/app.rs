@@ -197,17 +197,19 @@ impl Studio {
     /// The studio for a given egui context (tests build it without eframe storage).
     pub fn with_context(ctx: egui::Context, opts: StudioOptions, prefs: Prefs) -> Self {
         // Images and tiles repaint at once; a run's events (several per
-        // training iteration, which takes a second or more) at most four
-        // times a second, so that drawing the curves does not take the cores
-        // the run trains on (with software rendering on 2 cores, ten a
-        // second cost a third of the iterations, RESULTS §1j).
+        // training iteration, which takes a second or more) at most once a
+        // second, so that drawing the curves does not take the cores the
+        // run trains on: with software rendering on 2 cores the rasteriser
+        // took 28 % of the CPU at four repaints a second, and ten a second
+        // cost a third of the iterations (RESULTS §1j, §1k). Input (a
+        // mouse move, a key) still repaints at once.
         let image_wake: Waker = {
             let ctx = ctx.clone();
             Arc::new(move || ctx.request_repaint())
         };
         let wake: Waker = {
             let ctx = ctx.clone();
-            Arc::new(move || ctx.request_repaint_after(std::time::Duration::from_millis(250)))
+            Arc::new(move || ctx.request_repaint_after(std::time::Duration::from_secs(1)))
         };
         let (compare_tx, compare_rx) = bounded(16);
         let mut s = Self {

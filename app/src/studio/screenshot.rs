@@ -38,10 +38,13 @@ impl Studio {
             ));
             self.shot_done = Some(rx);
         }
-        ctx.request_repaint_after(if self.shot_after.is_some() {
-            Duration::from_secs(1)
-        } else {
-            Duration::from_millis(30)
+        // A timed shot wakes the window once, when it is due, so that the
+        // harness adds no frames to a live run it is timing.
+        ctx.request_repaint_after(match self.shot_after {
+            Some((secs, start)) if !due => {
+                Duration::from_secs_f64((secs - start.elapsed().as_secs_f64()).max(0.01))
+            }
+            _ => Duration::from_millis(30),
         });
     }
 }
