@@ -1,7 +1,8 @@
 //! The one pseudo-random generator of the engine: SplitMix64, whose output
 //! is fixed by its seed on every platform. ZoomBench samples, ZoomNet's
 //! initial weights, sampling noise and batch order all draw from it, so a
-//! seeded run is the same on every machine.
+//! seeded run is the same on every machine. Beside it, the engine's one
+//! fixed hash, FNV-1a.
 
 /// SplitMix64: a tiny, well-mixed PRNG whose output is fixed by its seed on
 /// every platform (unlike `rand`'s `StdRng`, which may change between versions).
@@ -55,6 +56,17 @@ impl SplitMix64 {
     pub fn chance(&mut self, p: f64) -> bool {
         self.f64() < p
     }
+}
+
+/// FNV-1a's offset basis: the state of a hash of nothing.
+pub const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a: the hash `h` continued over `bytes` (start from [`FNV_OFFSET`]).
+/// Fixed on every platform, unlike `std`'s hashers.
+pub fn fnv1a(h: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(h, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //! used.
 
 use super::{Dataset, DatasetError, Sample};
+use crate::rng::{FNV_OFFSET, fnv1a};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -74,13 +75,10 @@ impl LiveDataset {
 /// coordinates' bits, in order): equal fingerprints mean the same boxes, so
 /// a score records which version of the boxes it used.
 pub fn gt_version(sample: &Sample) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut h = FNV_OFFSET;
     for r in &sample.rationales {
         for c in [r.bbox.x1, r.bbox.y1, r.bbox.x2, r.bbox.y2] {
-            for b in c.to_bits().to_le_bytes() {
-                h ^= u64::from(b);
-                h = h.wrapping_mul(0x0100_0000_01b3);
-            }
+            h = fnv1a(h, &c.to_bits().to_le_bytes());
         }
     }
     // Stays within 2^53 so that JSON readers with f64 numbers keep it exact.

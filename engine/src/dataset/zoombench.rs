@@ -229,11 +229,10 @@ impl ZoomBench {
             let d = k as i32 - 12;
             bg.map(|c| (c as i32 + d).clamp(0, 255) as u8)
         });
-        let mut raw = vec![0u8; n as usize * n as usize * 3];
-        for px in raw.chunks_exact_mut(3) {
+        let mut img = RgbImage::new(n, n);
+        for px in img.chunks_exact_mut(3) {
             px.copy_from_slice(&shifted[(noise.next_u64() % 25) as usize]);
         }
-        let mut img = RgbImage::from_raw(n, n, raw).unwrap_or_else(|| RgbImage::new(n, n));
         let ni = n as i32;
         let put = |img: &mut RgbImage, x: i32, y: i32, rgb: [u8; 3]| {
             if x >= 0 && y >= 0 && x < ni && y < ni {

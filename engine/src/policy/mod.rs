@@ -8,7 +8,7 @@ pub use zoomnet::{Choice, StepObs};
 
 use crate::env::{Action, EpisodeBatch};
 use crate::geometry::BBox;
-use crate::rng::SplitMix64;
+use crate::rng::{FNV_OFFSET, SplitMix64, fnv1a};
 use candle_core::{Device, Result as TResult, Tensor, Var};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -119,14 +119,7 @@ pub fn device(kind: DeviceKind) -> Result<Device, String> {
 pub fn encode_question(q: &str, dim: usize) -> Vec<f32> {
     let half = (dim / 2).max(1);
     let mut v = vec![0f32; dim.max(2)];
-    let fnv = |bytes: &[u8], salt: u64| {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ salt;
-        for b in bytes {
-            h ^= *b as u64;
-            h = h.wrapping_mul(0x100_0000_01b3);
-        }
-        h
-    };
+    let fnv = |bytes: &[u8], salt: u64| fnv1a(FNV_OFFSET ^ salt, bytes);
     for (pos, w) in q
         .to_lowercase()
         .split(|c: char| !c.is_alphanumeric())

@@ -4,8 +4,8 @@
 //! (zeros, compare, cast, multiply) and that of a GELU in about fourteen,
 //! two of them `powf`; on ZoomNet's per-pixel layer (16 global views of
 //! 96 × 96 pixels × 32 units per minibatch) and the reader's windows, those
-//! passes and `powf` were a fifth of an update on the 2-core CPU
-//! (BENCHMARKS.md, "ZoomNet against PyTorch"). Here the forward value is
+//! passes and `powf` led a profile of the update on the 2-core CPU
+//! (BENCHMARKS.md, "Activations with a one-pass backward"). Here the forward value is
 //! candle's own formula, element for element, and the backward pass is one
 //! pass that multiplies the incoming gradient by the derivative, on candle's
 //! worker threads. Other devices use candle's ops.
@@ -41,7 +41,7 @@ impl Activate for Tensor {
 const SQRT_TWO_OVER_PI: f32 = 0.797_884_560_802_865_355_879_892_119_868_763_73;
 /// GELU's cubic coefficient.
 const CUBIC: f32 = 0.044715;
-/// Elements per rayon task: below this a split costs more than it saves.
+/// Elements per task on candle's workers: below this a split costs more than it saves.
 const MIN_LEN: usize = 1 << 14;
 
 impl Activation {
