@@ -12,6 +12,7 @@ minus one prefill, per new token. Median of --reps runs after a warm-up.
 Prints JSON.
 """
 import argparse
+import inspect
 import json
 import statistics
 import time
@@ -64,6 +65,10 @@ def main():
               "attention_mask": torch.ones(1, len(ids), dtype=torch.long, device=a.device),
               "pixel_values": px["pixel_values"].to(a.device, dtype),
               "image_grid_thw": px["image_grid_thw"].to(a.device)}
+    # transformers after 5.10 wants the token types for M-RoPE (1 = image), as its processor returns them.
+    if "mm_token_type_ids" in inspect.signature(model.forward).parameters or "mm_token_type_ids" in \
+            inspect.getsource(type(model.model).forward):
+        inputs["mm_token_type_ids"] = torch.tensor([[int(t == cfg.image_token_id) for t in ids]], device=a.device)
 
     def sync():
         if a.device.startswith("cuda"):

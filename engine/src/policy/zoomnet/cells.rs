@@ -24,6 +24,14 @@ impl ZoomNet {
     ) -> Result<Tensor> {
         let q = query.affine(1.0 / (self.cfg.pixel_dim as f64).sqrt(), 0.0)?;
         let keys = keys.narrow(2, 0, self.cfg.pixel_dim)?;
+        // The CPU matmul takes the narrowed keys' row stride as it is (no
+        // copy); cuBLAS through candle wants the rows packed ("matmul is
+        // only supported for contiguous tensors", seen on an H200).
+        let keys = if keys.device().is_cpu() {
+            keys
+        } else {
+            keys.contiguous()?
+        };
         let (u_count, n, _) = keys.dims3()?;
         let mut slot = vec![0usize; group.len()];
         let mut count = vec![0usize; u_count];
