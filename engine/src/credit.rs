@@ -27,6 +27,18 @@ pub use tokens::{CreditRow, TokenCredit, TurnZoom, mask_runs, token_advantages};
 /// assert_eq!(group_advantages(&[0.3, 0.3, 0.3], 1e-6), vec![0.0; 3]);
 /// ```
 pub fn group_advantages(rewards: &[f64], eps: f64) -> Vec<f64> {
+    group_advantages_by(rewards, eps, true)
+}
+
+/// [`group_advantages`], or with `by_std = false` the mean-centred
+/// `A_i = R_i − mean R` (Dr. GRPO; verl's `norm_adv_by_std_in_grpo=False`);
+/// a group of one, or with zero spread, still gets 0.
+///
+/// ```
+/// use virl_engine::credit::group_advantages_by;
+/// assert_eq!(group_advantages_by(&[1.0, 0.0], 1e-6, false), vec![0.5, -0.5]);
+/// ```
+pub fn group_advantages_by(rewards: &[f64], eps: f64, by_std: bool) -> Vec<f64> {
     let n = rewards.len();
     if n < 2 || rewards.iter().all(|&r| r == rewards[0]) {
         return vec![0.0; n];
@@ -34,6 +46,9 @@ pub fn group_advantages(rewards: &[f64], eps: f64) -> Vec<f64> {
     let mean = rewards.iter().sum::<f64>() / n as f64;
     let var = rewards.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
     let std = var.sqrt();
+    if !by_std {
+        return rewards.iter().map(|r| r - mean).collect();
+    }
     rewards.iter().map(|r| (r - mean) / (std + eps)).collect()
 }
 

@@ -120,6 +120,53 @@ impl BBox {
         )
     }
 
+    /// From pixels of the image as the model was shown it (`shown = (w, h)`,
+    /// e.g. after Qwen's smart_resize) to pixels of the original image
+    /// (`size = (W, H)`): each coordinate scaled by `W / w` or `H / h`.
+    ///
+    /// The result is always finite and well formed, whatever the box: a
+    /// coordinate so far outside the image that scaling it would overflow
+    /// (`1.7e308`) is first brought to one image side beyond the image's
+    /// edge. Nothing that is scored changes by that: every zoom box is
+    /// clipped to the image before its IoU is taken (DESIGN §4), and a box
+    /// wholly outside stays wholly outside, on the same side. `None` when the
+    /// box is not finite and well formed or a size is not positive.
+    ///
+    /// ```
+    /// use virl_engine::geometry::BBox;
+    /// let b = BBox::new(10.0, 20.0, 30.0, 40.0).shown_to_original((100.0, 100.0), (1000.0, 500.0));
+    /// assert_eq!(b, Some(BBox::new(100.0, 100.0, 300.0, 200.0)));
+    /// let huge = BBox::new(0.0, 0.0, 1.7e308, 1.7e308).shown_to_original((1000.0, 700.0), (9000.0, 6000.0)).unwrap();
+    /// assert_eq!(huge.clip(9000.0, 6000.0), Some(BBox::new(0.0, 0.0, 9000.0, 6000.0)));
+    /// ```
+    pub fn shown_to_original(&self, shown: (f64, f64), size: (f64, f64)) -> Option<Self> {
+        let sizes = [shown.0, shown.1, size.0, size.1];
+        if !self.is_well_formed() || !sizes.iter().all(|s| s.is_finite() && *s > 0.0) {
+            return None;
+        }
+        let (sx, sy) = (size.0 / shown.0, size.1 / shown.1);
+        let b = Self::new(self.x1 * sx, self.y1 * sy, self.x2 * sx, self.y2 * sy);
+        if b.is_well_formed() {
+            return Some(b);
+        }
+        // One side of the image beyond each edge; a side wholly beyond a
+        // bound keeps one side's extent there.
+        fn bring_in(lo: f64, hi: f64, side: f64) -> (f64, f64) {
+            let (a, b) = (lo.clamp(-side, 2.0 * side), hi.clamp(-side, 2.0 * side));
+            if b > a {
+                (a, b)
+            } else if a <= -side {
+                (-2.0 * side, -side)
+            } else {
+                (2.0 * side, 3.0 * side)
+            }
+        }
+        let (x1, x2) = bring_in(self.x1, self.x2, shown.0);
+        let (y1, y2) = bring_in(self.y1, self.y2, shown.1);
+        let b = Self::new(x1 * sx, y1 * sy, x2 * sx, y2 * sy);
+        b.is_well_formed().then_some(b)
+    }
+
     /// `x2 − x1` (negative for an inverted box).
     pub fn width(&self) -> f64 {
         self.x2 - self.x1

@@ -116,6 +116,10 @@ pub struct RewardConfig {
     pub alpha: f64,
     /// `ε` in the group normalisation `A_i = (R_i − mean) / (std + ε)`. Default 1e-6.
     pub adv_eps: f64,
+    /// Whether `A_i` is divided by the group's standard deviation: `true`
+    /// (GRPO) `A_i = (R_i − mean) / (std + ε)`; `false` (Dr. GRPO, verl's
+    /// `norm_adv_by_std_in_grpo=False`) `A_i = R_i − mean`. Default `true`.
+    pub adv_by_std: bool,
 }
 
 impl Default for RewardConfig {
@@ -136,6 +140,7 @@ impl Default for RewardConfig {
             h_bad: 0.1,
             alpha: 0.5,
             adv_eps: 1e-6,
+            adv_by_std: true,
         }
     }
 }
@@ -302,6 +307,9 @@ pub fn score_rationale(
     // best[j]: the highest IoU with g_j reached so far.
     let mut best = vec![0.0f64; m];
     let mut actions = Vec::with_capacity(zooms.len());
+    // Boxes seen so far, bit for bit: a policy that repeats one call for
+    // megabytes is found redundant without comparing it to every earlier box.
+    let mut seen = std::collections::HashSet::new();
     for (k, b) in clipped.iter().enumerate() {
         let ious: Vec<f64> = gts.iter().map(|g| b.map_or(0.0, |b| b.iou(g))).collect();
         let (mut jk, mut iou_k) = (0usize, ious[0]);
@@ -313,10 +321,14 @@ pub fn score_rationale(
         let s = sigma(iou_k, cfg.h0);
         let beta = (iou_k - best[jk]).max(0.0);
         let duplicate = b.is_some_and(|b| {
-            clipped[..k]
-                .iter()
-                .flatten()
-                .any(|prev| b.iou(prev) >= cfg.tau_dup)
+            let bits = b.to_array().map(f64::to_bits);
+            (!seen.insert(bits) && 1.0 >= cfg.tau_dup)
+                // the most recent boxes first: a drifting repeat is found at once
+                || clipped[..k]
+                    .iter()
+                    .rev()
+                    .flatten()
+                    .any(|prev| b.iou(prev) >= cfg.tau_dup)
         });
         let redundant = (beta < cfg.eps_ref && s == 1) || duplicate;
         for (bj, v) in best.iter_mut().zip(&ious) {

@@ -104,6 +104,13 @@ fn assign_credit(trajectories: &str, config: Option<&str>) -> PyResult<String> {
     to_json(&ts)
 }
 
+/// Checks a sample (a manifest line's JSON) as the engine loads one: a
+/// ValueError names the field that is wrong.
+#[pyfunction]
+fn check_sample(sample: &str) -> PyResult<()> {
+    sample_from(sample).map(|_| ())
+}
+
 /// The line `virl score` writes for a scored trajectory (JSON).
 #[pyfunction]
 fn score_line(trajectory: &str) -> PyResult<String> {
@@ -142,6 +149,29 @@ fn execute_box(bbox: [f64; 4], width: f64, height: f64, min_side: f64) -> PyResu
         )));
     }
     Ok(engine_execute_box(&BBox::from(bbox), min_side, width, height).into())
+}
+
+/// Maps a box from the frame the model was shown (`shown = (w, h)`) to
+/// original-image pixels (`size = (W, H)`): `BBox::shown_to_original`,
+/// always finite and well formed. A box that is not four finite numbers
+/// with `x2 > x1, y2 > y1`, or a size that is not positive, is a ValueError
+/// saying which.
+#[pyfunction]
+fn to_original(bbox: [f64; 4], shown: (f64, f64), size: (f64, f64)) -> PyResult<[f64; 4]> {
+    let b = BBox::from(bbox);
+    if !b.is_well_formed() {
+        return Err(value_err(format!(
+            "box {bbox:?} is not four finite numbers with x2 > x1 and y2 > y1"
+        )));
+    }
+    b.shown_to_original(shown, size)
+        .map(<[f64; 4]>::from)
+        .ok_or_else(|| {
+            value_err(format!(
+                "cannot map from a {}×{} frame to a {}×{} image: sizes must be positive",
+                shown.0, shown.1, size.0, size.1
+            ))
+        })
 }
 
 /// Token-level ViRL advantages (`credit::tokens`): `rows` is one
@@ -363,8 +393,10 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(score, m)?)?;
     m.add_function(wrap_pyfunction!(assign_credit, m)?)?;
     m.add_function(wrap_pyfunction!(score_line, m)?)?;
+    m.add_function(wrap_pyfunction!(check_sample, m)?)?;
     m.add_function(wrap_pyfunction!(parse_model_output, m)?)?;
     m.add_function(wrap_pyfunction!(execute_box, m)?)?;
+    m.add_function(wrap_pyfunction!(to_original, m)?)?;
     m.add_function(wrap_pyfunction!(token_advantages, m)?)?;
     m.add_function(wrap_pyfunction!(mask_runs, m)?)?;
     m.add_function(wrap_pyfunction!(load_dataset, m)?)?;

@@ -210,3 +210,85 @@ def test_verls_v1_trainer_path_reaches_the_virl_estimator(dataset):
                                                    num_repeat=2, config=AlgoConfig())
     adv = out.batch["advantages"]
     assert adv[0][0] > adv[0][max(i for i, m in enumerate(rows[0]["mask"]) if m)] > 0  # zoom turn up-weighted
+
+
+def _twins(dataset, swap):
+    """Two rows of one group with the same turn lengths and the same reward,
+    whose zooms are of opposite quality, published as compute_score would;
+    verl's batch holds them in the other order when ``swap``."""
+    from virl.verl.config import reward_config_json
+
+    s = next(iter(samples(dataset).values()))
+    rng = random.Random(5)
+    b = s["rationales"][0]["bbox"]
+    rows = [make_row(rng, s, "T", [b], s["answer"], run_lengths=[4, 4]) for _ in range(2)]
+    rows.append(make_row(rng, s, "T", [], "no", run_lengths=[6]))
+    cfg = reward_config_json()
+    board.publish("T", [4, 4], 1.25, [[0, 0.9, False]], cfg)  # a good zoom
+    board.publish("T", [4, 4], 1.25, [[0, 0.0, False]], cfg)  # a bad zoom, same reward
+    board.publish("T", [6], -0.5, [], cfg)
+    data = to_dataproto(rows, [{"score": 1.25}, {"score": 1.25}, {"score": -0.5}])
+    if swap:
+        data.reorder(torch.tensor([1, 0, 2]))
+    return rows, data
+
+
+@pytest.mark.parametrize("swap", [False, True], ids=["scored-order", "swapped"])
+def test_rows_that_cannot_be_told_apart_never_get_each_others_credit(dataset, caplog, swap):
+    from verl.trainer.config import AlgoConfig
+    from verl.trainer.ppo.ray_trainer import compute_advantage
+    from virl.verl import estimator
+
+    rows, data = _twins(dataset, swap)
+    adv = compute_advantage(data, adv_estimator="virl", config=AlgoConfig()).batch["advantages"]
+    a = (1.25 - np.mean([1.25, 1.25, -0.5])) / (np.std([1.25, 1.25, -0.5], ddof=1) + 1e-6)
+    for i in (0, 1):  # plain A_i on every model token of both twins, whichever order
+        m = data.batch["response_mask"][i].bool()
+        assert torch.allclose(adv[i][m], torch.full((int(m.sum()),), a, dtype=torch.float32))
+    assert estimator.STATS["ambiguous"] == 2 and estimator.STATS["missing"] == 0
+    assert "2 of 3 rows share their group, turn lengths and reward" in caplog.text
+    assert board.pending() == 0
+
+
+def test_identical_twins_keep_their_modulation(dataset):
+    from verl.trainer.config import AlgoConfig
+    from verl.trainer.ppo.ray_trainer import compute_advantage
+    from virl.verl import estimator
+    from virl.verl.config import reward_config_json
+
+    s = next(iter(samples(dataset).values()))
+    rng = random.Random(6)
+    rows = [make_row(rng, s, "I", [[0, 0, 9, 9]], s["answer"], run_lengths=[4, 4]) for _ in range(2)]
+    rows.append(make_row(rng, s, "I", [], "no", run_lengths=[6]))
+    cfg = reward_config_json()
+    for _ in range(2):
+        board.publish("I", [4, 4], 1.25, [[0, 0.9, False]], cfg)
+    board.publish("I", [6], -0.5, [], cfg)
+    data = to_dataproto(rows, [{"score": 1.25}, {"score": 1.25}, {"score": -0.5}])
+    adv = compute_advantage(data, adv_estimator="virl", config=AlgoConfig()).batch["advantages"]
+    assert estimator.STATS["ambiguous"] == 0
+    for i in (0, 1):  # q = 1 on the zoom turn: 1.5 A_i there, A_i on the answer turn
+        last = max(j for j, m in enumerate(rows[i]["mask"]) if m)
+        assert float(adv[i][last]) > 0
+        assert float(adv[i][0]) == pytest.approx(1.5 * float(adv[i][last]), rel=1e-6)
+
+
+def test_norm_adv_by_std_in_grpo_is_honoured(dataset):
+    """Dr. GRPO: A_i = R_i - mean, as verl's own GRPO computes it with the flag off."""
+    from verl.trainer.config import AlgoConfig
+    from verl.trainer.ppo.ray_trainer import compute_advantage
+
+    rng = random.Random(3)
+    s = next(iter(samples(dataset).values()))
+    rows = [make_row(rng, s, "N", [], s["answer"]), make_row(rng, s, "N", [], "wrong"),
+            make_row(rng, s, "N", [], "x")]
+    scores = [{"score": 1.5}, {"score": 0.2}, {"score": -0.3}]
+    cfg = AlgoConfig(norm_adv_by_std_in_grpo=False)
+    virl = compute_advantage(to_dataproto(rows, scores), adv_estimator="virl", config=cfg).batch["advantages"]
+    grpo = compute_advantage(to_dataproto(rows, scores), adv_estimator="grpo", config=cfg,
+                             norm_adv_by_std_in_grpo=False).batch["advantages"]
+    for i in range(3):
+        m = torch.tensor(rows[i]["mask"], dtype=torch.bool)
+        assert torch.allclose(virl[i][m], grpo[i][m], atol=1e-6)
+        assert float(virl[i][m][0]) == pytest.approx(scores[i]["score"] - 0.4666666, abs=1e-5)
+    board.collect([])

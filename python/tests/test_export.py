@@ -77,3 +77,30 @@ def test_a_bad_dataset_is_an_error_naming_the_file(virl_bin, tmp_path):
 @pytest.mark.parametrize("w, h, expect", [(768, 768, (756, 756)), (7680, 4320, (4760, 2688)), (20, 20, (56, 56))])
 def test_smart_resize_matches_qwen(w, h, expect):
     assert smart_resize(w, h) == expect
+
+
+def test_export_finds_the_packages_python_from_a_fresh_shell(virl_bin, dataset, tmp_path):
+    """No VIRL_PYTHON, no active virtualenv, and a PATH whose python3 lacks
+    the package: `virl` finds the .venv of the working directory, or of the
+    checkout its binary was built in."""
+    bare = {k: v for k, v in os.environ.items() if k not in ("VIRL_PYTHON", "VIRTUAL_ENV", "PYTHONPATH")}
+    bare["PATH"] = "/usr/bin:/bin"
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / ".venv").symlink_to(sys.prefix, target_is_directory=True)
+    args = [str(virl_bin), "export", "--format", "verl", "--dataset", str(dataset)]
+    r = subprocess.run(args + ["--out", str(tmp_path / "a.parquet")], env=bare, cwd=work,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert pq.read_table(tmp_path / "a.parquet").num_rows == len(samples(dataset))
+    if os.path.realpath(sys.prefix) == os.path.realpath(virl_bin.parents[2] / ".venv"):
+        # ./run-tests' layout: the checkout's .venv beside target/
+        r = subprocess.run(args + ["--out", str(tmp_path / "b.parquet")], env=bare, cwd=tmp_path,
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+    # Nowhere to be found: the error says what was tried and what to do.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = subprocess.run(args + ["--out", str(tmp_path / "c.parquet")], env=dict(bare, VIRL_PYTHON="/nonexistent/python"),
+                       cwd=empty, capture_output=True, text=True)
+    assert r.returncode != 0 and "VIRL_PYTHON" in r.stderr

@@ -38,7 +38,12 @@ def test_the_recipe_composes_with_verls_config(tmp_path):
         cfg = compose(config_name="ppo_trainer", overrides=args[2:])
     assert cfg.algorithm.adv_estimator == "virl" and cfg.algorithm.use_kl_in_reward is False
     r = cfg.actor_rollout_ref.rollout
-    assert (r.n, r.multi_turn.enable, r.multi_turn.max_assistant_turns) == (8, True, 6)
+    # 6 zooms and the answer: verl ends an episode after max_assistant_turns
+    # turns without running the last turn's call (ToolAgentLoop).
+    assert (r.n, r.multi_turn.enable, r.multi_turn.max_assistant_turns) == (8, True, 7)
+    # No reference model for a KL term weighted zero (verl builds one whenever use_kl_loss is on).
+    from verl.trainer.ppo.utils import need_reference_policy
+    assert not need_reference_policy(cfg)
     assert r.multi_turn.tool_config_path.endswith("recipes/verl/tool_config.yaml")
     assert r.agent.default_agent_loop == "virl_agent"
     rf = cfg.reward.custom_reward_function

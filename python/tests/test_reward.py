@@ -14,7 +14,9 @@ import pytest
 from conftest import gt_string, load_compute_score, samples, virl_score
 from virl import _core
 
-KEYS = {"score", "acc", "r_rat", "r_fmt", "coverage", "zooms", "acc_rat", "gt_version", "virl_actions"}
+KEYS = {"score", "acc", "r_rat", "r_fmt", "coverage", "zooms", "acc_rat", "truncated", "gt_version",
+        "virl_actions", "virl_format"}
+STRINGS = {"gt_version", "virl_actions", "virl_format"}  # verl skips strings in its metrics
 
 
 def call(compute_score, text, sample, dataset, extra=None, shown=None):
@@ -49,8 +51,8 @@ def test_keys_and_values_equal_virl_score_deepeyes(dataset, virl_bin, tmp_path):
     got = [call(cs, t, s, dataset) for s, t in cases]
     for g in got:
         assert set(g) == KEYS
-        assert all(isinstance(v, float) for k, v in g.items() if k != "virl_actions")
-        assert isinstance(g["virl_actions"], str)
+        assert all(isinstance(v, float) for k, v in g.items() if k not in STRINGS)
+        assert all(isinstance(g[k], str) for k in STRINGS)
     # `virl score` scores a whole file by group; compare the per-trajectory parts
     # (the group advantage is the estimator's business in verl).
     cli = virl_score(virl_bin, dataset, [{"sample": s["id"], "group": f"g{i}", "output": t}
@@ -123,7 +125,7 @@ def test_a_correction_saved_in_the_studio_counts_from_the_next_call(fresh_datase
     assert after["score"] > before["score"]
     assert after["gt_version"] != before["gt_version"]
     traced = [json.loads(l) for l in (tmp_path / "trace/rollouts/iter-000000.jsonl").read_text().splitlines()]
-    assert [t["gt_version"] for t in traced] == [before["gt_version"], after["gt_version"]]
+    assert [str(t["gt_version"]) for t in traced] == [before["gt_version"], after["gt_version"]]
 
 
 def _writer(args):

@@ -66,7 +66,6 @@ def test_a_box_past_the_edge_is_clipped(tool, dataset):
     ({"bbox_2d": [1, 2, "x", 4]}, "four numbers"),
     ({"bbox_2d": [1, 2, float("nan"), 4]}, "finite"),
     ({"bbox_2d": [50, 50, 10, 10]}, "empty"),
-    ({"bbox_2d": [900, 900, 950, 950]}, "outside the image"),
     ({"box": [1, 2, 3, 4]}, "no bbox_2d"),
     ("not a dict", "no bbox_2d"),
 ])
@@ -74,11 +73,31 @@ def test_bad_boxes_get_a_text_error(tool, dataset, params, says):
     s = next(iter(samples(dataset).values()))
     resp, recs = run(tool, s, params)
     assert resp.text.startswith("Error:") and says in resp.text
-    assert not resp.image and recs == []
+    # Recorded as rejected (compute_score: a format error, never a zoom).
+    assert not resp.image and len(recs) == 1 and says in recs[0]["rejected"] and "proposed" not in recs[0]
+
+
+def test_a_box_wholly_outside_is_executed_as_the_engine_executes_it(tool, dataset):
+    # env::execute_box: a minimum box at the nearest point inside; the zoom counts (IoU 0 when scored).
+    s = next(iter(samples(dataset).values()))
+    resp, recs = run(tool, s, {"bbox_2d": [900, 900, 950, 950]})
+    assert recs[0]["proposed"] == [900.0, 900.0, 950.0, 950.0]
+    assert recs[0]["executed"] == [740.0, 740.0, 768.0, 768.0]
+    assert resp.image[0].size == (28, 28)
+
+
+def test_a_huge_box_in_a_smaller_shown_frame_is_the_whole_image(tool, dataset):
+    # 1.7e308 scaled to original pixels overflowed to inf, and the tool answered with an error.
+    s = next(iter(samples(dataset).values()))
+    resp, recs = run(tool, s, {"bbox_2d": [0, 0, 1.7e308, 1.7e308]}, shown=(384, 384))
+    assert all(math.isfinite(x) for x in recs[0]["proposed"])
+    assert recs[0]["executed"] == [0.0, 0.0, 768.0, 768.0]
+    assert resp.image[0].size == (768, 768)
 
 
 def test_a_missing_image_is_a_text_error_naming_it(tool, dataset, tmp_path):
     s = dict(next(iter(samples(dataset).values())))
     s["image"] = str(tmp_path / "gone.png")
-    resp, _ = run(tool, s, {"bbox_2d": [1, 1, 50, 50]})
+    resp, recs = run(tool, s, {"bbox_2d": [1, 1, 50, 50]})
     assert resp.text.startswith("Error:") and "gone.png" in resp.text
+    assert recs == []  # the sample's fault, not the model's: no format error, no zoom

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # ViRL on Qwen2.5-VL-7B-Instruct with verl 0.9.x, DeepEyes-style: GRPO with
-# n = 8 rollouts per question, at most 6 assistant turns of zooming, on one
+# n = 8 rollouts per question, at most 6 zooms and an answer (7 assistant
+# turns: verl ends the episode after the 7th turn without running its call), on one
 # node of 8 GPUs (80 GB each). The `virl` estimator modulates each zoom
 # turn's advantage by its fidelity (DESIGN §5); compute_score is the ViRL
 # reward (DESIGN §4); every scored trajectory is traced to $TRACE, which the
@@ -47,8 +48,7 @@ python3 -m verl.trainer.main_ppo \
     actor_rollout_ref.actor.optim.lr=1e-6 \
     actor_rollout_ref.actor.ppo_mini_batch_size=64 \
     actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=1 \
-    actor_rollout_ref.actor.use_kl_loss=True \
-    actor_rollout_ref.actor.kl_loss_coef=0.0 \
+    actor_rollout_ref.actor.use_kl_loss=False \
     actor_rollout_ref.actor.entropy_coeff=0.0 \
     actor_rollout_ref.actor.fsdp_config.param_offload=False \
     actor_rollout_ref.actor.fsdp_config.optimizer_offload=True \
@@ -59,13 +59,12 @@ python3 -m verl.trainer.main_ppo \
     actor_rollout_ref.rollout.gpu_memory_utilization=0.6 \
     actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=2 \
     actor_rollout_ref.rollout.multi_turn.enable=True \
-    actor_rollout_ref.rollout.multi_turn.max_assistant_turns=6 \
+    actor_rollout_ref.rollout.multi_turn.max_assistant_turns=7 \
     actor_rollout_ref.rollout.multi_turn.max_parallel_calls=1 \
     actor_rollout_ref.rollout.multi_turn.format=hermes \
     actor_rollout_ref.rollout.multi_turn.tool_config_path="$HERE/tool_config.yaml" \
     actor_rollout_ref.rollout.agent.agent_loop_config_path="$HERE/agent_loop.yaml" \
     actor_rollout_ref.rollout.agent.default_agent_loop=virl_agent \
-    actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=2 \
     reward.custom_reward_function.path=pkg://virl.verl.reward \
     reward.custom_reward_function.name=compute_score \
     +reward.custom_reward_function.reward_kwargs.trace="$TRACE" \

@@ -89,15 +89,60 @@ pub struct ExportArgs {
     split: Option<String>,
 }
 
-/// The Python that has the `virl` package: `$VIRL_PYTHON`, else `python3`.
-fn python() -> String {
-    std::env::var("VIRL_PYTHON").unwrap_or_else(|_| "python3".into())
+/// The Python that has the `virl` package and pyarrow, found as a user
+/// would look for it: `$VIRL_PYTHON` (used as given); else the first that
+/// can import them of the active virtualenv (`$VIRTUAL_ENV`), a `.venv` in
+/// the working directory, a `.venv` beside the `virl` binary's checkout
+/// (`target/release/virl` → `.venv`, where `./run-tests` puts it), and
+/// `python3` and `python` on PATH.
+fn python() -> anyhow::Result<String> {
+    if let Ok(py) = std::env::var("VIRL_PYTHON") {
+        return Ok(py);
+    }
+    let mut tried: Vec<String> = Vec::new();
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(v) = std::env::var_os("VIRTUAL_ENV") {
+        candidates.push(PathBuf::from(v).join("bin/python"));
+    }
+    candidates.push(PathBuf::from(".venv/bin/python"));
+    if let Ok(exe) = std::env::current_exe() {
+        candidates.extend(
+            exe.ancestors()
+                .skip(1)
+                .take(4)
+                .map(|d| d.join(".venv/bin/python")),
+        );
+    }
+    candidates.push("python3".into());
+    candidates.push("python".into());
+    for c in candidates {
+        let name = c.display().to_string();
+        if tried.contains(&name) || (c.components().count() > 1 && !c.exists()) {
+            continue;
+        }
+        let ok = std::process::Command::new(&c)
+            .args(["-c", "import virl.verl.export, pyarrow"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return Ok(name);
+        }
+        tried.push(name);
+    }
+    anyhow::bail!(
+        "this format needs the virl Python package and pyarrow, and no Python here has them \
+         (tried {}): pip install ./python pyarrow into one of them, or set VIRL_PYTHON \
+         to the Python that has them",
+        tried.join(", ")
+    )
 }
 
 /// `virl export --format verl`: runs the package's exporter, which writes
 /// the parquet with pyarrow.
 fn export_verl(a: &ExportArgs) -> anyhow::Result<()> {
-    let py = python();
+    let py = python()?;
     let mut cmd = std::process::Command::new(&py);
     cmd.args(["-m", "virl.verl.export", "--dataset"])
         .arg(&a.dataset)
@@ -196,7 +241,7 @@ fn read_verl(
 /// Runs `python ARGS SRC --out OUT` with the Python that has the `virl`
 /// package; its error, or what to install, on failure.
 fn run_python(args: &[&str], src: &std::path::Path, out: &std::path::Path) -> anyhow::Result<()> {
-    let py = python();
+    let py = python()?;
     let o = std::process::Command::new(&py)
         .args(args)
         .arg(src)

@@ -16,7 +16,7 @@
 //! ones the studio and `virl score` use. A turn that made several zooms
 //! (parallel tool calls) gets the mean of their `m_k`.
 
-use super::{action_credit, group_advantages};
+use super::{action_credit, group_advantages_by};
 use crate::reward::RewardConfig;
 use std::collections::HashMap;
 
@@ -74,7 +74,11 @@ pub fn token_advantages(
     let mut row_advantage = vec![0.0; rows.len()];
     for members in groups.values() {
         let rewards: Vec<f64> = members.iter().map(|&i| rows[i].reward).collect();
-        for (&i, a) in members.iter().zip(group_advantages(&rewards, cfg.adv_eps)) {
+        for (&i, a) in
+            members
+                .iter()
+                .zip(group_advantages_by(&rewards, cfg.adv_eps, cfg.adv_by_std))
+        {
             row_advantage[i] = a;
         }
     }

@@ -14,7 +14,7 @@ pub mod text;
 pub use rollouts::{RolloutFormat, ScoreReport, Skipped, parse_rollout_line, score_rollouts};
 pub use text::{ParsedOutput, ZOOM_TOOL, parse_model_output, parse_zoom_call};
 
-use crate::credit::{ActionCredit, action_credit, group_advantages};
+use crate::credit::{ActionCredit, action_credit, group_advantages_by};
 use crate::dataset::Sample;
 use crate::geometry::BBox;
 use crate::reward::{RewardConfig, answer_correct, score_rationale, total_reward};
@@ -69,7 +69,7 @@ pub fn assign_credit(trajs: &mut [Trajectory], cfg: &RewardConfig) -> usize {
     let groups: Vec<Vec<usize>> = groups.into_values().collect();
     for members in &groups {
         let rewards: Vec<f64> = members.iter().map(|&i| trajs[i].rewards.total).collect();
-        let adv = group_advantages(&rewards, cfg.adv_eps);
+        let adv = group_advantages_by(&rewards, cfg.adv_eps, cfg.adv_by_std);
         for (&i, a) in members.iter().zip(adv) {
             let t = &mut trajs[i];
             t.advantage = a;

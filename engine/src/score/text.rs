@@ -31,27 +31,68 @@ pub enum Scanned {
     Stray(String),
 }
 
+/// The next occurrence of `needle` at or after `from`, found by searches
+/// that only move forward: each part of the text is read once, however many
+/// times the tag repeats (a policy gone wrong writes megabytes of one tag).
+struct Cursor<'a> {
+    text: &'a str,
+    needle: &'static str,
+    /// Where the last search ended: the match, or `None` when there is none at or after `from`.
+    next: Option<usize>,
+    /// Where that search started.
+    from: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(text: &'a str, needle: &'static str) -> Self {
+        let next = text.find(needle);
+        Self {
+            text,
+            needle,
+            next,
+            from: 0,
+        }
+    }
+
+    /// The first match at or after `pos` (`pos` never decreases between calls).
+    fn at_or_after(&mut self, pos: usize) -> Option<usize> {
+        debug_assert!(pos >= self.from);
+        match self.next {
+            Some(n) if n >= pos => Some(n),
+            None => None, // nothing after an earlier position, so nothing after this one
+            Some(_) => {
+                self.from = pos;
+                self.next = self
+                    .text
+                    .get(pos..)
+                    .and_then(|r| r.find(self.needle))
+                    .map(|i| pos + i);
+                self.next
+            }
+        }
+    }
+}
+
 /// Every `<tool_call>…</tool_call>` of `text` and every stray tag, in order.
+/// Linear in the length of `text`.
 pub fn scan_tool_calls(text: &str) -> Vec<Scanned> {
     let (open, close) = ("<tool_call>", "</tool_call>");
+    let mut opens = Cursor::new(text, open);
+    let mut closes = Cursor::new(text, close);
     let mut found = Vec::new();
-    let mut rest = text;
+    let mut pos = 0;
     loop {
-        let next_open = rest.find(open);
-        let next_close = rest.find(close);
+        let next_open = opens.at_or_after(pos);
+        let next_close = closes.at_or_after(pos);
         match (next_open, next_close) {
             (None, None) => break,
-            (None, Some(_)) => {
-                found.push(Scanned::Stray(
-                    "a </tool_call> without its <tool_call>".into(),
-                ));
-                break;
+            (None, Some(c)) => {
+                found.push(Scanned::Stray(STRAY_CLOSE.into()));
+                pos = c + close.len();
             }
             (Some(o), Some(c)) if c < o => {
-                found.push(Scanned::Stray(
-                    "a </tool_call> without its <tool_call>".into(),
-                ));
-                rest = &rest[c + close.len()..];
+                found.push(Scanned::Stray(STRAY_CLOSE.into()));
+                pos = c + close.len();
             }
             (Some(o), c) => {
                 let body_start = o + open.len();
@@ -59,27 +100,83 @@ pub fn scan_tool_calls(text: &str) -> Vec<Scanned> {
                     found.push(Scanned::Call(Err("<tool_call> is never closed".into())));
                     break;
                 };
-                let body = rest[body_start..c].trim();
-                found.push(Scanned::Call(if body.contains(open) {
+                let reopened = opens.at_or_after(body_start).is_some_and(|o2| o2 < c);
+                found.push(Scanned::Call(if reopened {
                     Err("<tool_call> is opened twice before </tool_call>".into())
                 } else {
-                    parse_zoom_call(body)
+                    parse_zoom_call(text[body_start..c].trim())
                 }));
-                rest = &rest[c + close.len()..];
+                pos = c + close.len();
             }
         }
     }
     found
 }
 
-/// The trimmed bodies of every closed `<answer>…</answer>`, in order.
-fn answers(text: &str) -> Vec<&str> {
-    text.match_indices("<answer>")
-        .filter_map(|(i, _)| {
-            let after = &text[i + "<answer>".len()..];
-            after.find("</answer>").map(|j| after[..j].trim())
-        })
-        .collect()
+const STRAY_CLOSE: &str = "a </tool_call> without its <tool_call>";
+
+/// The closed `<answer>…</answer>` bodies of a text: how many there are, and
+/// the first and the last, trimmed. Each `<answer>` is closed by the first
+/// `</answer>` after it. Linear in the length of the text.
+#[derive(Debug, Default)]
+struct Answers<'a> {
+    count: usize,
+    first: Option<&'a str>,
+    last: Option<&'a str>,
+}
+
+fn answers(text: &str) -> Answers<'_> {
+    const OPEN: &str = "<answer>";
+    let mut closes = Cursor::new(text, "</answer>");
+    let mut out = Answers::default();
+    let mut last_span = None;
+    for (i, _) in text.match_indices(OPEN) {
+        let start = i + OPEN.len();
+        let Some(end) = closes.at_or_after(start) else {
+            break; // no later <answer> is closed either
+        };
+        out.count += 1;
+        if out.first.is_none() {
+            out.first = Some(text[start..end].trim());
+        }
+        last_span = Some((start, end));
+    }
+    // Trimmed once, not once per answer: the bodies of repeated <answer>s overlap.
+    out.last = last_span.map(|(s, e)| text[s..e].trim());
+    out
+}
+
+/// At most this many format problems are listed one by one; the rest are counted.
+pub const MAX_LISTED_ERRORS: usize = 20;
+
+/// Appends `e` to `errors`, folding repeats: a problem equal to the one
+/// before becomes a count (`… (×N)`), and past [`MAX_LISTED_ERRORS`] the rest
+/// are only counted, so megabytes of one bad tag make a short list.
+fn push_error(errors: &mut Vec<String>, repeats: &mut Vec<usize>, hidden: &mut usize, e: String) {
+    if let (Some(last), Some(n)) = (errors.last(), repeats.last_mut())
+        && *last == e
+    {
+        *n += 1;
+        return;
+    }
+    if errors.len() >= MAX_LISTED_ERRORS {
+        *hidden += 1;
+        return;
+    }
+    errors.push(e);
+    repeats.push(1);
+}
+
+fn finish_errors(mut errors: Vec<String>, repeats: Vec<usize>, hidden: usize) -> Vec<String> {
+    for (e, n) in errors.iter_mut().zip(repeats) {
+        if n > 1 {
+            e.push_str(&format!(" (×{n})"));
+        }
+    }
+    if hidden > 0 {
+        errors.push(format!("… and {hidden} more format problems"));
+    }
+    errors
 }
 
 /// Whether `<think>` and `</think>` are balanced.
@@ -106,42 +203,46 @@ fn think_balanced(text: &str) -> bool {
 /// ```
 pub fn parse_model_output(text: &str) -> ParsedOutput {
     let mut out = ParsedOutput::default();
+    let (mut errors, mut repeats, mut hidden) = (Vec::new(), Vec::new(), 0);
     let mut n = 0;
     for found in scan_tool_calls(text) {
-        match found {
-            Scanned::Call(c) => {
+        let e = match found {
+            Scanned::Call(Ok(b)) => {
                 n += 1;
-                match c {
-                    Ok(b) => out.zooms.push(b),
-                    Err(e) => out.errors.push(format!("tool call {n}: {e}")),
-                }
+                out.zooms.push(b);
+                continue;
             }
-            Scanned::Stray(e) => out.errors.push(e),
-        }
+            Scanned::Call(Err(e)) => {
+                n += 1;
+                format!("tool call {n}: {e}")
+            }
+            Scanned::Stray(e) => e,
+        };
+        push_error(&mut errors, &mut repeats, &mut hidden, e);
     }
     let answers = answers(text);
     let opens = text.matches("<answer>").count();
     let closes = text.matches("</answer>").count();
+    let mut more = Vec::new();
     if opens != closes {
-        out.errors
-            .push(format!("{opens} <answer> tags but {closes} </answer> tags"));
+        more.push(format!("{opens} <answer> tags but {closes} </answer> tags"));
     }
-    match answers.len() {
-        0 => out.errors.push("no <answer>…</answer>".into()),
+    match answers.count {
+        0 => more.push("no <answer>…</answer>".into()),
         1 => {}
-        k => out
-            .errors
-            .push(format!("{k} answers given; the last one is scored")),
+        k => more.push(format!("{k} answers given; the last one is scored")),
     }
-    out.answer = answers.last().map(|a| a.to_string());
-    if !think_balanced(text) {
-        let (to, tc) = (
-            text.matches("<think>").count(),
-            text.matches("</think>").count(),
-        );
-        out.errors
-            .push(format!("{to} <think> tags but {tc} </think> tags"));
+    out.answer = answers.last.map(str::to_string);
+    let (to, tc) = (
+        text.matches("<think>").count(),
+        text.matches("</think>").count(),
+    );
+    if to != tc {
+        more.push(format!("{to} <think> tags but {tc} </think> tags"));
     }
+    // The summary problems are always listed, after the calls' problems.
+    out.errors = finish_errors(errors, repeats, hidden);
+    out.errors.extend(more);
     out
 }
 
@@ -179,7 +280,7 @@ pub enum TurnOutcome {
 /// Reads one assistant turn. An answer wins over a tool call in the same
 /// turn (and the pair is a format error, returned as the second value).
 pub fn read_turn(text: &str) -> (TurnOutcome, Option<String>) {
-    let answer = answers(text).first().map(|a| a.to_string());
+    let answer = answers(text).first.map(str::to_string);
     let calls: Vec<Result<BBox, String>> = scan_tool_calls(text)
         .into_iter()
         .filter_map(|f| match f {
@@ -309,5 +410,52 @@ mod tests {
         );
         assert_eq!(p.errors.len(), 1);
         assert!(p.errors[0].starts_with("tool call 2"));
+    }
+
+    /// What a policy gone wrong writes: megabytes of one tag. The results
+    /// are what the rules say, and the error list stays short (the time is
+    /// measured in BENCHMARKS.md: linear).
+    #[test]
+    fn degenerate_repetitions_read_right_with_a_short_error_list() {
+        let n = 20_000;
+        let closes = format!("{}{}", "</tool_call>".repeat(n), call([1.0, 2.0, 3.0, 4.0]));
+        let p = parse_model_output(&closes);
+        assert_eq!(p.zooms, vec![BBox::new(1.0, 2.0, 3.0, 4.0)]);
+        assert_eq!(p.errors[0], format!("{STRAY_CLOSE} (×{n})"));
+        assert_eq!(p.errors.len(), 2, "{:?}", p.errors); // the strays, and no answer
+
+        let opens = format!("{}7</answer>", "<answer>".repeat(n));
+        let p = parse_model_output(&opens);
+        assert_eq!(p.answer.as_deref(), Some("7"));
+        assert!(
+            p.errors
+                .contains(&format!("{n} answers given; the last one is scored"))
+        );
+        assert!(p.errors.len() <= 3, "{:?}", p.errors);
+        let a = answers(&opens);
+        assert_eq!((a.count, a.last), (n, Some("7")));
+        assert_eq!(a.first.map(str::len), Some("<answer>".len() * (n - 1) + 1));
+
+        let unclosed = "<answer>".repeat(n);
+        assert_eq!(parse_model_output(&unclosed).answer, None);
+
+        let calls = "<tool_call>".repeat(n);
+        let p = parse_model_output(&calls);
+        assert!(p.zooms.is_empty());
+        assert_eq!(p.errors[0], "tool call 1: <tool_call> is never closed");
+        let p = parse_model_output(&format!("{calls}</tool_call>"));
+        assert_eq!(
+            p.errors[0],
+            "tool call 1: <tool_call> is opened twice before </tool_call>"
+        );
+        assert_eq!(p.errors.len(), 2, "{:?}", p.errors);
+
+        let bad = "<tool_call>{oops}</tool_call>".repeat(n);
+        let p = parse_model_output(&bad);
+        assert_eq!(p.errors.len(), MAX_LISTED_ERRORS + 2); // 20 listed, the count, no answer
+        assert_eq!(
+            p.errors[MAX_LISTED_ERRORS],
+            format!("… and {} more format problems", n - MAX_LISTED_ERRORS)
+        );
     }
 }

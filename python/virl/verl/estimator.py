@@ -9,7 +9,8 @@ computed by the engine (``credit::tokens``):
 - the other response tokens (reasoning, the answer) get ``A_i``;
 - tool-response tokens (``response_mask`` 0) get 0;
 - ``A_i = (R_i - mean) / (std + eps)`` over the rows sharing a ``uid``, with
-  the n - 1 standard deviation. A group of one, or one whose rewards are all
+  the n - 1 standard deviation; with ``algorithm.norm_adv_by_std_in_grpo=False``
+  (Dr. GRPO) ``A_i = R_i - mean``. A group of one, or one whose rewards are all
   equal, gets ``A_i = 0`` (verl's own GRPO gives a lone row A = R; DESIGN §5
   does not).
 
@@ -17,7 +18,9 @@ Each row's zooms (IoU, redundancy, assistant turn) come from the credit board
 (:mod:`virl.verl.board`), published by ``compute_score``. A row with no entry
 (a dataset row whose ``agent_name`` is not ``virl_agent``, a validation
 batch) gets ``m = 1`` throughout, i.e. plain group-normalised advantages, and
-a warning with the count is logged once per call.
+a warning with the count is logged once per call. So does a row that cannot
+be told apart from another row of its group with other zooms (same turn
+lengths, same reward): it never gets another row's credit.
 """
 
 from __future__ import annotations
@@ -38,27 +41,64 @@ logger = logging.getLogger(__name__)
 NAME = "virl"
 
 
+def _same_reward(a: float, b: float) -> bool:
+    # R_i travels to the estimator as float32 token rewards, summed.
+    return abs(a - b) <= 1e-4 * max(1.0, abs(a), abs(b))
+
+
+def _clusters(values: list) -> list:
+    """Indices of ``values`` grouped into runs of (chained) equal rewards."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    out: list = []
+    for i in order:
+        if out and _same_reward(values[out[-1][-1]], values[i]):
+            out[-1].append(i)
+        else:
+            out.append([i])
+    return out
+
+
 def rows_for(rewards: np.ndarray, runs: list, uids: list) -> tuple:
-    """Matches every row to its board entry; returns ``(rows, config, missing)``
-    where ``rows`` is what ``_core.token_advantages`` takes."""
+    """Matches every row to its board entry; returns ``(rows, config,
+    missing, ambiguous)`` where ``rows`` is what ``_core.token_advantages``
+    takes.
+
+    A row is found by its key (uid, turn lengths) and its reward. Rows that
+    share all three are told apart by nothing verl gives an estimator; if
+    their entries' zooms differ, none of them gets modulation (plain A_i on
+    every token), because any pairing could give a row another row's
+    credit. They are counted in ``ambiguous``. The result does not depend
+    on the order of the batch."""
+    n = len(uids)
     keys = [board.key(u, r) for u, r in zip(uids, runs)]
     found = board.collect(keys)
-    rows, config, missing = [], None, 0
-    for k, uid, r in zip(keys, uids, rewards):
-        cands = found.get(k, [])
-        zooms: list = []
-        if cands:
-            j = min(range(len(cands)), key=lambda i: abs(cands[i]["reward"] - float(r)))
-            if abs(cands[j]["reward"] - float(r)) <= 1e-4 * max(1.0, abs(float(r))):
-                e = cands.pop(j)
-                zooms = [(int(t), iou, bool(red)) for t, iou, red in e["zooms"]]
-                config = config or e["config"]
-            else:
-                missing += 1
-        else:
-            missing += 1
-        rows.append((float(r), uid, zooms))
-    return rows, config, missing
+    zooms_of: list = [[] for _ in range(n)]
+    config, missing, ambiguous = None, 0, 0
+    by_key: dict = {}
+    for i, k in enumerate(keys):
+        by_key.setdefault(k, []).append(i)
+    for k, members in by_key.items():
+        entries = found.get(k, [])
+        values = [float(rewards[i]) for i in members] + [float(e["reward"]) for e in entries]
+        for cluster in _clusters(values):
+            rows_here = [members[j] for j in cluster if j < len(members)]
+            ents = [entries[j - len(members)] for j in cluster if j >= len(members)]
+            if not rows_here:
+                continue  # entries nobody asked for (a validation rollout, a dropped row)
+            matched = min(len(rows_here), len(ents))
+            missing += len(rows_here) - matched
+            if not ents:
+                continue
+            config = config or ents[0]["config"]
+            distinct = {json.dumps(e["zooms"]) for e in ents}
+            if len(distinct) > 1:
+                ambiguous += matched
+                continue
+            z = [(int(t), iou, bool(red)) for t, iou, red in ents[0]["zooms"]]
+            for i in rows_here[:matched]:
+                zooms_of[i] = z
+    rows = [(float(r), uid, zooms_of[i]) for i, (uid, r) in enumerate(zip(uids, rewards))]
+    return rows, config, missing, ambiguous
 
 
 def compute_virl_advantage(
@@ -75,17 +115,43 @@ def compute_virl_advantage(
     mask = response_mask.detach().to(torch.float32).cpu().numpy()
     uids = [str(u) for u in index] if index is not None else [str(i) for i in range(n)]
     runs = _core.mask_runs(mask)
-    rows, cfg, missing = rows_for(rewards, runs, uids)
+    rows, cfg, missing, ambiguous = rows_for(rewards, runs, uids)
     if missing:
         logger.warning(
             "virl estimator: %d of %d rows have no per-action scores on the credit board "
             "(agent_name must be virl_agent, and compute_score must be virl.verl.reward); "
             "they get unmodulated advantages", missing, n)
-    adv, _, unplaced = _core.token_advantages(rows, mask, cfg or reward_config_json())
+    if ambiguous:
+        logger.warning(
+            "virl estimator: %d of %d rows share their group, turn lengths and reward with a row whose "
+            "zooms differ, and cannot be told apart: they get unmodulated advantages", ambiguous, n)
+    STATS.update(rows=n, missing=missing, ambiguous=ambiguous)
+    cfg = _with_norm(cfg or reward_config_json(), config)
+    adv, _, unplaced = _core.token_advantages(rows, mask, cfg)
     if unplaced:
         logger.warning("virl estimator: %d zooms lie past their response's end (cut at the length limit)", unplaced)
     out = torch.from_numpy(adv).to(device=token_level_rewards.device, dtype=token_level_rewards.dtype)
     return out, out
+
+
+# What the last call saw (for tests and diagnostics): rows, and how many had no
+# board entry or an ambiguous one.
+STATS: dict = {}
+
+
+def _with_norm(cfg: str, algorithm: Any) -> str:
+    """The reward config with verl's ``algorithm.norm_adv_by_std_in_grpo``
+    (default True) as ``adv_by_std``: False gives ``A_i = R_i − mean``."""
+    by_std = True
+    if algorithm is not None:
+        get = algorithm.get if hasattr(algorithm, "get") else lambda k, d=None: getattr(algorithm, k, d)
+        v = get("norm_adv_by_std_in_grpo", True)
+        by_std = True if v is None else bool(v)
+    c = json.loads(cfg)
+    if c.get("adv_by_std", True) == by_std:
+        return cfg
+    c["adv_by_std"] = by_std
+    return json.dumps(c)
 
 
 def register() -> None:

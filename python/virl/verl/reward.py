@@ -7,11 +7,14 @@ ignored by ``main_ppo`` since verl PR #6710)::
     reward.custom_reward_function.name=compute_score
     +reward.custom_reward_function.reward_kwargs.trace=/shared/traces/run-1   # optional: the studio follows it
 
-It returns the same scalar keys for every sample -- ``score`` (= R),
+It returns the same keys for every sample: the numbers ``score`` (= R),
 ``acc`` (R_ans), ``r_rat``, ``r_fmt``, ``coverage`` (0 when the sample has no
-rationale box), ``zooms``, ``acc_rat`` (0 without zooms) and
-``gt_version`` -- and ``virl_actions``, the per-action detail as one JSON
-string (a ``virl score`` line's ``actions``).
+rationale box), ``zooms``, ``acc_rat`` (0 without zooms) and ``truncated``
+(1 when verl cut the episode off at its turn or length limit), and the
+strings ``gt_version``, ``virl_actions`` (the per-action detail, a ``virl
+score`` line's ``actions`` as JSON) and ``virl_format`` (the format
+problems, a JSON list; empty when R_fmt = 0). verl averages the numbers into
+its metrics and skips the strings.
 
 The ground truth is the row's ``reward_model.ground_truth`` as ``virl export
 --format verl`` writes it: a JSON string ``{"sample": <manifest line>,
@@ -23,8 +26,22 @@ each score used.
 Zooms come from the zoom tool's records (``extra_info["virl_zooms"]``); a
 run that used another zoom tool has none, and the boxes are then read from
 the ``<tool_call>`` text as ``virl score --format deepeyes`` reads them, in
-the frame the model saw (``shown``) and mapped to original pixels. A
-malformed turn scores R_fmt = -1. Bad model text never raises.
+the frame the model saw (``shown``) and mapped to original pixels. One rule
+for both: a call whose box is four finite numbers with x2 > x1, y2 > y1 is a
+zoom (clipped to the image when scored); any other call is a format error
+and never a zoom.
+
+Bad model text never raises and never stalls: every parser is linear in the
+length of the response, so megabytes of one repeated tag score in
+milliseconds (BENCHMARKS.md). A malformed trajectory scores R_fmt = -1 with
+its reasons. An episode that verl cut off at its turn or length limit
+(``virl_stop`` from the ``virl_agent`` loop, or an unanswered tool call at
+the end of the text) is ``truncated``: R_ans = 0, and not answering is not a
+format error.
+
+Validation rollouts (the ``virl_agent`` loop marks them ``virl_validate``)
+are traced to ``<trace>/validation``, a session of its own, and are kept off
+the credit board.
 
 ``reward_kwargs``: ``trace`` (a folder; or ``$VIRL_TRACE``), ``metrics``
 (verl's ``file`` logger JSONL for the studio's curves; or
@@ -37,7 +54,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 from functools import lru_cache
 from typing import Any, Optional
 
@@ -45,14 +61,8 @@ from typing import Any, Optional
 from virl import _core
 from virl.verl import board
 from virl.verl.config import reward_config_json
-from virl.verl.tool import to_original
 
 logger = logging.getLogger(__name__)
-
-_TOOL_RESPONSE = re.compile(r"<tool_response>(.*?)</tool_response>", re.S)
-_ROLE_TAIL = re.compile(r"\s*(user|assistant)\s*$")
-_ROLE_HEAD = re.compile(r"^\s*(user|assistant)\s*\n")
-
 
 @lru_cache(maxsize=8)
 def _scorer(config: str) -> "_core.Scorer":
@@ -76,32 +86,115 @@ def _ground_truth(text: str) -> tuple:
     if not isinstance(gt, dict) or not isinstance(gt.get("sample"), dict):
         raise ValueError(f"reward_model.ground_truth has no `sample` object: {text[:80]!r}")
     shown = gt.get("shown")
+    if shown is not None:
+        ok = isinstance(shown, (list, tuple)) and len(shown) == 2 and all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) and 0 < x < float("inf") for x in shown)
+        if not ok:
+            raise ValueError(f"reward_model.ground_truth.shown must be [width, height] in pixels, got {shown!r}")
+    _core.check_sample(json.dumps(gt["sample"]))  # a bad row is the setup's fault: it raises, naming the field
     return json.dumps(gt["sample"]), gt.get("dataset"), tuple(shown) if shown else None, gt["sample"]
+
+
+_OPEN, _CLOSE = "<tool_response>", "</tool_response>"
+_ROLES = ("user", "assistant")
+
+
+def _strip_role_head(s: str) -> str:
+    r"""``s`` without a leading role line (``"user\n"``, ``"  assistant  \n"``)
+    that ``skip_special_tokens`` leaves at a turn boundary. Linear time (a
+    regex with ``\s*`` on both sides of the role is quadratic on a long run
+    of whitespace)."""
+    t = s.lstrip()
+    for r in _ROLES:
+        if t.startswith(r):
+            rest = t[len(r):]
+            ws = len(rest) - len(rest.lstrip())
+            nl = rest.rfind("\n", 0, ws)
+            if nl >= 0:
+                return rest[nl + 1:]
+    return s
+
+
+def _strip_role_tail(s: str) -> str:
+    """``s`` without a trailing role name (``"…\nuser"``). Linear time."""
+    t = s.rstrip()
+    for r in _ROLES:
+        if t.endswith(r):
+            return t[: len(t) - len(r)].rstrip()
+    return s
+
+
+def _segments(text: str) -> tuple:
+    """The assistant segments and the tool responses of verl's decoded
+    response, in order: ``([a0, a1, …], [t0, …])`` with one more assistant
+    segment than tool responses. A ``<tool_response>`` never closed ends the
+    scan (the rest is the last assistant segment). Linear time: every search
+    starts where the previous one ended."""
+    assistant, tool = [], []
+    pos = 0
+    while True:
+        i = text.find(_OPEN, pos)
+        if i < 0:
+            break
+        j = text.find(_CLOSE, i + len(_OPEN))
+        if j < 0:
+            break
+        assistant.append(text[pos:i])
+        tool.append(text[i + len(_OPEN):j])
+        pos = j + len(_CLOSE)
+    assistant.append(text[pos:])
+    return assistant, tool
 
 
 def _transcript(question: str, size: tuple, text: str, zoom_turns: dict) -> list:
     """The conversation as the studio shows it, from verl's decoded response
     (``skip_special_tokens`` leaves role names at turn boundaries)."""
     turns = [{"role": "user", "text": f"<image {size[0]}x{size[1]}>\n{question}"}]
-    pos, k = 0, 0
-    for m in _TOOL_RESPONSE.finditer(text):
-        a = _ROLE_TAIL.sub("", _ROLE_HEAD.sub("", text[pos:m.start()]))
+    assistant, tool = _segments(text)
+    for k, a in enumerate(assistant):
+        a = _strip_role_head(a)
+        if k < len(tool):
+            a = _strip_role_tail(a)
         turns.append(dict({"role": "assistant", "text": a}, **zoom_turns.get(k, {})))
-        turns.append({"role": "tool", "text": m.group(1).strip()})
-        pos, k = m.end(), k + 1
-    turns.append(dict({"role": "assistant", "text": _ROLE_HEAD.sub("", text[pos:])}, **zoom_turns.get(k, {})))
+        if k < len(tool):
+            turns.append({"role": "tool", "text": tool[k].strip()})
     return turns
 
 
-def _cut_off(text: str, answer: Optional[str], actions: list) -> bool:
-    """Whether the episode was cut off (turn or length limit) rather than
-    ended by the model: no answer, and nothing written after the last tool
-    response. A model that stops without answering is not cut off (its
-    R_ans is 0 all the same)."""
-    if answer is not None or not actions:
-        return False
-    tail = text.rsplit("</tool_response>", 1)
-    return len(tail) == 2 and not _ROLE_HEAD.sub("", tail[1]).strip()
+# Why verl's agent loop ended an episode (``virl_agent`` writes ``virl_stop``).
+STOP_MODEL, STOP_TURNS, STOP_LENGTH = "model", "turns", "length"
+# Read off the text: cut off at one limit or the other (the last turn is unfinished or unanswered).
+STOP_CUT = "cut"
+
+
+def _stop_reason(text: str, extra: dict) -> Optional[str]:
+    """``virl_stop`` from the ``virl_agent`` loop; without it (verl's plain
+    ``tool_agent``), read off the text: after the last tool response the
+    model wrote nothing, or a tool call that was never answered. verl stops
+    generation at each tool call and runs it, so an unanswered call means
+    the loop was cut off (turn or length limit)."""
+    stop = extra.get("virl_stop")
+    if stop in (STOP_MODEL, STOP_TURNS, STOP_LENGTH):
+        return stop
+    i = text.rfind(_CLOSE)
+    if i < 0:
+        return None
+    tail = _strip_role_head(text[i + len(_CLOSE):])
+    return STOP_CUT if not tail.strip() or "<tool_call>" in tail else None
+
+
+def _cut_off_errors(text: str, errors: list, stop: Optional[str]) -> list:
+    """The format problems of an episode that verl cut off: not having
+    answered is the cut's doing, not a format error; after a cut at the
+    length limit, so is whatever the unfinished last turn left open, so
+    only the turns before it are checked."""
+    if stop in (STOP_LENGTH, STOP_CUT):
+        i = text.rfind(_CLOSE)
+        errors = _core.parse_model_output(text[: i + len(_CLOSE)] if i >= 0 else "")[2]
+    return [e for e in errors if e != NO_ANSWER]
+
+
+NO_ANSWER = "no <answer>…</answer>"
 
 
 def _step(extra: dict) -> int:
@@ -116,59 +209,128 @@ def _step(extra: dict) -> int:
     return int(env) if env and env.isdigit() else 0
 
 
+KEYS = ("score", "acc", "r_rat", "r_fmt", "coverage", "zooms", "acc_rat", "truncated",
+        "gt_version", "virl_actions", "virl_format")
+
+
+def _records(records: Any, size: tuple, min_side: float) -> tuple:
+    """The zoom tool's records as actions, and the format problems of the
+    calls it rejected. A rejected call (its box not four finite numbers with
+    x2 > x1, y2 > y1) is never a zoom, whatever else the trajectory did: the
+    same rule as a call read from the text. A record that is not what
+    ``ZoomTool`` writes is reported, not trusted."""
+    actions, errors = [], []
+    if not isinstance(records, (list, tuple)):
+        return [], [f"extra_info.virl_zooms is a {type(records).__name__}, not a list of the zoom tool's records"]
+    for k, r in enumerate(records):
+        if not isinstance(r, dict):
+            errors.append(f"zoom record {k + 1} is not an object")
+            continue
+        if r.get("rejected"):
+            errors.append(f"tool call rejected by the zoom tool: {str(r['rejected'])[:200]}")
+            continue
+        try:
+            p = _core.to_original(list(r["proposed"]), size, size)  # checks: four finite numbers, well formed
+            e = r.get("executed")
+            e = _core.execute_box(p, size[0], size[1], min_side) if e is None else _core.to_original(list(e), size, size)
+            t = r.get("turn")
+            t = None if t is None else int(t)
+            if t is not None and not 0 <= t < 1 << 20:
+                raise ValueError(f"turn {t} is not an assistant turn")
+        except (KeyError, TypeError, ValueError, OverflowError) as err:
+            errors.append(f"zoom record {k + 1} is malformed ({err})")
+            continue
+        actions.append({"proposed": p, "executed": e, "turn": t})
+    return actions, errors
+
+
+def _empty(config: str, reason: str) -> dict:
+    """What a trajectory scores when it cannot be scored at all (a fault of
+    ours, logged): no answer, no zoom, R_fmt = −1, with the reason."""
+    c = json.loads(config)
+    fmt = -1.0 * float(c.get("lambda_fmt", 0.2))
+    r_rat = float(c.get("r_none", -1.0)) * float(c.get("lambda_rat", 0.5)) if c.get("mode") != "outcome" else 0.0
+    return {"score": r_rat + fmt, "acc": 0.0, "r_rat": 0.0, "r_fmt": -1.0, "coverage": 0.0, "zooms": 0.0,
+            "acc_rat": 0.0, "truncated": 0.0, "gt_version": "", "virl_actions": "[]",
+            "virl_format": json.dumps([reason])}
+
+
 def compute_score(data_source: Any = None, solution_str: str = "", ground_truth: Any = None,
                   extra_info: Optional[dict] = None, **kwargs: Any) -> dict:
-    """Scores one verl trajectory with the ViRL reward (see the module docs)."""
-    extra = dict(extra_info or {})
+    """Scores one verl trajectory with the ViRL reward (see the module docs).
+
+    Whatever the model wrote and whatever the tool recorded, this returns
+    a score: problems become R_fmt = −1 with their reasons in
+    ``virl_format``. Only a broken setup raises: reward constants that do
+    not validate, or a row whose ground truth is not what ``virl export
+    --format verl`` writes."""
     config = reward_config_json(kwargs.get("reward"))
     scorer = _scorer(config)
     if isinstance(ground_truth, dict):
         ground_truth = json.dumps(ground_truth)
     sample_json, dataset, shown, sample = _ground_truth(str(ground_truth))
+    try:
+        return _score(scorer, config, sample_json, dataset, shown, sample, solution_str,
+                      dict(extra_info or {}) if isinstance(extra_info, dict) else {}, kwargs)
+    except Exception as e:  # the last guard: a bug of ours must not stop a run
+        logger.exception("virl compute_score: sample %s could not be scored", sample.get("id"))
+        return _empty(config, f"could not be scored: {type(e).__name__}: {e}"[:500])
+
+
+def _score(scorer, config: str, sample_json: str, dataset, shown, sample: dict, solution_str: Any,
+           extra: dict, kwargs: dict) -> dict:
     size = (float(sample["width"]), float(sample["height"]))
     text = solution_str if isinstance(solution_str, str) else str(solution_str)
     # A tokenizer can decode to lone surrogates; they are not UTF-8.
     text = text.encode("utf-8", "replace").decode("utf-8")
     boxes, answer, errors = _core.parse_model_output(text)
-    records = extra.get("virl_zooms")
     min_side = float(kwargs.get("min_side", 28.0))
+    records = extra.get("virl_zooms")
+    rejected: list = []
     if records is None:
         # Another zoom tool: read the calls off the text, in the frame the model saw.
         actions = []
         for b in boxes:
-            p = to_original(b, shown, size) if shown else list(b)
+            p = _core.to_original(list(b), shown, size) if shown else list(b)
             actions.append({"proposed": p, "executed": _core.execute_box(p, size[0], size[1], min_side)})
     else:
-        actions = [{"proposed": r["proposed"], "executed": r["executed"], "turn": r.get("turn")}
-                   for r in list(records)]
+        actions, rejected = _records(records, size, min_side)
+    stop = _stop_reason(text, extra) if answer is None else None
+    truncated = answer is None and stop is not None and stop != STOP_MODEL
+    if truncated:
+        errors = _cut_off_errors(text, errors, stop)
+    errors = list(errors) + rejected
+    validation = bool(extra.get("virl_validate"))
     uid = str(extra.get("virl_uid") or extra.get("uid") or sample["id"])
     zoom_turns: dict = {}
     ordinals = []  # the assistant turn of each zoom, from 0 (a run of mask-1 tokens)
     for k, a in enumerate(actions):
         t = a.get("turn")
-        ordinals.append(int(t) if t is not None else k)
+        ordinals.append(t if t is not None else k)
         if t is not None:
-            zoom_turns.setdefault(int(t), {"zoom": a["proposed"]})
-            a["turn"] = 1 + 2 * int(t)  # index into the transcript: user, (assistant, tool)*
+            zoom_turns.setdefault(t, {"zoom": a["proposed"]})
+            a["turn"] = 1 + 2 * t  # index into the transcript: user, (assistant, tool)*
     image = sample.get("image", "")
     if dataset and image and not os.path.isabs(image):
         image = os.path.join(dataset, image)
     traj = {
         "sample": sample["id"], "group": uid, "iteration": _step(extra), "truth": sample["answer"],
-        "answer": answer, "truncated": _cut_off(text, answer, actions), "actions": actions, "format_errors": errors,
+        "answer": answer, "truncated": truncated, "actions": actions, "format_errors": errors,
         "transcript": _transcript(sample.get("question", ""), size, text, zoom_turns), "image": image,
     }
     scored_json = scorer.score(json.dumps(traj), sample_json, dataset if dataset and os.path.isdir(dataset) else None)
     scored = json.loads(scored_json)
     trace = kwargs.get("trace") or os.environ.get("VIRL_TRACE")
     if trace:
+        if validation:  # its own session beside the training trace: the studio opens either
+            trace = os.path.join(str(trace), VALIDATION_TRACE)
         try:
-            metrics = kwargs.get("metrics") or os.environ.get("VERL_FILE_LOGGER_PATH")
+            metrics = None if validation else kwargs.get("metrics") or os.environ.get("VERL_FILE_LOGGER_PATH")
             _trace(str(trace), str(dataset or ""), metrics, config).append(scored_json)
         except (OSError, ValueError) as e:  # never stop a run over its trace
             logger.warning("virl trace: %s", e)
     runs = extra.get("virl_turn_tokens")
-    if runs is not None:
+    if runs is not None and not validation:  # no estimator takes a validation rollout's credit
         zooms = [[o, s.get("iou"), bool(s.get("redundant"))] for o, s in zip(ordinals, scored["actions"])]
         board.publish(uid, runs, scored["rewards"]["total"], zooms, config)
     rewards = scored["rewards"]
@@ -181,6 +343,13 @@ def compute_score(data_source: Any = None, solution_str: str = "", ground_truth:
         "coverage": float(scored.get("coverage") or 0.0),
         "zooms": float(len(scored["actions"])),
         "acc_rat": float(sum(i >= 0.5 for i in ious) / len(ious)) if ious else 0.0,
-        "gt_version": float(scored.get("gt_version") or 0),
+        "truncated": float(truncated),
+        # A string, so that verl does not average it into its validation metrics.
+        "gt_version": str(scored.get("gt_version") or ""),
         "virl_actions": json.dumps(json.loads(_core.score_line(scored_json))["actions"]),
+        "virl_format": json.dumps(scored.get("format_errors") or []),
     }
+
+
+# Validation rollouts are traced into this folder of the trace: a session of its own.
+VALIDATION_TRACE = "validation"

@@ -14,18 +14,21 @@ Per-sample arguments come from the dataset row's
 ``width``, ``height`` (its size) and ``shown`` (``[w, h]``, the size the model
 was shown, which its ``bbox_2d`` is in).
 
-A call maps the box from the shown frame to original pixels, executes it as
-the studio's environment does (clipped to the image, grown to ``min_side``:
-``env::execute_box``), and returns the crop of the original pixels. A bad
-box (not four finite numbers, empty, outside the image) gets a text error as
-the tool's response, never an exception. Each zoom is recorded in
-``agent_data.extra_fields["virl_zooms"]`` -- proposed and executed box in
-original pixels, and the assistant turn that made it -- where
-``compute_score`` reads it.
+A call maps the box from the shown frame to original pixels (the engine's
+``BBox::shown_to_original``), executes it as the studio's environment does
+(clipped to the image, grown to ``min_side``; a box wholly outside becomes a
+minimum box at the nearest point inside: ``env::execute_box``), and returns
+the crop of the original pixels. A malformed box (not four finite numbers
+with x2 > x1, y2 > y1) gets a text error as the tool's response, never an
+exception. Every call is recorded in ``agent_data.extra_fields["virl_zooms"]``
+-- proposed and executed box in original pixels and the assistant turn that
+made it, or ``rejected`` with the reason -- where ``compute_score`` reads it:
+a rejected call is a format error and never a zoom.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from collections import OrderedDict
@@ -43,6 +46,8 @@ except ImportError:  # pragma: no cover
     BaseTool = object  # type: ignore[assignment,misc]
     OpenAIFunctionToolSchema = None  # type: ignore[assignment]
     ToolResponse = None  # type: ignore[assignment]
+
+logger = logging.getLogger(__name__)
 
 TOOL_NAME = "image_zoom_in_tool"
 
@@ -93,9 +98,10 @@ class _Images:
 
 
 def to_original(bbox, shown, size) -> list:
-    """Maps a box from the shown frame ``shown = (w, h)`` to original pixels ``size = (W, H)``."""
-    sx, sy = size[0] / shown[0], size[1] / shown[1]
-    return [bbox[0] * sx, bbox[1] * sy, bbox[2] * sx, bbox[3] * sy]
+    """Maps a box from the shown frame ``shown = (w, h)`` to original pixels
+    ``size = (W, H)`` (the engine's ``BBox::shown_to_original``: always
+    finite and well formed); ``ValueError`` for a malformed box."""
+    return _core.to_original(list(bbox), tuple(shown), tuple(size))
 
 
 def read_box(parameters: Any) -> list:
@@ -104,16 +110,20 @@ def read_box(parameters: Any) -> list:
         raise ValueError("the call has no bbox_2d; call image_zoom_in_tool with {\"bbox_2d\": [x1, y1, x2, y2]}")
     b = parameters["bbox_2d"]
     if not isinstance(b, (list, tuple)) or len(b) != 4:
-        raise ValueError(f"bbox_2d must be [x1, y1, x2, y2], got {b!r}")
+        raise ValueError(f"bbox_2d must be [x1, y1, x2, y2], got {str(b)[:100]}")
     try:
         b = [float(x) for x in b]
-    except (TypeError, ValueError):
-        raise ValueError(f"bbox_2d must hold four numbers, got {parameters['bbox_2d']!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"bbox_2d must hold four numbers, got {str(parameters['bbox_2d'])[:100]}") from None
     if not all(math.isfinite(x) for x in b):
         raise ValueError(f"bbox_2d must hold finite numbers, got {b!r}")
     if b[2] <= b[0] or b[3] <= b[1]:
         raise ValueError(f"bbox_2d {b!r} is empty: x2 must be greater than x1 and y2 greater than y1")
     return b
+
+
+class _SetupError(Exception):
+    """The sample or the image is wrong, not the model's call."""
 
 
 class ZoomTool(BaseTool):
@@ -136,25 +146,25 @@ class ZoomTool(BaseTool):
         return instance_id, ToolResponse()
 
     def _zoom(self, args: dict, parameters: Any) -> tuple:
-        """(crop, proposed, executed, shown box) in original pixels, or ValueError."""
+        """(crop, proposed, executed, shown box) in original pixels; ValueError
+        for the model's malformed box, _SetupError for a bad sample or image."""
         for k in ("image", "width", "height"):
             if k not in args:
-                raise ValueError(
+                raise _SetupError(
                     f"the sample gives the zoom tool no `{k}` (extra_info.tools_kwargs."
                     f"{TOOL_NAME}.create_kwargs.{k}); export the data with `virl export --format verl`"
                 )
         w, h = float(args["width"]), float(args["height"])
         shown = args.get("shown") or [w, h]
         b = read_box(parameters)
-        if b[0] >= shown[0] or b[1] >= shown[1] or b[2] <= 0 or b[3] <= 0:
-            raise ValueError(
-                f"bbox_2d {b!r} lies outside the image, which is {int(shown[0])}x{int(shown[1])} pixels"
-            )
         proposed = to_original(b, shown, (w, h))
         executed = _core.execute_box(proposed, w, h, self.min_side)
-        img = self._images.get(str(args["image"]))
+        try:
+            img = self._images.get(str(args["image"]))
+        except OSError as e:
+            raise _SetupError(f"cannot read image {args['image']}: {e}") from None
         if img.size != (int(w), int(h)):
-            raise ValueError(
+            raise _SetupError(
                 f"image {args['image']} is {img.size[0]}x{img.size[1]}, but the dataset says {int(w)}x{int(h)}"
             )
         x1, y1 = int(math.floor(executed[0])), int(math.floor(executed[1]))
@@ -164,15 +174,19 @@ class ZoomTool(BaseTool):
     async def execute(self, instance_id: str, parameters: dict, **kwargs) -> tuple:
         args = self._instances.get(instance_id, {})
         agent_data = kwargs.get("agent_data")
+        records = agent_data.extra_fields.setdefault("virl_zooms", []) if agent_data is not None else None
+        turn = max(int(getattr(agent_data, "assistant_turns", 1)) - 1, 0)
         try:
             crop, proposed, executed, shown_box = self._zoom(args, parameters)
-        except (ValueError, OSError) as e:
+        except ValueError as e:  # the model's call: a format error, never a zoom
+            if records is not None:
+                records.append({"rejected": str(e), "turn": turn})
             return ToolResponse(text=f"Error: {e}"), 0.0, {"virl_zoom_error": 1}
-        if agent_data is not None:
-            turn = max(int(getattr(agent_data, "assistant_turns", 1)) - 1, 0)
-            agent_data.extra_fields.setdefault("virl_zooms", []).append(
-                {"proposed": proposed, "executed": executed, "turn": turn}
-            )
+        except _SetupError as e:  # ours: the model is not to blame, and the call is not scored
+            logger.warning("virl zoom tool: %s", e)
+            return ToolResponse(text=f"Error: {e}"), 0.0, {"virl_zoom_error": 1}
+        if records is not None:
+            records.append({"proposed": proposed, "executed": executed, "turn": turn})
         region = ", ".join(str(int(round(x))) for x in shown_box)
         return (
             ToolResponse(image=[crop], text=f"Zoomed in on the image to the region [{region}]."),
