@@ -4,7 +4,9 @@
 1. compute_score, and compute_score plus the trace, per trajectory: a
    three-zoom DeepEyes-style response with the zoom tool's records, on a
    ZoomBench sample, called as verl's reward manager calls it.
-2. The `virl` estimator against verl's own GRPO through verl's
+2. compute_score on what a policy gone wrong writes: 64 KB, 256 KB and
+   1 MB of one repeated tag (and of plain text), with the trace.
+3. The `virl` estimator against verl's own GRPO through verl's
    compute_advantage, on a 512 x 4096 batch (64 groups of 8, multi-turn
    masks with tool-response gaps).
 
@@ -62,6 +64,36 @@ def bench_score(tmp: str, n: int = 2000) -> dict:
     return out
 
 
+DEGENERATE = {
+    "<tool_response>": "<tool_response>",
+    "<answer>": "<answer>",
+    "</tool_call> then one <tool_call>": "</tool_call>",
+    "a whole tool turn": ('<tool_call>{"name": "image_zoom_in_tool", "arguments": {"bbox_2d": [1, 2, 30, 40]}}'
+                          '</tool_call>user\n<tool_response>\nZoomed in.\n</tool_response>\nassistant\n'),
+    "whitespace": " \n",
+    "plain text": "the placard is red and the digit is seven. ",
+}
+
+
+def bench_degenerate(tmp: str, reps: int = 3) -> dict:
+    data = os.path.join(tmp, "data-d")
+    _core.write_zoombench(data, 1, 0)
+    s = json.loads(_core.load_dataset(data)[1][0])
+    gt = json.dumps({"sample": s, "dataset": data, "shown": [756, 756]})
+    out = {}
+    for name, unit in DEGENERATE.items():
+        for size in (64 << 10, 256 << 10, 1 << 20):
+            text = unit * (size // len(unit)) + ("<tool_call>" if unit == "</tool_call>" else "")
+            runs = []
+            for _ in range(reps):
+                t0 = time.perf_counter()
+                compute_score(data_source="virl/zb", solution_str=text, ground_truth=gt, extra_info={},
+                              trace=os.path.join(tmp, "trace-d"))
+                runs.append((time.perf_counter() - t0) * 1e3)
+            out[(name, size)] = runs
+    return out
+
+
 def batch(rng: random.Random, rows: int = 512, width: int = 4096):
     mask = np.zeros((rows, width), dtype=np.int64)
     runs_of, zooms_of = [], []
@@ -110,6 +142,9 @@ def bench_estimator(reps: int = 7) -> dict:
 def main():
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}")
     with tempfile.TemporaryDirectory() as tmp:
+        for (k, size), v in bench_degenerate(tmp).items():
+            print(f"degenerate {k:34s} {size >> 10:5d} KB ms: " + ", ".join(f"{x:.1f}" for x in v)
+                  + f"  (median {statistics.median(v):.1f})")
         for k, v in bench_score(tmp).items():
             print(f"{k:24s} µs/trajectory: " + ", ".join(f"{x:.0f}" for x in v) + f"  (median {statistics.median(v):.0f})")
     for k, v in bench_estimator().items():

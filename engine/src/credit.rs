@@ -12,7 +12,7 @@
 use crate::reward::RewardConfig;
 
 pub mod tokens;
-pub use tokens::{CreditRow, TokenCredit, TurnZoom, mask_runs, token_advantages};
+pub use tokens::{CreditRow, MaskValue, TokenCredit, TurnZoom, mask_runs, token_advantages};
 
 /// Group-relative advantages `A_i = (R_i − mean R) / (std R + ε)` of one group
 /// of rollouts of the same sample, with the sample standard deviation

@@ -11,11 +11,14 @@
 use numpy::{IntoPyArray, PyArray2, PyReadonlyArray2};
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use virl_engine::config::ExternalRun;
-use virl_engine::credit::{CreditRow, TurnZoom, token_advantages as engine_token_advantages};
+use virl_engine::credit::{
+    CreditRow, MaskValue, TurnZoom, token_advantages as engine_token_advantages,
+};
 use virl_engine::dataset::Sample;
 use virl_engine::dataset::live::{LiveDataset, gt_version};
 use virl_engine::dataset::manifest::sample_from_json;
@@ -174,22 +177,62 @@ fn to_original(bbox: [f64; 4], shown: (f64, f64), size: (f64, f64)) -> PyResult<
         })
 }
 
+/// A response mask as a trainer holds it: float32, int64 (verl's) or bool,
+/// read where it lies (no converted copy when it is contiguous).
+#[derive(FromPyObject)]
+enum Mask<'py> {
+    F32(PyReadonlyArray2<'py, f32>),
+    I64(PyReadonlyArray2<'py, i64>),
+    Bool(PyReadonlyArray2<'py, bool>),
+}
+
+/// A mask's elements, row-major.
+enum MaskSlice<'a> {
+    F32(Cow<'a, [f32]>),
+    I64(Cow<'a, [i64]>),
+    Bool(Cow<'a, [bool]>),
+}
+
+fn row_major<M: MaskValue>(a: numpy::ndarray::ArrayView2<'_, M>) -> Cow<'_, [M]> {
+    match a.to_slice() {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(a.iter().copied().collect()),
+    }
+}
+
+impl Mask<'_> {
+    /// `(elements, rows, width)`.
+    fn slice(&self) -> (MaskSlice<'_>, usize, usize) {
+        let (n, w) = match self {
+            Mask::F32(m) => m.as_array().dim(),
+            Mask::I64(m) => m.as_array().dim(),
+            Mask::Bool(m) => m.as_array().dim(),
+        };
+        let s = match self {
+            Mask::F32(m) => MaskSlice::F32(row_major(m.as_array())),
+            Mask::I64(m) => MaskSlice::I64(row_major(m.as_array())),
+            Mask::Bool(m) => MaskSlice::Bool(row_major(m.as_array())),
+        };
+        (s, n, w)
+    }
+}
+
 /// Token-level ViRL advantages (`credit::tokens`): `rows` is one
 /// `(R_i, group, [(turn, iou or None, redundant), …])` per batch row,
-/// `mask` the `(rows, width)` response mask. Returns `(advantages, A_i per
-/// row, zooms that fell past the row's last turn)`.
+/// `mask` the `(rows, width)` response mask (float32, int64 or bool).
+/// Returns `(advantages, A_i per row, zooms that fell past the row's last
+/// turn)`.
 #[pyfunction]
 #[pyo3(signature = (rows, mask, config=None))]
 #[allow(clippy::type_complexity)]
 fn token_advantages<'py>(
     py: Python<'py>,
     rows: Vec<(f64, String, Vec<(usize, Option<f64>, bool)>)>,
-    mask: PyReadonlyArray2<'py, f32>,
+    mask: Mask<'py>,
     config: Option<&str>,
 ) -> PyResult<(Bound<'py, PyArray2<f32>>, Vec<f64>, usize)> {
     let cfg = config_from(config)?;
-    let mask = mask.as_array();
-    let (n, width) = mask.dim();
+    let (m, n, width) = mask.slice();
     if n != rows.len() {
         return Err(value_err(format!(
             "mask has {n} rows, but {} rows of credit were given",
@@ -211,11 +254,11 @@ fn token_advantages<'py>(
                 .collect(),
         })
         .collect();
-    let flat: Vec<f32> = match mask.as_slice() {
-        Some(s) => s.to_vec(),
-        None => mask.iter().copied().collect(),
-    };
-    let tc = py.detach(|| engine_token_advantages(&rows, &flat, width, &cfg));
+    let tc = py.detach(|| match &m {
+        MaskSlice::F32(s) => engine_token_advantages(&rows, s, width, &cfg),
+        MaskSlice::I64(s) => engine_token_advantages(&rows, s, width, &cfg),
+        MaskSlice::Bool(s) => engine_token_advantages(&rows, s, width, &cfg),
+    });
     let arr =
         numpy::ndarray::Array2::from_shape_vec((n, width), tc.advantages).map_err(value_err)?;
     Ok((arr.into_pyarray(py), tc.row_advantage, tc.unplaced_zooms))
@@ -256,15 +299,16 @@ fn write_zoombench(py: Python<'_>, dir: &str, n: u64, seed: u64) -> PyResult<()>
 }
 
 /// The lengths of each row's runs of non-zero mask tokens (one per
-/// assistant turn), for a `(rows, width)` mask.
+/// assistant turn), for a `(rows, width)` mask (float32, int64 or bool).
 #[pyfunction]
-fn mask_runs(mask: PyReadonlyArray2<'_, f32>) -> Vec<Vec<usize>> {
-    let m = mask.as_array();
-    m.rows()
-        .into_iter()
-        .map(|r| match r.as_slice() {
-            Some(s) => virl_engine::credit::mask_runs(s),
-            None => virl_engine::credit::mask_runs(&r.to_vec()),
+fn mask_runs(mask: Mask<'_>) -> Vec<Vec<usize>> {
+    use virl_engine::credit::mask_runs as runs;
+    let (m, n, w) = mask.slice();
+    (0..n)
+        .map(|i| match &m {
+            MaskSlice::F32(s) => runs(&s[i * w..(i + 1) * w]),
+            MaskSlice::I64(s) => runs(&s[i * w..(i + 1) * w]),
+            MaskSlice::Bool(s) => runs(&s[i * w..(i + 1) * w]),
         })
         .collect()
 }

@@ -79,6 +79,14 @@ def rows_for(rewards: np.ndarray, runs: list, uids: list) -> tuple:
         by_key.setdefault(k, []).append(i)
     for k, members in by_key.items():
         entries = found.get(k, [])
+        if len(members) == 1 and len(entries) == 1:  # the common case: one row, one entry
+            i, e = members[0], entries[0]
+            if _same_reward(float(rewards[i]), float(e["reward"])):
+                config = config or e["config"]
+                zooms_of[i] = [(int(t), iou, bool(red)) for t, iou, red in e["zooms"]]
+            else:
+                missing += 1
+            continue
         values = [float(rewards[i]) for i in members] + [float(e["reward"]) for e in entries]
         for cluster in _clusters(values):
             rows_here = [members[j] for j in cluster if j < len(members)]
@@ -90,8 +98,7 @@ def rows_for(rewards: np.ndarray, runs: list, uids: list) -> tuple:
             if not ents:
                 continue
             config = config or ents[0]["config"]
-            distinct = {json.dumps(e["zooms"]) for e in ents}
-            if len(distinct) > 1:
+            if len(ents) > 1 and len({json.dumps(e["zooms"]) for e in ents}) > 1:
                 ambiguous += matched
                 continue
             z = [(int(t), iou, bool(red)) for t, iou, red in ents[0]["zooms"]]
@@ -112,7 +119,10 @@ def compute_virl_advantage(
     ``(batch, response_length)``; returns equal advantages, as in GRPO."""
     n = token_level_rewards.shape[0]
     rewards = token_level_rewards.sum(dim=-1).detach().to(torch.float64).cpu().numpy()
-    mask = response_mask.detach().to(torch.float32).cpu().numpy()
+    mask = response_mask.detach().cpu()
+    if mask.dtype not in (torch.int64, torch.bool, torch.float32):
+        mask = mask.to(torch.float32)
+    mask = mask.numpy()  # read in place by the engine: no converted copy
     uids = [str(u) for u in index] if index is not None else [str(i) for i in range(n)]
     runs = _core.mask_runs(mask)
     rows, cfg, missing, ambiguous = rows_for(rewards, runs, uids)
