@@ -52,6 +52,10 @@ pub struct RewardArgs {
     /// ε in A_i = (R_i − mean) / (std + ε) [1e-6].
     #[arg(long)]
     pub adv_eps: Option<f64>,
+    /// A_i = R_i − mean, not divided by the group's std (Dr. GRPO; verl's
+    /// norm_adv_by_std_in_grpo=False) [off: divided].
+    #[arg(long)]
+    pub adv_mean_only: bool,
 }
 
 impl RewardArgs {
@@ -77,6 +81,9 @@ impl RewardArgs {
         set(&mut c.h_bad, self.h_bad);
         set(&mut c.alpha, self.alpha);
         set(&mut c.adv_eps, self.adv_eps);
+        if self.adv_mean_only {
+            c.adv_by_std = false;
+        }
         c.validate()
             .map_err(|e| anyhow::anyhow!("invalid reward constants: {e}"))?;
         Ok(c)

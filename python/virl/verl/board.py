@@ -12,15 +12,19 @@ The ``virl_agent`` loop puts the uid and the run lengths into the
 trajectory's ``extra_fields`` (which reach ``compute_score`` as
 ``extra_info``); the estimator reads the same run lengths off
 ``response_mask``. Rows of one group with the same runs are told apart by
-their reward ``R_i``. The key is content, not position, so it survives
+their reward ``R_i``. Rows that share uid, runs and reward but zoomed
+differently cannot be told apart by anything verl hands an estimator; the
+estimator then gives them plain ``A_i`` (and says how many), never another
+row's credit. The key is content, not position, so it survives
 verl's batch balancing (``balance_batch`` reorders rows) and resharding.
 
 Where it lives: a named Ray actor (``virl_credit_board`` in namespace
 ``virl``) when Ray is running, so every worker reaches it; a dict in this
 process otherwise (tests, a single-process run). Publishing is a synchronous
 call, so an entry is on the board before verl receives the reward.
-Entries are taken by the estimator; entries nobody takes (validation
-rollouts) are dropped after ``TTL_SECONDS``.
+Entries are taken by the estimator; validation rollouts are never
+published, and entries nobody takes (a row verl dropped) are dropped after
+``TTL_SECONDS``.
 """
 
 from __future__ import annotations
