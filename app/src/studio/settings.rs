@@ -178,11 +178,10 @@ impl SettingsState {
                         1e-6,
                     );
                     ui.label("A_i / std");
-                    ui.checkbox(&mut c.adv_by_std, "")
-                        .on_hover_text(
-                            "divide A_i by the group's standard deviation (GRPO); \
+                    ui.checkbox(&mut c.adv_by_std, "").on_hover_text(
+                        "divide A_i by the group's standard deviation (GRPO); \
                              off: A_i = R_i − mean (Dr. GRPO)",
-                        );
+                    );
                     ui.end_row();
                 });
             if r.cfg.external.is_some() {
