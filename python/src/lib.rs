@@ -81,13 +81,18 @@ fn score(trajectory: &str, sample: &str, config: Option<&str>) -> PyResult<Strin
 
 /// Scores a trajectory (JSON) against `s`, recording which boxes it used.
 fn score_against(trajectory: &str, s: &Sample, cfg: &RewardConfig) -> PyResult<String> {
+    to_json(&scored(trajectory, s, cfg)?)
+}
+
+/// The trajectory (JSON) scored against `s`, with the boxes' `gt_version`.
+fn scored(trajectory: &str, s: &Sample, cfg: &RewardConfig) -> PyResult<Trajectory> {
     let mut t = trajectory_from(trajectory)?;
     if t.truth.is_empty() {
         t.truth = s.answer.clone();
     }
     score_trajectory(&mut t, s, cfg);
     t.gt_version = Some(gt_version(s));
-    to_json(&t)
+    Ok(t)
 }
 
 /// Assigns credit (DESIGN §5) to scored trajectories (a JSON array),
@@ -215,6 +220,28 @@ impl Mask<'_> {
         };
         (s, n, w)
     }
+}
+
+/// The size Qwen-VL's preprocessing shows a `width × height` image at
+/// (`smart_resize`: both sides multiples of `factor`, the area within
+/// `[min_pixels, max_pixels]`, the aspect kept), as `(width, height)`; the
+/// engine's `qwen_vl::image::smart_resize`, which the studio's VLM uses.
+/// ValueError for an empty image or an aspect ratio over 200.
+#[pyfunction]
+#[pyo3(signature = (width, height, factor=28, min_pixels=3136, max_pixels=12845056))]
+fn smart_resize(
+    width: usize,
+    height: usize,
+    factor: usize,
+    min_pixels: usize,
+    max_pixels: usize,
+) -> PyResult<(usize, usize)> {
+    if factor == 0 {
+        return Err(value_err("smart_resize: factor must be positive"));
+    }
+    virl_engine::policy::qwen_vl::image::smart_resize(height, width, factor, min_pixels, max_pixels)
+        .map(|(h, w)| (w, h))
+        .map_err(value_err)
 }
 
 /// Token-level ViRL advantages (`credit::tokens`): `rows` is one
@@ -345,12 +372,41 @@ impl Scorer {
         sample: &str,
         dataset: Option<&str>,
     ) -> PyResult<String> {
-        let s = sample_from(sample)?;
-        let s = match dataset {
-            None => s,
-            Some(root) => py.detach(|| self.current(Path::new(root), s))?,
-        };
-        score_against(trajectory, &s, &self.config)
+        score_against(trajectory, &self.sample(py, sample, dataset)?, &self.config)
+    }
+
+    /// Scores one trajectory as [`Scorer::score`] does, appends it to
+    /// `trace` when given, and returns what `compute_score` reports, as
+    /// JSON: `rewards`, `coverage`, `gt_version`, `format_errors`,
+    /// `acc_rat` (the engine's per-trajectory Acc_rat, `null` without
+    /// zooms), `actions` (a `virl score` line's), and `trace_error` (why
+    /// the trace could not be written, or `null`: a trace never stops a
+    /// run). The scored record is not sent back and forth as JSON.
+    #[pyo3(signature = (trajectory, sample, dataset=None, trace=None))]
+    fn score_report(
+        &self,
+        py: Python<'_>,
+        trajectory: &str,
+        sample: &str,
+        dataset: Option<&str>,
+        trace: Option<&Trace>,
+    ) -> PyResult<String> {
+        let t = scored(trajectory, &self.sample(py, sample, dataset)?, &self.config)?;
+        let trace_error = trace.and_then(|tr| {
+            py.detach(|| tr.inner.append(&t))
+                .err()
+                .map(|e| e.to_string())
+        });
+        let line = t.score_line();
+        to_json(&serde_json::json!({
+            "rewards": line.rewards,
+            "coverage": line.coverage,
+            "gt_version": t.gt_version,
+            "format_errors": t.format_errors,
+            "acc_rat": t.rat_accuracy(),
+            "actions": line.actions,
+            "trace_error": trace_error,
+        }))
     }
 
     /// The reward config in use (JSON).
@@ -360,6 +416,15 @@ impl Scorer {
 }
 
 impl Scorer {
+    /// `sample` (JSON), or its current version in the dataset folder `dataset`.
+    fn sample(&self, py: Python<'_>, sample: &str, dataset: Option<&str>) -> PyResult<Sample> {
+        let s = sample_from(sample)?;
+        match dataset {
+            None => Ok(s),
+            Some(root) => py.detach(|| self.current(Path::new(root), s)),
+        }
+    }
+
     fn current(&self, root: &Path, fallback: Sample) -> PyResult<Sample> {
         let mut map = self.datasets.lock().unwrap_or_else(|p| p.into_inner());
         let entry = map
@@ -441,6 +506,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parse_model_output, m)?)?;
     m.add_function(wrap_pyfunction!(execute_box, m)?)?;
     m.add_function(wrap_pyfunction!(to_original, m)?)?;
+    m.add_function(wrap_pyfunction!(smart_resize, m)?)?;
     m.add_function(wrap_pyfunction!(token_advantages, m)?)?;
     m.add_function(wrap_pyfunction!(mask_runs, m)?)?;
     m.add_function(wrap_pyfunction!(load_dataset, m)?)?;

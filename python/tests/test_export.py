@@ -104,3 +104,13 @@ def test_export_finds_the_packages_python_from_a_fresh_shell(virl_bin, dataset, 
     r = subprocess.run(args + ["--out", str(tmp_path / "c.parquet")], env=dict(bare, VIRL_PYTHON="/nonexistent/python"),
                        cwd=empty, capture_output=True, text=True)
     assert r.returncode != 0 and "VIRL_PYTHON" in r.stderr
+
+
+def test_smart_resize_is_the_engines_and_refuses_what_qwen_refuses():
+    from virl import _core
+
+    assert smart_resize(768, 768) == _core.smart_resize(768, 768) == (756, 756)
+    with pytest.raises(ValueError, match="aspect ratio"):
+        smart_resize(1, 300)  # qwen_vl_utils raises too: the aspect ratio must be under 200
+    with pytest.raises(ValueError, match="0x5"):
+        smart_resize(0, 5)

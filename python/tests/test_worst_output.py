@@ -174,3 +174,12 @@ def test_validation_rollouts_are_traced_apart_and_kept_off_the_board(cs, sample,
     lines = lambda files: [json.loads(l) for f in files for l in f.read_text().splitlines()]
     assert [t["group"] for t in lines(train)] == ["uFalse"]
     assert [t["group"] for t in lines(val)] == ["uTrue"]
+
+
+def test_a_trace_that_cannot_be_written_never_stops_the_score(sample, dataset, tmp_path, caplog):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the trace folder should be")
+    cs = load_compute_score(trace=str(blocker))
+    out = call(cs, f"<answer>{sample['answer']}</answer>", sample, dataset)
+    well_formed(out)
+    assert out["acc"] == 1.0 and "virl trace" in caplog.text

@@ -81,7 +81,9 @@ impl SettingsState {
                     let row =
                         |ui: &mut egui::Ui, name: &str, tip: &str, v: &mut f64, speed: f64| {
                             ui.label(name);
-                            ui.add(egui::DragValue::new(v).speed(speed).max_decimals(4))
+                            // ε_adv is 1e-6: four decimals showed it as 0.0000.
+                            let decimals = if speed < 1e-3 { 8 } else { 4 };
+                            ui.add(egui::DragValue::new(v).speed(speed).max_decimals(decimals))
                                 .on_hover_text(tip);
                             ui.end_row();
                         };

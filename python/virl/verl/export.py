@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 from typing import Optional
@@ -51,18 +50,9 @@ def smart_resize(width: int, height: int, min_pixels: int = MIN_PIXELS, max_pixe
                  factor: int = FACTOR) -> tuple:
     """The size Qwen2.5-VL's preprocessing shows a ``width x height`` image at
     (``qwen_vl_utils.smart_resize``): both sides multiples of ``factor``,
-    the area within ``[min_pixels, max_pixels]``, the aspect kept."""
-    h_bar = max(factor, round(height / factor) * factor)
-    w_bar = max(factor, round(width / factor) * factor)
-    if h_bar * w_bar > max_pixels:
-        beta = math.sqrt(height * width / max_pixels)
-        h_bar = math.floor(height / beta / factor) * factor
-        w_bar = math.floor(width / beta / factor) * factor
-    elif h_bar * w_bar < min_pixels:
-        beta = math.sqrt(min_pixels / (height * width))
-        h_bar = math.ceil(height * beta / factor) * factor
-        w_bar = math.ceil(width * beta / factor) * factor
-    return int(w_bar), int(h_bar)
+    the area within ``[min_pixels, max_pixels]``, the aspect kept. The
+    engine's rule (the studio's VLM uses the same), as ``(width, height)``."""
+    return tuple(_core.smart_resize(int(width), int(height), int(factor), int(min_pixels), int(max_pixels)))
 
 
 def question_text(sample: dict) -> str:
@@ -83,7 +73,10 @@ def rows(dataset: str, split: str = "train", data_source: Optional[str] = None,
     for i, line in enumerate(samples):
         s = json.loads(line)
         w, h = int(s["width"]), int(s["height"])
-        sw, sh = smart_resize(w, h, min_pixels, max_pixels)
+        try:
+            sw, sh = smart_resize(w, h, min_pixels, max_pixels)
+        except ValueError as e:
+            raise ValueError(f"{os.path.join(root, 'manifest.jsonl')}: sample {s['id']}: {e}") from None
         gt = {"sample": s, "dataset": root, "shown": [sw, sh]}
         out.append({
             "data_source": source,

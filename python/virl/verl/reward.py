@@ -318,36 +318,40 @@ def _score(scorer, config: str, sample_json: str, dataset, shown, sample: dict, 
         "answer": answer, "truncated": truncated, "actions": actions, "format_errors": errors,
         "transcript": _transcript(sample.get("question", ""), size, text, zoom_turns), "image": image,
     }
-    scored_json = scorer.score(json.dumps(traj), sample_json, dataset if dataset and os.path.isdir(dataset) else None)
-    scored = json.loads(scored_json)
     trace = kwargs.get("trace") or os.environ.get("VIRL_TRACE")
+    tr = None
     if trace:
         if validation:  # its own session beside the training trace: the studio opens either
             trace = os.path.join(str(trace), VALIDATION_TRACE)
         try:
             metrics = None if validation else kwargs.get("metrics") or os.environ.get("VERL_FILE_LOGGER_PATH")
-            _trace(str(trace), str(dataset or ""), metrics, config).append(scored_json)
+            tr = _trace(str(trace), str(dataset or ""), metrics, config)
         except (OSError, ValueError) as e:  # never stop a run over its trace
             logger.warning("virl trace: %s", e)
+    # Scored, traced and summed up in the engine: the record is not sent back as JSON.
+    report = json.loads(scorer.score_report(json.dumps(traj), sample_json,
+                                            dataset if dataset and os.path.isdir(dataset) else None, tr))
+    if report["trace_error"]:
+        logger.warning("virl trace: %s", report["trace_error"])
+    actions = report["actions"]
+    rewards = report["rewards"]
     runs = extra.get("virl_turn_tokens")
     if runs is not None and not validation:  # no estimator takes a validation rollout's credit
-        zooms = [[o, s.get("iou"), bool(s.get("redundant"))] for o, s in zip(ordinals, scored["actions"])]
-        board.publish(uid, runs, scored["rewards"]["total"], zooms, config)
-    rewards = scored["rewards"]
-    ious = [a.get("iou") for a in scored["actions"] if a.get("iou") is not None]
+        zooms = [[o, a.get("iou"), bool(a.get("redundant"))] for o, a in zip(ordinals, actions)]
+        board.publish(uid, runs, rewards["total"], zooms, config)
     return {
         "score": float(rewards["total"]),
         "acc": float(rewards["ans"]),
         "r_rat": float(rewards["rat"]),
         "r_fmt": float(rewards["fmt"]),
-        "coverage": float(scored.get("coverage") or 0.0),
-        "zooms": float(len(scored["actions"])),
-        "acc_rat": float(sum(i >= 0.5 for i in ious) / len(ious)) if ious else 0.0,
+        "coverage": float(report["coverage"] or 0.0),
+        "zooms": float(len(actions)),
+        "acc_rat": float(report["acc_rat"] or 0.0),  # the engine's Trajectory::rat_accuracy
         "truncated": float(truncated),
         # A string, so that verl does not average it into its validation metrics.
-        "gt_version": str(scored.get("gt_version") or ""),
-        "virl_actions": json.dumps(json.loads(_core.score_line(scored_json))["actions"]),
-        "virl_format": json.dumps(scored.get("format_errors") or []),
+        "gt_version": str(report["gt_version"] or ""),
+        "virl_actions": json.dumps(actions),
+        "virl_format": json.dumps(report["format_errors"]),
     }
 
 
