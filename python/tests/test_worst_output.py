@@ -78,13 +78,22 @@ def records(draw):
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(parts=st.lists(st.one_of(st.sampled_from(TAGS), st.text(max_size=12)), max_size=40),
        recs=records(), stop=st.sampled_from([None, "model", "turns", "length", "junk", 3]),
-       shown=st.sampled_from([None, (384, 384), (1, 1)]))
-def test_any_text_and_any_records_score_without_raising(cs, sample, dataset, parts, recs, stop, shown):
+       shown=st.sampled_from([None, (384, 384), (1, 1)]),
+       step=st.sampled_from([None, -1, 7, "x", 2 ** 70, float("nan")]),
+       runs=st.sampled_from([None, [3, 4], ["a"], "junk", [-1]]))
+def test_any_text_and_any_records_score_without_raising(cs, sample, dataset, parts, recs, stop, shown, step, runs):
+    from virl.verl import board
+
     extra = {} if recs is None else {"virl_zooms": recs}
-    if stop is not None:
-        extra["virl_stop"] = stop
+    for k, v in (("virl_stop", stop), ("global_steps", step), ("virl_turn_tokens", runs)):
+        if v is not None:
+            extra[k] = v
     out = call(cs, "".join(parts), sample, dataset, extra, shown)
     well_formed(out)
+    # Scored by the rules, not by the last guard (which is for bugs of ours).
+    assert not any("could not be scored" in e for e in json.loads(out["virl_format"])), out["virl_format"]
+    if runs is not None:
+        board.collect([board.key(sample["id"], [3, 4]), board.key(sample["id"], [-1])])
 
 
 @contextmanager

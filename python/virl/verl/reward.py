@@ -198,13 +198,17 @@ NO_ANSWER = "no <answer>…</answer>"
 
 
 def _step(extra: dict) -> int:
+    """verl's global step as the server reports it; a value that is not a
+    step (verl's -1 for "unknown", junk) counts as missing."""
     for k in ("global_steps", "max_global_steps", "min_global_steps"):
         v = extra.get(k)
         if v is not None:
             try:
-                return int(v)
-            except (TypeError, ValueError):
-                pass
+                step = int(v)
+            except (TypeError, ValueError, OverflowError):
+                continue
+            if 0 <= step < 1 << 53:
+                return step
     env = os.environ.get("VIRL_STEP")
     return int(env) if env and env.isdigit() else 0
 
@@ -338,7 +342,10 @@ def _score(scorer, config: str, sample_json: str, dataset, shown, sample: dict, 
     runs = extra.get("virl_turn_tokens")
     if runs is not None and not validation:  # no estimator takes a validation rollout's credit
         zooms = [[o, a.get("iou"), bool(a.get("redundant"))] for o, a in zip(ordinals, actions)]
-        board.publish(uid, runs, rewards["total"], zooms, config)
+        try:
+            board.publish(uid, runs, rewards["total"], zooms, config)
+        except Exception as e:  # ours, not the model's: the estimator then gives this row plain A_i
+            logger.warning("virl credit board: trajectory of %s not published (%s: %s)", uid, type(e).__name__, e)
     return {
         "score": float(rewards["total"]),
         "acc": float(rewards["ans"]),
