@@ -91,8 +91,14 @@ def test_boxes_in_the_shown_frame_are_mapped_to_original_pixels(dataset, virl_bi
     b = s["rationales"][0]["bbox"]
     shown = (378, 378)  # the model saw the 768 px image at 378 px
     k = 378 / s["width"]
-    g = call(cs, f"{tool_call([x * k for x in b])}<answer>{s['answer']}</answer>", s, dataset, shown=shown)
+    text = f"{tool_call([x * k for x in b])}<answer>{s['answer']}</answer>"
+    g = call(cs, text, s, dataset, shown=shown)
     assert json.loads(g["virl_actions"])[0]["iou"] == pytest.approx(1.0, abs=1e-9)
+    # `virl score` maps the same way when the line says what the model was shown.
+    cli = virl_score(virl_bin, dataset, [{"sample": s["id"], "output": text, "shown": list(shown)}],
+                     "deepeyes", tmp_path)[0]
+    assert cli["rewards"]["total"] == g["score"]
+    assert [a["iou"] for a in cli["actions"]] == [a["iou"] for a in json.loads(g["virl_actions"])]
 
 
 @pytest.mark.parametrize("text", [

@@ -63,12 +63,45 @@ fn lookup<'v>(v: &'v Value, path: &str) -> Option<&'v Value> {
 }
 
 /// Parses one input line into a trajectory (unscored). `Err` is the reason
-/// to skip the line.
+/// to skip the line. Boxes of the text formats are as written (see
+/// [`score_rollouts`] for the `shown` frame).
 pub fn parse_rollout_line(
     format: RolloutFormat,
     text: &str,
     id_key: Option<&str>,
 ) -> Result<Trajectory, String> {
+    parse_line(format, text, id_key).map(|(t, _)| t)
+}
+
+/// The frame a text-format line's boxes are in: its optional `"shown": [w,
+/// h]`, the size the model was shown the image at (e.g. after Qwen's
+/// smart_resize); `None` when absent (original pixels).
+fn shown_frame(v: &Value) -> Result<Option<(f64, f64)>, String> {
+    match v.get("shown") {
+        None | Some(Value::Null) => Ok(None),
+        Some(s) => {
+            let wh: Option<Vec<f64>> = s
+                .as_array()
+                .filter(|a| a.len() == 2)
+                .map(|a| a.iter().filter_map(Value::as_f64).collect());
+            match wh.as_deref() {
+                Some(&[w, h]) if w.is_finite() && h.is_finite() && w > 0.0 && h > 0.0 => {
+                    Ok(Some((w, h)))
+                }
+                _ => Err(format!(
+                    "`shown` must be [width, height] in pixels, found {s}"
+                )),
+            }
+        }
+    }
+}
+
+/// [`parse_rollout_line`], and the text formats' `shown` frame.
+fn parse_line(
+    format: RolloutFormat,
+    text: &str,
+    id_key: Option<&str>,
+) -> Result<(Trajectory, Option<(f64, f64)>), String> {
     let mut v: Value = serde_json::from_str(text).map_err(|e| format!("not valid JSON ({e})"))?;
     if !v.is_object() {
         return Err("not a JSON object".into());
@@ -99,7 +132,7 @@ pub fn parse_rollout_line(
                 o.insert("sample".into(), Value::String(sample));
                 o.insert("group".into(), Value::String(group));
             }
-            crate::trajectory::read(v)
+            crate::trajectory::read(v).map(|t| (t, None))
         }
         RolloutFormat::Deepeyes | RolloutFormat::Verl => {
             let text = v
@@ -115,7 +148,7 @@ pub fn parse_rollout_line(
                 .collect();
             t.answer = p.answer;
             t.format_errors = p.errors;
-            Ok(t)
+            Ok((t, shown_frame(&v)?))
         }
     }
 }
@@ -172,13 +205,22 @@ pub fn score_rollouts(
         if text.trim().is_empty() {
             continue;
         }
-        match parse_rollout_line(format, text, id_key) {
-            Ok(mut t) => match dataset.get(&t.sample) {
+        match parse_line(format, text, id_key) {
+            Ok((mut t, shown)) => match dataset.get(&t.sample) {
                 None => report.skipped.push(Skipped {
                     line,
                     reason: format!("sample {:?} is not in the dataset", t.sample),
                 }),
                 Some(sample) => {
+                    if let Some(shown) = shown {
+                        // Boxes in the frame the model saw, mapped to original pixels.
+                        let size = (sample.width as f64, sample.height as f64);
+                        for a in &mut t.actions {
+                            if let Some(b) = a.proposed.shown_to_original(shown, size) {
+                                (a.proposed, a.executed) = (b, b);
+                            }
+                        }
+                    }
                     if t.truth.is_empty() {
                         t.truth = sample.answer.clone();
                     }
@@ -281,5 +323,43 @@ mod tests {
             &RewardConfig::default(),
         );
         assert!(r.skipped[0].reason.contains("--id-key"));
+    }
+
+    #[test]
+    fn text_boxes_in_the_shown_frame_are_scored_in_original_pixels() {
+        // The 100 px sample shown at 50 px: [5, 5, 10, 10] there is the rationale [10, 10, 20, 20].
+        let g = BBox::new(10.0, 10.0, 20.0, 20.0);
+        let ds = Dataset::new("/nowhere", vec![sample("a", &[g])]);
+        let call = r#"<tool_call>{\"name\": \"image_zoom_in_tool\", \"arguments\": {\"bbox_2d\": [5, 5, 10, 10]}}</tool_call><answer>7</answer>"#;
+        let input = [
+            format!(r#"{{"sample": "a", "output": "{call}", "shown": [50, 50]}}"#),
+            format!(r#"{{"sample": "a", "output": "{call}"}}"#),
+            format!(r#"{{"sample": "a", "output": "{call}", "shown": [0, 50]}}"#),
+            format!(r#"{{"sample": "a", "output": "{call}", "shown": "big"}}"#),
+        ]
+        .join("\n");
+        let r = score_rollouts(
+            input.as_bytes(),
+            RolloutFormat::Deepeyes,
+            None,
+            &ds,
+            &RewardConfig::default(),
+        );
+        assert_eq!(r.trajectories.len(), 2);
+        assert_eq!(r.trajectories[0].actions[0].proposed, g);
+        assert_eq!(r.trajectories[0].actions[0].score.iou, Some(1.0));
+        assert_eq!(
+            r.trajectories[1].actions[0].proposed,
+            BBox::new(5.0, 5.0, 10.0, 10.0)
+        );
+        assert_eq!(
+            r.skipped.iter().map(|s| s.line).collect::<Vec<_>>(),
+            vec![3, 4]
+        );
+        assert!(
+            r.skipped[0]
+                .reason
+                .contains("`shown` must be [width, height]")
+        );
     }
 }
