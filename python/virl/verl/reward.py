@@ -91,8 +91,9 @@ def _ground_truth(text: str) -> tuple:
             isinstance(x, (int, float)) and not isinstance(x, bool) and 0 < x < float("inf") for x in shown)
         if not ok:
             raise ValueError(f"reward_model.ground_truth.shown must be [width, height] in pixels, got {shown!r}")
-    _core.check_sample(json.dumps(gt["sample"]))  # a bad row is the setup's fault: it raises, naming the field
-    return json.dumps(gt["sample"]), gt.get("dataset"), tuple(shown) if shown else None, gt["sample"]
+    sample_json = json.dumps(gt["sample"])
+    _core.check_sample(sample_json)  # a bad row is the setup's fault: it raises, naming the field
+    return sample_json, gt.get("dataset"), tuple(shown) if shown else None, gt["sample"]
 
 
 _OPEN, _CLOSE = "<tool_response>", "</tool_response>"
