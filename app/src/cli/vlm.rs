@@ -9,9 +9,9 @@ use virl_engine::policy::{DeviceKind, device};
 /// The `vlm` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum VlmCommand {
-    /// Write a random Qwen3-VL checkpoint (real tensor names, config and a byte-level tokenizer) for tests, demos and benchmarks.
+    /// Write a random Qwen3-VL or Qwen2.5-VL checkpoint (real tensor names, config and a byte-level tokenizer) for tests, demos and benchmarks.
     Init(InitArgs),
-    /// Compare our logits with the ones `bench/qwen3vl_reference.py` saved from transformers.
+    /// Compare our logits with the ones `bench/qwen3vl_reference.py` or `bench/qwen25vl_reference.py` saved from transformers.
     Compare(CompareArgs),
 }
 
@@ -21,13 +21,15 @@ pub struct InitArgs {
     /// Folder to write.
     #[arg(long)]
     out: PathBuf,
-    /// `tiny` (under 1 MB) or `2b` (the shapes of Qwen3-VL-2B, 8.5 GB in f32).
+    /// Qwen3-VL: `tiny` (under 1 MB) or `2b` (the shapes of Qwen3-VL-2B).
+    /// Qwen2.5-VL: `qwen2.5-tiny`, `qwen2.5-3b` or `qwen2.5-7b` (the base of
+    /// DeepEyes, Mini-o3, Chain-of-Focus and Pixel-Reasoner; 16.6 GB in bf16).
     #[arg(long, default_value = "tiny")]
     preset: String,
     /// Seed of the random weights.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Storage dtype of the weights (default: f32 for tiny, bf16 for 2b as Qwen ships it).
+    /// Storage dtype of the weights (default: f32 for the tiny presets, bf16 for the real shapes as Qwen ships them).
     #[arg(long)]
     dtype: Option<Precision>,
 }
@@ -54,14 +56,15 @@ pub fn run(c: VlmCommand) -> Result<()> {
     match c {
         VlmCommand::Init(a) => {
             let spec = tiny::TinySpec::preset(&a.preset).map_err(anyhow::Error::msg)?;
-            let dtype = a.dtype.unwrap_or(if a.preset == "tiny" {
+            let dtype = a.dtype.unwrap_or(if spec.is_small() {
                 Precision::F32
             } else {
                 Precision::Bf16
             });
             tiny::write_model(&a.out, &spec, a.seed, dtype.dtype()).map_err(anyhow::Error::msg)?;
             println!(
-                "wrote a random Qwen3-VL ({} preset, seed {}) to {}",
+                "wrote a random {} ({} preset, seed {}, {dtype}) to {}",
+                spec.arch.name(),
                 a.preset,
                 a.seed,
                 a.out.display()

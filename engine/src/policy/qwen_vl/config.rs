@@ -1,6 +1,9 @@
-//! `config.json` of a Qwen3-VL checkpoint, as Hugging Face transformers
-//! writes it (4.57 and 5.x both: the rope settings live in `rope_scaling` or
-//! in `rope_parameters`).
+//! `config.json` of a Qwen3-VL or Qwen2.5-VL checkpoint, in every layout
+//! Hugging Face transformers has written: Qwen2.5-VL's flat layout of the
+//! Hub (transformers 4.49: text keys at the top, `rope_scaling: {"type":
+//! "mrope", …}`), `text_config` nested (4.53 and later), and the rope
+//! settings in `rope_parameters` (5.x). `model_type` picks the network
+//! ([`Arch`]).
 
 use super::QwenError;
 use serde::Deserialize;
@@ -36,8 +39,42 @@ pub struct TextConfig {
     pub max_position_embeddings: usize,
     /// Whether `lm_head` is `embed_tokens` transposed.
     pub tie_word_embeddings: bool,
-    /// Bias on the q/k/v/o projections.
-    pub attention_bias: bool,
+    /// Bias on the q/k/v projections (Qwen2.5-VL: always).
+    pub qkv_bias: bool,
+    /// Bias on the output projection.
+    pub o_bias: bool,
+    /// RMSNorm on q and k per head (Qwen3).
+    pub qk_norm: bool,
+}
+
+/// Which network a checkpoint is, from `config.json`'s `model_type`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Arch {
+    /// `qwen3_vl`: patch 16, learned position grid, DeepStack, interleaved
+    /// M-RoPE, q/k norm.
+    #[default]
+    Qwen3Vl,
+    /// `qwen2_5_vl`: patch 14, windowed vision attention with RMSNorm and a
+    /// SwiGLU MLP, Qwen2 decoder (q/k/v bias), contiguous M-RoPE.
+    Qwen25Vl,
+}
+
+impl Arch {
+    /// The `model_type` string.
+    pub fn model_type(self) -> &'static str {
+        match self {
+            Self::Qwen3Vl => "qwen3_vl",
+            Self::Qwen25Vl => "qwen2_5_vl",
+        }
+    }
+
+    /// The family's name as people write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Qwen3Vl => "Qwen3-VL",
+            Self::Qwen25Vl => "Qwen2.5-VL",
+        }
+    }
 }
 
 /// The vision tower's settings (`vision_config`).
@@ -62,8 +99,15 @@ pub struct VisionConfig {
     pub temporal_patch_size: usize,
     /// Width of the merged tokens (= the text `hidden_size`).
     pub out_hidden_size: usize,
-    /// Learned position embeddings (a square grid, interpolated).
+    /// Learned position embeddings (a square grid, interpolated; Qwen3-VL).
+    #[serde(default)]
     pub num_position_embeddings: usize,
+    /// Side of one attention window in pixels (Qwen2.5-VL; 0: none).
+    #[serde(default)]
+    pub window_size: usize,
+    /// Blocks that attend to the whole image instead of windows (Qwen2.5-VL).
+    #[serde(default)]
+    pub fullatt_block_indexes: Vec<usize>,
     /// Vision blocks whose outputs are added to the first decoder layers.
     #[serde(default)]
     pub deepstack_visual_indexes: Vec<usize>,
@@ -82,6 +126,8 @@ fn default_act() -> String {
 /// The whole `config.json`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct QwenVlConfig {
+    /// The network.
+    pub arch: Arch,
     /// Decoder settings.
     pub text: TextConfig,
     /// Vision tower settings.
@@ -138,22 +184,31 @@ impl QwenVlConfig {
             problem,
         };
         let v: Value = serde_json::from_str(text).map_err(|e| bad(format!("not JSON: {e}")))?;
-        if let Some(mt) = v.get("model_type").and_then(Value::as_str)
-            && mt != "qwen3_vl"
-        {
-            return Err(bad(format!(
-                "model_type is `{mt}`; this loader reads Qwen3-VL (`qwen3_vl`) checkpoints"
-            )));
-        }
-        let t = get(&v, "text_config", file)?;
+        let arch = match v.get("model_type").and_then(Value::as_str) {
+            Some("qwen3_vl") | None => Arch::Qwen3Vl,
+            Some("qwen2_5_vl") => Arch::Qwen25Vl,
+            Some(mt) => {
+                return Err(bad(format!(
+                    "model_type is `{mt}`; this loader reads Qwen3-VL (`qwen3_vl`) and Qwen2.5-VL (`qwen2_5_vl`) checkpoints"
+                )));
+            }
+        };
+        let q25 = arch == Arch::Qwen25Vl;
+        // Qwen2.5-VL on the Hub keeps the text keys at the top level.
+        let t = match v.get("text_config").filter(|t| t.is_object()) {
+            Some(t) => t,
+            None if q25 => &v,
+            None => get(&v, "text_config", file)?,
+        };
         let vis = get(&v, "vision_config", file)?;
-        // transformers 4.57 writes `rope_scaling` + `rope_theta`; 5.x writes
+        // transformers 4.x writes `rope_scaling` + `rope_theta`; 5.x writes
         // `rope_parameters` holding both.
         let rope = t
             .get("rope_parameters")
             .filter(|r| r.is_object())
-            .or_else(|| t.get("rope_scaling").filter(|r| r.is_object()));
-        let rope_theta = match t.get("rope_theta") {
+            .or_else(|| t.get("rope_scaling").filter(|r| r.is_object()))
+            .or_else(|| v.get("rope_scaling").filter(|r| r.is_object()));
+        let rope_theta = match t.get("rope_theta").filter(|x| !x.is_null()) {
             Some(x) => x.as_f64(),
             None => rope
                 .and_then(|r| r.get("rope_theta"))
@@ -161,20 +216,23 @@ impl QwenVlConfig {
         }
         .filter(|x| x.is_finite() && *x > 0.0)
         .ok_or_else(|| {
-            bad("no positive `rope_theta` in text_config or its rope_parameters".into())
+            bad("no positive `rope_theta` in the text config or its rope_parameters".into())
         })?;
-        if let Some(rt) = rope
-            .and_then(|r| r.get("rope_type"))
-            .and_then(Value::as_str)
-            && rt != "default"
-        {
-            return Err(bad(format!(
-                "rope_type `{rt}` is not supported (only `default`)"
-            )));
+        // `mrope` is how transformers 4.49 spelled Qwen2.5-VL's default rope.
+        for key in ["rope_type", "type"] {
+            if let Some(rt) = rope.and_then(|r| r.get(key)).and_then(Value::as_str)
+                && rt != "default"
+                && rt != "mrope"
+            {
+                return Err(bad(format!(
+                    "rope type `{rt}` is not supported (only `default`)"
+                )));
+            }
         }
         let section: Vec<usize> = match rope.and_then(|r| r.get("mrope_section")) {
             Some(s) => serde_json::from_value(s.clone())
                 .map_err(|_| bad("mrope_section must be three integers".into()))?,
+            None if q25 => vec![16, 24, 24],
             None => vec![24, 20, 20],
         };
         let mrope_section: [usize; 3] = section
@@ -183,13 +241,17 @@ impl QwenVlConfig {
         let mrope_interleaved = rope
             .and_then(|r| r.get("mrope_interleaved"))
             .and_then(Value::as_bool)
-            .unwrap_or(true);
+            .unwrap_or(!q25);
         let hidden_size = uint(t, "hidden_size", file)?;
         let num_attention_heads = uint(t, "num_attention_heads", file)?;
         let head_dim = match t.get("head_dim") {
             Some(_) => uint(t, "head_dim", file)?,
             None => hidden_size / num_attention_heads.max(1),
         };
+        let attention_bias = t
+            .get("attention_bias")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         let tie = t
             .get("tie_word_embeddings")
             .or_else(|| v.get("tie_word_embeddings"))
@@ -209,22 +271,29 @@ impl QwenVlConfig {
             mrope_interleaved,
             max_position_embeddings: uint(t, "max_position_embeddings", file)?,
             tie_word_embeddings: tie,
-            attention_bias: t
-                .get("attention_bias")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
+            qkv_bias: q25 || attention_bias,
+            o_bias: attention_bias,
+            qk_norm: !q25,
         };
         if let Some(act) = t.get("hidden_act").and_then(Value::as_str)
             && act != "silu"
         {
             return Err(bad(format!(
-                "text hidden_act `{act}` is not supported (Qwen3-VL uses silu)"
+                "text hidden_act `{act}` is not supported (Qwen-VL uses silu)"
             )));
         }
+        // The Hub's Qwen2.5-VL writes both `in_chans` and `in_channels`.
+        let mut vis = vis.clone();
+        if let Some(o) = vis.as_object_mut()
+            && let Some(c) = o.remove("in_chans")
+        {
+            o.entry("in_channels").or_insert(c);
+        }
         let vision: VisionConfig =
-            serde_json::from_value(vis.clone()).map_err(|e| bad(format!("vision_config: {e}")))?;
+            serde_json::from_value(vis).map_err(|e| bad(format!("vision_config: {e}")))?;
         let id = |k: &str| -> Result<u32, QwenError> { Ok(uint(&v, k, file)? as u32) };
         let cfg = Self {
+            arch,
             text,
             vision,
             image_token_id: id("image_token_id")?,
@@ -283,8 +352,26 @@ impl QwenVlConfig {
                 v.out_hidden_size, t.hidden_size
             ));
         }
+        let unit = v.patch_size * v.spatial_merge_size;
+        if self.arch == Arch::Qwen25Vl {
+            if v.window_size == 0 || unit == 0 || !v.window_size.is_multiple_of(unit) {
+                return Err(format!(
+                    "vision window_size {} must be a positive multiple of patch_size x spatial_merge_size = {unit}",
+                    v.window_size
+                ));
+            }
+            if let Some(i) = v.fullatt_block_indexes.iter().find(|&&i| i >= v.depth) {
+                return Err(format!(
+                    "fullatt_block_indexes holds {i}, past the {} vision blocks",
+                    v.depth
+                ));
+            }
+            if !v.deepstack_visual_indexes.is_empty() {
+                return Err("Qwen2.5-VL has no deepstack_visual_indexes".into());
+            }
+        }
         let side = (v.num_position_embeddings as f64).sqrt().round() as usize;
-        if side * side != v.num_position_embeddings || side < 2 {
+        if self.arch == Arch::Qwen3Vl && (side * side != v.num_position_embeddings || side < 2) {
             return Err(format!(
                 "vision num_position_embeddings {} is not a square grid",
                 v.num_position_embeddings

@@ -50,13 +50,38 @@ impl Default for ImageProcessorConfig {
 }
 
 impl ImageProcessorConfig {
+    /// The published preprocessor settings of a network family: Qwen3-VL's
+    /// (the [`Default`]), or Qwen2.5-VL's (patch 14, CLIP mean and std,
+    /// 3 136 to 12 845 056 pixels).
+    pub fn for_arch(arch: super::config::Arch) -> Self {
+        match arch {
+            super::config::Arch::Qwen3Vl => Self::default(),
+            super::config::Arch::Qwen25Vl => Self {
+                patch_size: 14,
+                temporal_patch_size: 2,
+                merge_size: 2,
+                min_pixels: 3136,
+                max_pixels: 12_845_056,
+                image_mean: [0.481_454_66, 0.457_827_5, 0.408_210_73],
+                image_std: [0.268_629_54, 0.261_302_6, 0.275_777_1],
+            },
+        }
+    }
+
     /// Side that resized images are multiples of.
     pub fn factor(&self) -> usize {
         self.patch_size * self.merge_size
     }
 
-    /// Reads `preprocessor_config.json`; keys it lacks keep their defaults.
+    /// Reads `preprocessor_config.json`; keys it lacks keep Qwen3-VL's
+    /// defaults.
     pub fn from_file(file: &Path) -> Result<Self, QwenError> {
+        Self::from_file_for(file, super::config::Arch::Qwen3Vl)
+    }
+
+    /// Reads `preprocessor_config.json`; keys it lacks keep the defaults
+    /// of `arch` ([`Self::for_arch`]).
+    pub fn from_file_for(file: &Path, arch: super::config::Arch) -> Result<Self, QwenError> {
         let text = std::fs::read_to_string(file).map_err(|e| QwenError::Io {
             file: file.to_path_buf(),
             source: e,
@@ -66,7 +91,7 @@ impl ImageProcessorConfig {
             problem,
         };
         let v: Value = serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
-        let mut c = Self::default();
+        let mut c = Self::for_arch(arch);
         let uint = |k: &str, d: usize| -> Result<usize, QwenError> {
             match v.get(k) {
                 None | Some(Value::Null) => Ok(d),

@@ -37,11 +37,13 @@ pub mod rollout;
 pub mod sampling;
 pub mod text;
 pub mod tiny;
+pub mod tiny25;
 pub mod tokenizer;
 pub mod transcript;
 pub mod vision;
+pub mod vision25;
 
-pub use config::QwenVlConfig;
+pub use config::{Arch, QwenVlConfig};
 pub use image::{ImageProcessorConfig, PreparedImage};
 pub use model::{LogitsOf, Piece, Precision, QwenVl};
 pub use text::KvCache;

@@ -1,12 +1,14 @@
-//! Loading a Qwen3-VL checkpoint folder and running it over a sequence of
-//! text and image pieces with a KV cache.
+//! Loading a Qwen-VL checkpoint folder (Qwen3-VL or Qwen2.5-VL, picked by
+//! `config.json`'s `model_type`: the one loader every call site uses) and
+//! running it over a sequence of text and image pieces with a KV cache.
 
 use super::QwenError;
-use super::config::QwenVlConfig;
+use super::config::{Arch, QwenVlConfig};
 use super::image::{ImageProcessorConfig, PreparedImage};
 use super::text::{KvCache, TextModel};
 use super::tokenizer::ChatTokenizer;
-use super::vision::VisionModel;
+use super::vision::{VisionModel, VisionTower};
+use super::vision25::Vision25;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use std::collections::HashMap;
@@ -78,7 +80,8 @@ pub enum LogitsOf {
     All,
 }
 
-/// A loaded Qwen3-VL model with its tokenizer and image processor.
+/// A loaded Qwen-VL model (either network) with its tokenizer and image
+/// processor.
 pub struct QwenVl {
     /// The checkpoint folder.
     pub dir: PathBuf,
@@ -88,7 +91,7 @@ pub struct QwenVl {
     pub image_config: ImageProcessorConfig,
     /// `tokenizer.json` with the chat template's special tokens.
     pub tokenizer: ChatTokenizer,
-    vision: VisionModel,
+    vision: Box<dyn VisionTower>,
     text: TextModel,
     device: Device,
     precision: Precision,
@@ -176,13 +179,13 @@ impl QwenVl {
         let config = QwenVlConfig::from_file(&need("config.json", "the model configuration")?)?;
         let pre = dir.join("preprocessor_config.json");
         let image_config = if pre.is_file() {
-            ImageProcessorConfig::from_file(&pre)?
+            ImageProcessorConfig::from_file_for(&pre, config.arch)?
         } else {
             ImageProcessorConfig {
                 patch_size: config.vision.patch_size,
                 temporal_patch_size: config.vision.temporal_patch_size,
                 merge_size: config.vision.spatial_merge_size,
-                ..Default::default()
+                ..ImageProcessorConfig::for_arch(config.arch)
             }
         };
         let v = &config.vision;
@@ -224,7 +227,17 @@ impl QwenVl {
             file: weights_file.clone(),
             problem: e.to_string(),
         };
-        let vision = VisionModel::new(&config.vision, vb.pp("model").pp("visual")).map_err(wrap)?;
+        // `model.visual.*` as transformers holds it in memory (Qwen3-VL
+        // saves it so), or `visual.*` as Qwen2.5-VL is saved on the Hub.
+        let vis_vb = if vb.contains_tensor("model.visual.patch_embed.proj.weight") {
+            vb.pp("model").pp("visual")
+        } else {
+            vb.pp("visual")
+        };
+        let vision: Box<dyn VisionTower> = match config.arch {
+            Arch::Qwen3Vl => Box::new(VisionModel::new(&config.vision, vis_vb).map_err(wrap)?),
+            Arch::Qwen25Vl => Box::new(Vision25::new(&config.vision, vis_vb).map_err(wrap)?),
+        };
         let text = TextModel::new(&config.text, vb.clone()).map_err(wrap)?;
         Ok(Self {
             dir: dir.to_path_buf(),
@@ -236,6 +249,11 @@ impl QwenVl {
             device: device.clone(),
             precision,
         })
+    }
+
+    /// Which network this is.
+    pub fn arch(&self) -> Arch {
+        self.config.arch
     }
 
     /// The device the weights live on.
@@ -290,7 +308,7 @@ impl QwenVl {
         let (vis, deep) = if images.is_empty() {
             (None, Vec::new())
         } else {
-            let (v, d) = self.vision.forward(&images)?;
+            let (v, d) = self.vision.encode(&images)?;
             (Some(v), d)
         };
         let mut parts = Vec::with_capacity(pieces.len());

@@ -1,8 +1,11 @@
-//! The Qwen3-VL text decoder: Qwen3 layers (RMSNorm on q and k per head,
-//! grouped-query attention, SwiGLU) with interleaved multimodal RoPE
-//! (M-RoPE: each position has a (t, h, w) triple) and DeepStack visual
-//! features added to the first layers' hidden states at image positions.
-//! Follows transformers' `Qwen3VLTextModel`.
+//! The Qwen-VL text decoder with multimodal RoPE (M-RoPE: each position
+//! has a (t, h, w) triple):
+//! - Qwen3-VL: Qwen3 layers (RMSNorm on q and k per head, grouped-query
+//!   attention, SwiGLU), interleaved M-RoPE, DeepStack visual features
+//!   added to the first layers' hidden states at image positions
+//!   (transformers' `Qwen3VLTextModel`);
+//! - Qwen2.5-VL: Qwen2 layers (q/k/v biases, no q/k norm), M-RoPE in
+//!   contiguous sections (`Qwen2_5_VLTextModel`).
 
 use super::config::TextConfig;
 use super::linear::Lin;
@@ -14,13 +17,20 @@ struct Layer {
     k: Lin,
     v: Lin,
     o: Lin,
-    q_norm: RmsNorm,
-    k_norm: RmsNorm,
+    q_norm: Option<RmsNorm>,
+    k_norm: Option<RmsNorm>,
     gate: Lin,
     up: Lin,
     down: Lin,
     ln1: RmsNorm,
     ln2: RmsNorm,
+}
+
+fn norm_heads(n: &Option<RmsNorm>, x: Tensor) -> Result<Tensor> {
+    match n {
+        Some(n) => n.forward(&x),
+        None => Ok(x),
+    }
 }
 
 impl Layer {
@@ -141,10 +151,15 @@ fn lin(i: usize, o: usize, bias: bool, vb: VarBuilder) -> Result<Lin> {
 }
 
 impl TextModel {
-    /// Builds the decoder from `model.language_model.*` and `lm_head`
-    /// (`vb` is the checkpoint's root).
+    /// Builds the decoder from `model.language_model.*` (or the legacy
+    /// `model.*` names Qwen2.5-VL is saved with) and `lm_head` (`vb` is the
+    /// checkpoint's root).
     pub fn new(cfg: &TextConfig, vb: VarBuilder) -> Result<Self> {
-        let m = vb.pp("model").pp("language_model");
+        let m = if vb.contains_tensor("model.language_model.embed_tokens.weight") {
+            vb.pp("model").pp("language_model")
+        } else {
+            vb.pp("model")
+        };
         let (h, hd) = (cfg.hidden_size, cfg.head_dim);
         let (nh, nkv) = (cfg.num_attention_heads, cfg.num_key_value_heads);
         let eps = cfg.rms_norm_eps;
@@ -153,14 +168,19 @@ impl TextModel {
         for i in 0..cfg.num_hidden_layers {
             let l = m.pp("layers").pp(i);
             let a = l.pp("self_attn");
-            let b = cfg.attention_bias;
+            let b = cfg.qkv_bias;
+            let qk_norm = |name: &str| -> Result<Option<RmsNorm>> {
+                cfg.qk_norm
+                    .then(|| candle_nn::rms_norm(hd, eps, a.pp(name)))
+                    .transpose()
+            };
             layers.push(Layer {
                 q: lin(h, nh * hd, b, a.pp("q_proj"))?,
                 k: lin(h, nkv * hd, b, a.pp("k_proj"))?,
                 v: lin(h, nkv * hd, b, a.pp("v_proj"))?,
-                o: lin(nh * hd, h, b, a.pp("o_proj"))?,
-                q_norm: candle_nn::rms_norm(hd, eps, a.pp("q_norm"))?,
-                k_norm: candle_nn::rms_norm(hd, eps, a.pp("k_norm"))?,
+                o: lin(nh * hd, h, cfg.o_bias, a.pp("o_proj"))?,
+                q_norm: qk_norm("q_norm")?,
+                k_norm: qk_norm("k_norm")?,
                 gate: lin(h, cfg.intermediate_size, false, l.pp("mlp").pp("gate_proj"))?,
                 up: lin(h, cfg.intermediate_size, false, l.pp("mlp").pp("up_proj"))?,
                 down: lin(cfg.intermediate_size, h, false, l.pp("mlp").pp("down_proj"))?,
@@ -274,15 +294,11 @@ impl TextModel {
             let q = l.q.forward(&h)?.reshape((n, nh, hd))?;
             let k = l.k.forward(&h)?.reshape((n, nkv, hd))?;
             let v = l.v.forward(&h)?.reshape((n, nkv, hd))?;
-            let q = l
-                .q_norm
-                .forward(&q)?
+            let q = norm_heads(&l.q_norm, q)?
                 .transpose(0, 1)?
                 .unsqueeze(0)?
                 .contiguous()?;
-            let k = l
-                .k_norm
-                .forward(&k)?
+            let k = norm_heads(&l.k_norm, k)?
                 .transpose(0, 1)?
                 .unsqueeze(0)?
                 .contiguous()?;
@@ -328,8 +344,8 @@ impl TextModel {
         let mut x = x;
         for (li, l) in self.layers.iter().enumerate() {
             let h = l.ln1.forward(&x)?;
-            let q = l.q_norm.forward(&l.q.forward(&h)?.reshape((b, nh, hd))?)?;
-            let k = l.k_norm.forward(&l.k.forward(&h)?.reshape((b, nkv, hd))?)?;
+            let q = norm_heads(&l.q_norm, l.q.forward(&h)?.reshape((b, nh, hd))?)?;
+            let k = norm_heads(&l.k_norm, l.k.forward(&h)?.reshape((b, nkv, hd))?)?;
             let v = l.v.forward(&h)?.reshape((b, nkv, 1, hd))?;
             let q = candle_nn::rotary_emb::rope(&q.unsqueeze(2)?.contiguous()?, &cos, &sin)?;
             let k = candle_nn::rotary_emb::rope(&k.unsqueeze(2)?.contiguous()?, &cos, &sin)?;

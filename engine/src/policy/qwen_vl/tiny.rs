@@ -1,10 +1,12 @@
-//! Writes a small Qwen3-VL checkpoint with random weights: the real tensor
-//! names and shapes (as transformers saves `Qwen3VLForConditionalGeneration`),
+//! Writes a small Qwen3-VL or Qwen2.5-VL checkpoint with random weights:
+//! the real tensor names and shapes (as transformers saves
+//! `Qwen3VLForConditionalGeneration`; Qwen2.5-VL's in [`super::tiny25`]),
 //! a real `config.json`, `preprocessor_config.json` and a byte-level BPE
 //! `tokenizer.json` with the chat template's special tokens. Tests and
 //! benchmarks use it where no real checkpoint can be downloaded; transformers
 //! loads the same folder (`bench/qwen3vl_reference.py`).
 
+use super::config::Arch;
 use crate::rng::SplitMix64;
 use candle_core::{Device, Tensor};
 use serde_json::json;
@@ -14,6 +16,8 @@ use std::path::Path;
 /// The shapes of a generated checkpoint.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TinySpec {
+    /// The network.
+    pub arch: Arch,
     /// Vocabulary rows (at least the byte tokens and the special tokens).
     pub vocab_size: usize,
     /// Text width.
@@ -44,6 +48,10 @@ pub struct TinySpec {
     pub deepstack: Vec<usize>,
     /// Tie `lm_head` to the embeddings.
     pub tie_word_embeddings: bool,
+    /// Attention window side in pixels (Qwen2.5-VL).
+    pub window_size: usize,
+    /// Vision blocks attending to the whole image (Qwen2.5-VL).
+    pub fullatt: Vec<usize>,
 }
 
 impl TinySpec {
@@ -65,6 +73,9 @@ impl TinySpec {
             num_position_embeddings: 64,
             deepstack: vec![0],
             tie_word_embeddings: true,
+            arch: Arch::Qwen3Vl,
+            window_size: 0,
+            fullatt: Vec::new(),
         }
     }
 
@@ -87,16 +98,30 @@ impl TinySpec {
             num_position_embeddings: 2304,
             deepstack: vec![5, 11, 17],
             tie_word_embeddings: true,
+            arch: Arch::Qwen3Vl,
+            window_size: 0,
+            fullatt: Vec::new(),
         }
     }
 
-    /// A preset by name: `tiny` or `2b`.
+    /// A preset by name: `tiny` or `2b` (Qwen3-VL), `qwen2.5-tiny`,
+    /// `qwen2.5-3b` or `qwen2.5-7b`.
     pub fn preset(name: &str) -> Result<Self, String> {
         match name {
-            "tiny" => Ok(Self::tiny()),
-            "2b" | "qwen3-vl-2b" => Ok(Self::qwen3_vl_2b()),
-            o => Err(format!("unknown preset `{o}` (expected tiny or 2b)")),
+            "tiny" | "qwen3-tiny" => Ok(Self::tiny()),
+            "2b" | "qwen3-vl-2b" | "qwen3-2b" => Ok(Self::qwen3_vl_2b()),
+            "qwen2.5-tiny" => Ok(super::tiny25::tiny()),
+            "qwen2.5-3b" => Ok(super::tiny25::qwen25_vl_3b()),
+            "qwen2.5-7b" => Ok(super::tiny25::qwen25_vl_7b()),
+            o => Err(format!(
+                "unknown preset `{o}` (expected tiny, 2b, qwen2.5-tiny, qwen2.5-3b or qwen2.5-7b)"
+            )),
         }
+    }
+
+    /// Whether the preset is small enough to store in f32 by default.
+    pub fn is_small(&self) -> bool {
+        self.hidden_size <= 256
     }
 }
 
@@ -173,12 +198,16 @@ pub fn tiny_tokenizer_json() -> String {
     serde_json::to_string_pretty(&v).unwrap_or_default()
 }
 
-fn special_id(t: &str) -> u32 {
+pub(super) fn special_id(t: &str) -> u32 {
     256 + TINY_SPECIALS.iter().position(|(s, _)| *s == t).unwrap_or(0) as u32
 }
 
-/// `config.json` of a spec, in the layout transformers 4.57 writes.
+/// `config.json` of a spec: Qwen3-VL's in the layout transformers 4.57
+/// writes, Qwen2.5-VL's as [`super::tiny25::config_json`].
 pub fn config_json(s: &TinySpec) -> serde_json::Value {
+    if s.arch == Arch::Qwen25Vl {
+        return super::tiny25::config_json(s);
+    }
     json!({
         "architectures": ["Qwen3VLForConditionalGeneration"],
         "model_type": "qwen3_vl",
@@ -230,6 +259,9 @@ pub fn config_json(s: &TinySpec) -> serde_json::Value {
 
 /// Every tensor name and shape of a spec's checkpoint.
 pub fn tensor_shapes(s: &TinySpec) -> Vec<(String, Vec<usize>)> {
+    if s.arch == Arch::Qwen25Vl {
+        return super::tiny25::tensor_shapes(s);
+    }
     let mut v: Vec<(String, Vec<usize>)> = Vec::new();
     let mut add = |n: String, sh: &[usize]| v.push((n, sh.to_vec()));
     let (vh, vi) = (s.vision_hidden, s.vision_intermediate);
@@ -374,15 +406,18 @@ pub fn write_model(
         "config.json",
         serde_json::to_string_pretty(&config_json(spec)).unwrap_or_default(),
     )?;
-    write(
-        "preprocessor_config.json",
-        serde_json::to_string_pretty(&json!({
+    let pre = match spec.arch {
+        Arch::Qwen3Vl => json!({
             "image_processor_type": "Qwen2VLImageProcessorFast",
             "patch_size": 16, "temporal_patch_size": 2, "merge_size": 2,
             "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5],
             "size": {"shortest_edge": 1024, "longest_edge": 16_777_216}
-        }))
-        .unwrap_or_default(),
+        }),
+        Arch::Qwen25Vl => super::tiny25::preprocessor_json(),
+    };
+    write(
+        "preprocessor_config.json",
+        serde_json::to_string_pretty(&pre).unwrap_or_default(),
     )?;
     write("tokenizer.json", tiny_tokenizer_json())?;
     write(

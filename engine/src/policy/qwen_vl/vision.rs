@@ -7,7 +7,7 @@ use super::image::PreparedImage;
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
 
-fn activation(name: &str, x: &Tensor) -> Result<Tensor> {
+pub(super) fn activation(name: &str, x: &Tensor) -> Result<Tensor> {
     match name {
         "gelu_pytorch_tanh" => x.gelu(),
         "gelu" => x.gelu_erf(),
@@ -207,41 +207,11 @@ impl VisionModel {
     /// 2-D rotary cos/sin, `[patches, head_dim / 2]` each, f32.
     fn rotary(&self, grids: &[[usize; 3]]) -> Result<(Tensor, Tensor)> {
         let hd = self.cfg.hidden_size / self.cfg.num_heads;
-        let dim = hd / 2; // Qwen3VLVisionRotaryEmbedding(head_dim // 2)
-        let inv: Vec<f32> = (0..dim)
-            .step_by(2)
-            .map(|i| 1.0 / 10000f32.powf(i as f32 / dim as f32))
-            .collect();
-        let m = self.cfg.spatial_merge_size;
-        let mut cos = Vec::new();
-        let mut sin = Vec::new();
-        for &[t, h, w] in grids {
-            for _ in 0..t {
-                for bh in 0..h / m {
-                    for bw in 0..w / m {
-                        for mh in 0..m {
-                            for mw in 0..m {
-                                let (r, c) = ((bh * m + mh) as f32, (bw * m + mw) as f32);
-                                for &f in &inv {
-                                    let a = r * f;
-                                    cos.push(a.cos());
-                                    sin.push(a.sin());
-                                }
-                                for &f in &inv {
-                                    let a = c * f;
-                                    cos.push(a.cos());
-                                    sin.push(a.sin());
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        let n = cos.len() / (2 * inv.len());
+        let (cos, sin, w) = rotary_tables(grids, hd, self.cfg.spatial_merge_size);
+        let n = cos.len() / w;
         Ok((
-            Tensor::from_vec(cos, (n, 2 * inv.len()), &self.device)?,
-            Tensor::from_vec(sin, (n, 2 * inv.len()), &self.device)?,
+            Tensor::from_vec(cos, (n, w), &self.device)?,
+            Tensor::from_vec(sin, (n, w), &self.device)?,
         ))
     }
 
@@ -302,19 +272,7 @@ impl VisionModel {
     /// DeepStack feature tensor of the same shape per DeepStack layer.
     pub fn forward(&self, images: &[&PreparedImage]) -> Result<(Tensor, Vec<Tensor>)> {
         let grids: Vec<[usize; 3]> = images.iter().map(|i| i.grid_thw).collect();
-        let rows: usize = images.iter().map(|i| i.patches()).sum();
-        let dim = self.patch_w.dim(1)?;
-        let mut px = Vec::with_capacity(rows * dim);
-        for i in images {
-            if i.patch_dim() != dim {
-                candle_core::bail!(
-                    "image patches have {} values, the vision tower expects {dim}",
-                    i.patch_dim()
-                );
-            }
-            px.extend_from_slice(&i.pixel_values);
-        }
-        let px = Tensor::from_vec(px, (rows, dim), &self.device)?.to_dtype(self.dtype)?;
+        let px = patch_rows(images, self.patch_w.dim(1)?, &self.device, self.dtype)?;
         let mut x = px
             .matmul(&self.patch_w.t()?)?
             .broadcast_add(&self.patch_b)?;
@@ -345,4 +303,75 @@ impl VisionModel {
         let merged = self.merger.forward(&x)?;
         Ok((merged, deep))
     }
+}
+
+/// The vision towers' 2-D rotary tables (`VisionRotaryEmbedding(head_dim
+/// / 2)`, θ 10 000, row then column frequencies) for every patch in merge
+/// order, f32: `(cos, sin, width)` with `width = head_dim / 2` values per
+/// patch.
+pub(super) fn rotary_tables(
+    grids: &[[usize; 3]],
+    head_dim: usize,
+    m: usize,
+) -> (Vec<f32>, Vec<f32>, usize) {
+    let dim = head_dim / 2;
+    let inv: Vec<f32> = (0..dim)
+        .step_by(2)
+        .map(|i| 1.0 / 10000f32.powf(i as f32 / dim as f32))
+        .collect();
+    let mut cos = Vec::new();
+    let mut sin = Vec::new();
+    for &[t, h, w] in grids {
+        for _ in 0..t {
+            for bh in 0..h / m {
+                for bw in 0..w / m {
+                    for mh in 0..m {
+                        for mw in 0..m {
+                            let (r, c) = ((bh * m + mh) as f32, (bw * m + mw) as f32);
+                            for a in inv.iter().map(|f| r * f).chain(inv.iter().map(|f| c * f)) {
+                                cos.push(a.cos());
+                                sin.push(a.sin());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (cos, sin, 2 * inv.len())
+}
+
+/// What the text model needs of a vision tower.
+pub trait VisionTower: Send + Sync {
+    /// Encodes images: the merged tokens `[tokens, out_hidden]` in the
+    /// images' order, and one feature tensor per DeepStack layer (none for
+    /// towers without DeepStack).
+    fn encode(&self, images: &[&PreparedImage]) -> Result<(Tensor, Vec<Tensor>)>;
+}
+
+impl VisionTower for VisionModel {
+    fn encode(&self, images: &[&PreparedImage]) -> Result<(Tensor, Vec<Tensor>)> {
+        self.forward(images)
+    }
+}
+
+/// The patches of `images` as one `[rows, patch_dim]` tensor.
+pub(super) fn patch_rows(
+    images: &[&PreparedImage],
+    dim: usize,
+    device: &Device,
+    dtype: DType,
+) -> Result<Tensor> {
+    let rows: usize = images.iter().map(|i| i.patches()).sum();
+    let mut px = Vec::with_capacity(rows * dim);
+    for i in images {
+        if i.patch_dim() != dim {
+            candle_core::bail!(
+                "image patches have {} values, the vision tower expects {dim}",
+                i.patch_dim()
+            );
+        }
+        px.extend_from_slice(&i.pixel_values);
+    }
+    Tensor::from_vec(px, (rows, dim), device)?.to_dtype(dtype)
 }
