@@ -19,6 +19,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod credit;
 pub mod dataset;
+pub mod dialect;
 pub mod engine;
 pub mod env;
 pub mod events;

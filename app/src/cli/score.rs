@@ -19,7 +19,7 @@ pub struct ScoreArgs {
     /// Rollouts, one JSON object per line.
     #[arg(long)]
     rollouts: PathBuf,
-    /// Input format: virl ({"sample", "group"?, "zooms", "answer"}), deepeyes ({"sample", "output"}) or verl (rollout dumps).
+    /// Input format: virl (our records: {"sample", "group"?, "zooms", "answer"}), verl (rollout dumps), or a dialect of model text {"sample", "output", "shown"?: [w, h]}: deepeyes, chain-of-focus, mini-o3, pixel-reasoner, qwen3-vl, virl-text. Boxes are mapped from the dialect's frame to original pixels.
     #[arg(long, default_value = "virl")]
     format: RolloutFormat,
     /// Key holding the sample id (dotted paths like `extra_info.index` allowed). Required for verl; default `sample`.

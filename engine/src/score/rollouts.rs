@@ -4,9 +4,10 @@
 //! [`Trajectory`], and the file is scored with the one funnel, grouped
 //! across the whole file.
 
-use super::text::parse_model_output;
 use super::{assign_credit, score_trajectory};
 use crate::dataset::Dataset;
+use crate::dialect::{Dialect, DialectCall, map_calls, parse_output};
+use crate::geometry::BBox;
 use crate::reward::RewardConfig;
 use crate::trajectory::parse::id_string;
 use crate::trajectory::{Trajectory, ZoomAction};
@@ -17,16 +18,19 @@ use std::str::FromStr;
 
 /// The input formats of `virl score`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(try_from = "String", into = "String")]
 pub enum RolloutFormat {
     /// Our trajectory records: `{"sample", "group"?, "actions": […]}`, or
     /// the short form `{"sample", "group"?, "zooms": [[x1,y1,x2,y2], …],
     /// "answer", "truncated"?, "format_errors"?}`.
     #[default]
     Virl,
-    /// `{"sample", "group"?, "output": "<model text>"}` with DeepEyes tool calls.
-    Deepeyes,
-    /// verl rollout dumps: `{"input", "output", "gts", "score", "step", …}`.
+    /// `{"sample", "group"?, "output": "<model text>", "shown"?: [w, h]}`
+    /// in a model's dialect (`deepeyes`, `chain-of-focus`, `mini-o3`,
+    /// `pixel-reasoner`, `qwen3-vl`, or `virl-text` for ours).
+    Text(Dialect),
+    /// verl rollout dumps: `{"input", "output", "gts", "score", "step", …}`
+    /// (our dialect).
     Verl,
 }
 
@@ -35,22 +39,38 @@ impl FromStr for RolloutFormat {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.to_ascii_lowercase().as_str() {
             "virl" => Ok(Self::Virl),
-            "deepeyes" => Ok(Self::Deepeyes),
             "verl" => Ok(Self::Verl),
-            o => Err(format!(
-                "unknown rollout format `{o}` (expected virl, deepeyes or verl)"
-            )),
+            "virl-text" => Ok(Self::Text(Dialect::Virl)),
+            o => o.parse::<Dialect>().map(Self::Text).map_err(|_| {
+                format!(
+                    "unknown rollout format `{o}` (expected virl, verl, virl-text, or a dialect: deepeyes, chain-of-focus, mini-o3, pixel-reasoner, qwen3-vl)"
+                )
+            }),
         }
+    }
+}
+
+impl TryFrom<String> for RolloutFormat {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<RolloutFormat> for String {
+    fn from(f: RolloutFormat) -> String {
+        f.to_string()
     }
 }
 
 impl fmt::Display for RolloutFormat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Virl => "virl",
-            Self::Deepeyes => "deepeyes",
-            Self::Verl => "verl",
-        })
+        match self {
+            Self::Virl => f.write_str("virl"),
+            Self::Verl => f.write_str("verl"),
+            Self::Text(Dialect::Virl) => f.write_str("virl-text"),
+            Self::Text(d) => f.write_str(d.name()),
+        }
     }
 }
 
@@ -70,7 +90,27 @@ pub fn parse_rollout_line(
     text: &str,
     id_key: Option<&str>,
 ) -> Result<Trajectory, String> {
-    parse_line(format, text, id_key).map(|(t, _)| t)
+    parse_line(format, text, id_key).map(|p| {
+        let mut t = p.trajectory;
+        if let Some((_, calls)) = p.calls {
+            t.actions = calls
+                .iter()
+                .map(|c| {
+                    let b = BBox::from(c.coords);
+                    ZoomAction::new(b, b, None, None)
+                })
+                .collect();
+        }
+        t
+    })
+}
+
+/// One parsed line: the trajectory, and for the text formats its calls as
+/// written (mapped once the sample's size is known) and its `shown` frame.
+struct ParsedLine {
+    trajectory: Trajectory,
+    calls: Option<(Dialect, Vec<DialectCall>)>,
+    shown: Option<(f64, f64)>,
 }
 
 /// The frame a text-format line's boxes are in: its optional `"shown": [w,
@@ -96,12 +136,12 @@ fn shown_frame(v: &Value) -> Result<Option<(f64, f64)>, String> {
     }
 }
 
-/// [`parse_rollout_line`], and the text formats' `shown` frame.
+/// [`parse_rollout_line`], keeping the text formats' calls unmapped.
 fn parse_line(
     format: RolloutFormat,
     text: &str,
     id_key: Option<&str>,
-) -> Result<(Trajectory, Option<(f64, f64)>), String> {
+) -> Result<ParsedLine, String> {
     let mut v: Value = serde_json::from_str(text).map_err(|e| format!("not valid JSON ({e})"))?;
     if !v.is_object() {
         return Err("not a JSON object".into());
@@ -132,23 +172,30 @@ fn parse_line(
                 o.insert("sample".into(), Value::String(sample));
                 o.insert("group".into(), Value::String(group));
             }
-            crate::trajectory::read(v).map(|t| (t, None))
+            crate::trajectory::read(v).map(|trajectory| ParsedLine {
+                trajectory,
+                calls: None,
+                shown: None,
+            })
         }
-        RolloutFormat::Deepeyes | RolloutFormat::Verl => {
+        RolloutFormat::Text(_) | RolloutFormat::Verl => {
+            let dialect = match format {
+                RolloutFormat::Text(d) => d,
+                _ => Dialect::Virl,
+            };
             let text = v
                 .get("output")
                 .and_then(Value::as_str)
                 .ok_or("no string `output` (the model's text)")?;
-            let p = parse_model_output(text);
+            let p = parse_output(dialect, text);
             let mut t = Trajectory::new(&sample, &group, 0, "");
-            t.actions = p
-                .zooms
-                .into_iter()
-                .map(|b| ZoomAction::new(b, b, None, None))
-                .collect();
             t.answer = p.answer;
             t.format_errors = p.errors;
-            Ok((t, shown_frame(&v)?))
+            Ok(ParsedLine {
+                trajectory: t,
+                calls: Some((dialect, p.calls)),
+                shown: shown_frame(&v)?,
+            })
         }
     }
 }
@@ -206,18 +253,30 @@ pub fn score_rollouts(
             continue;
         }
         match parse_line(format, text, id_key) {
-            Ok((mut t, shown)) => match dataset.get(&t.sample) {
+            Ok(p) => match dataset.get(&p.trajectory.sample) {
                 None => report.skipped.push(Skipped {
                     line,
-                    reason: format!("sample {:?} is not in the dataset", t.sample),
+                    reason: format!("sample {:?} is not in the dataset", p.trajectory.sample),
                 }),
                 Some(sample) => {
-                    if let Some(shown) = shown {
-                        // Boxes in the frame the model saw, mapped to original pixels.
+                    let mut t = p.trajectory;
+                    if let Some((dialect, calls)) = p.calls {
+                        // Every box to original pixels, from the dialect's frame.
                         let size = (sample.width as f64, sample.height as f64);
-                        for a in &mut t.actions {
-                            if let Some(b) = a.proposed.shown_to_original(shown, size) {
-                                (a.proposed, a.executed) = (b, b);
+                        match map_calls(dialect, &calls, size, p.shown) {
+                            Ok((zooms, problems)) => {
+                                t.actions = zooms
+                                    .into_iter()
+                                    .map(|z| ZoomAction::new(z.proposed, z.executed, None, None))
+                                    .collect();
+                                t.format_errors.extend(problems);
+                            }
+                            Err(reason) => {
+                                report.skipped.push(Skipped {
+                                    line,
+                                    reason: format!("sample {:?}: {reason}", sample.id),
+                                });
+                                continue;
                             }
                         }
                     }
@@ -340,7 +399,7 @@ mod tests {
         .join("\n");
         let r = score_rollouts(
             input.as_bytes(),
-            RolloutFormat::Deepeyes,
+            RolloutFormat::Text(Dialect::Deepeyes),
             None,
             &ds,
             &RewardConfig::default(),

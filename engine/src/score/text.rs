@@ -5,8 +5,6 @@
 //! [`parse_zoom_call`].
 
 use crate::geometry::BBox;
-use crate::trajectory::parse::parse_box;
-use serde_json::Value;
 
 /// The name of the zoom tool in DeepEyes-style tool calls.
 pub const ZOOM_TOOL: &str = "image_zoom_in_tool";
@@ -22,14 +20,18 @@ pub struct ParsedOutput {
     pub errors: Vec<String>,
 }
 
-/// What [`scan_tool_calls`] finds, in the order it occurs in the text.
+/// What [`scan_calls`] finds, in the order it occurs in the text.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Scanned {
-    /// A `<tool_call>`: its box, or the problem with it.
-    Call(Result<BBox, String>),
-    /// A tag that belongs to no call (a stray `</tool_call>`).
+pub enum ScannedOf<T> {
+    /// A call (`<tool_call>…</tool_call>`, or a dialect's own tags): what
+    /// its body reads as, or the problem with it.
+    Call(Result<T, String>),
+    /// A tag that belongs to no call (a stray closing tag).
     Stray(String),
 }
+
+/// What [`scan_tool_calls`] finds: zoom boxes.
+pub type Scanned = ScannedOf<BBox>;
 
 /// The next occurrence of `needle` at or after `from`, found by searches
 /// that only move forward: each part of the text is read once, however many
@@ -76,35 +78,49 @@ impl<'a> Cursor<'a> {
 /// Every `<tool_call>…</tool_call>` of `text` and every stray tag, in order.
 /// Linear in the length of `text`.
 pub fn scan_tool_calls(text: &str) -> Vec<Scanned> {
-    let (open, close) = ("<tool_call>", "</tool_call>");
+    scan_calls(text, "<tool_call>", "</tool_call>", parse_zoom_call)
+}
+
+/// The one tool-call scanner, for every dialect: each `open…close` span of
+/// `text` read by `parse`, and every stray `close`, in order. A call opened
+/// twice before its close, or never closed, is an error, not a call.
+/// Linear in the length of `text` (each tag is found by a search that only
+/// moves forward, however many times it repeats).
+pub fn scan_calls<T>(
+    text: &str,
+    open: &'static str,
+    close: &'static str,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Vec<ScannedOf<T>> {
     let mut opens = Cursor::new(text, open);
     let mut closes = Cursor::new(text, close);
     let mut found = Vec::new();
     let mut pos = 0;
+    let stray = || ScannedOf::Stray(format!("a {close} without its {open}"));
     loop {
         let next_open = opens.at_or_after(pos);
         let next_close = closes.at_or_after(pos);
         match (next_open, next_close) {
             (None, None) => break,
             (None, Some(c)) => {
-                found.push(Scanned::Stray(STRAY_CLOSE.into()));
+                found.push(stray());
                 pos = c + close.len();
             }
             (Some(o), Some(c)) if c < o => {
-                found.push(Scanned::Stray(STRAY_CLOSE.into()));
+                found.push(stray());
                 pos = c + close.len();
             }
             (Some(o), c) => {
                 let body_start = o + open.len();
                 let Some(c) = c else {
-                    found.push(Scanned::Call(Err("<tool_call> is never closed".into())));
+                    found.push(ScannedOf::Call(Err(format!("{open} is never closed"))));
                     break;
                 };
                 let reopened = opens.at_or_after(body_start).is_some_and(|o2| o2 < c);
-                found.push(Scanned::Call(if reopened {
-                    Err("<tool_call> is opened twice before </tool_call>".into())
+                found.push(ScannedOf::Call(if reopened {
+                    Err(format!("{open} is opened twice before {close}"))
                 } else {
-                    parse_zoom_call(text[body_start..c].trim())
+                    parse(text[body_start..c].trim())
                 }));
                 pos = c + close.len();
             }
@@ -113,19 +129,17 @@ pub fn scan_tool_calls(text: &str) -> Vec<Scanned> {
     found
 }
 
-const STRAY_CLOSE: &str = "a </tool_call> without its <tool_call>";
-
 /// The closed `<answer>…</answer>` bodies of a text: how many there are, and
 /// the first and the last, trimmed. Each `<answer>` is closed by the first
 /// `</answer>` after it. Linear in the length of the text.
 #[derive(Debug, Default)]
-struct Answers<'a> {
-    count: usize,
-    first: Option<&'a str>,
-    last: Option<&'a str>,
+pub(crate) struct Answers<'a> {
+    pub(crate) count: usize,
+    pub(crate) first: Option<&'a str>,
+    pub(crate) last: Option<&'a str>,
 }
 
-fn answers(text: &str) -> Answers<'_> {
+pub(crate) fn answers(text: &str) -> Answers<'_> {
     const OPEN: &str = "<answer>";
     let mut closes = Cursor::new(text, "</answer>");
     let mut out = Answers::default();
@@ -152,7 +166,12 @@ pub const MAX_LISTED_ERRORS: usize = 20;
 /// Appends `e` to `errors`, folding repeats: a problem equal to the one
 /// before becomes a count (`… (×N)`), and past [`MAX_LISTED_ERRORS`] the rest
 /// are only counted, so megabytes of one bad tag make a short list.
-fn push_error(errors: &mut Vec<String>, repeats: &mut Vec<usize>, hidden: &mut usize, e: String) {
+pub(crate) fn push_error(
+    errors: &mut Vec<String>,
+    repeats: &mut Vec<usize>,
+    hidden: &mut usize,
+    e: String,
+) {
     if let (Some(last), Some(n)) = (errors.last(), repeats.last_mut())
         && *last == e
     {
@@ -167,7 +186,11 @@ fn push_error(errors: &mut Vec<String>, repeats: &mut Vec<usize>, hidden: &mut u
     repeats.push(1);
 }
 
-fn finish_errors(mut errors: Vec<String>, repeats: Vec<usize>, hidden: usize) -> Vec<String> {
+pub(crate) fn finish_errors(
+    mut errors: Vec<String>,
+    repeats: Vec<usize>,
+    hidden: usize,
+) -> Vec<String> {
     for (e, n) in errors.iter_mut().zip(repeats) {
         if n > 1 {
             e.push_str(&format!(" (×{n})"));
@@ -202,24 +225,17 @@ fn think_balanced(text: &str) -> bool {
 /// assert!(p.errors.is_empty());
 /// ```
 pub fn parse_model_output(text: &str) -> ParsedOutput {
-    let mut out = ParsedOutput::default();
-    let (mut errors, mut repeats, mut hidden) = (Vec::new(), Vec::new(), 0);
-    let mut n = 0;
-    for found in scan_tool_calls(text) {
-        let e = match found {
-            Scanned::Call(Ok(b)) => {
-                n += 1;
-                out.zooms.push(b);
-                continue;
-            }
-            Scanned::Call(Err(e)) => {
-                n += 1;
-                format!("tool call {n}: {e}")
-            }
-            Scanned::Stray(e) => e,
-        };
-        push_error(&mut errors, &mut repeats, &mut hidden, e);
+    let p = crate::dialect::parse_output(crate::dialect::Dialect::Virl, text);
+    ParsedOutput {
+        zooms: p.calls.iter().map(|c| BBox::from(c.coords)).collect(),
+        answer: p.answer,
+        errors: p.errors,
     }
+}
+
+/// The last `<answer>…</answer>` of a whole output and the problems of its
+/// answer and `<think>` tags (unbalanced, missing, several answers).
+pub(crate) fn answer_problems(text: &str) -> (Option<String>, Vec<String>) {
     let answers = answers(text);
     let opens = text.matches("<answer>").count();
     let closes = text.matches("</answer>").count();
@@ -232,7 +248,6 @@ pub fn parse_model_output(text: &str) -> ParsedOutput {
         1 => {}
         k => more.push(format!("{k} answers given; the last one is scored")),
     }
-    out.answer = answers.last.map(str::to_string);
     let (to, tc) = (
         text.matches("<think>").count(),
         text.matches("</think>").count(),
@@ -240,30 +255,13 @@ pub fn parse_model_output(text: &str) -> ParsedOutput {
     if to != tc {
         more.push(format!("{to} <think> tags but {tc} </think> tags"));
     }
-    // The summary problems are always listed, after the calls' problems.
-    out.errors = finish_errors(errors, repeats, hidden);
-    out.errors.extend(more);
-    out
+    (answers.last.map(str::to_string), more)
 }
 
 /// Reads the JSON body of one `<tool_call>`: the zoom box, or why not.
 pub fn parse_zoom_call(body: &str) -> Result<BBox, String> {
-    let v: Value = serde_json::from_str(body).map_err(|e| format!("invalid JSON ({e})"))?;
-    let name = v.get("name").and_then(Value::as_str).ok_or("no \"name\"")?;
-    if name != ZOOM_TOOL {
-        return Err(format!("unknown tool {name:?} (expected {ZOOM_TOOL:?})"));
-    }
-    let args = v.get("arguments").ok_or("no \"arguments\"")?;
-    // Some models emit the arguments as a JSON string.
-    let args = match args {
-        Value::String(s) => serde_json::from_str::<Value>(s)
-            .map_err(|e| format!("arguments are a string that is not JSON ({e})"))?,
-        other => other.clone(),
-    };
-    let b = args
-        .get("bbox_2d")
-        .ok_or("no \"bbox_2d\" in the arguments")?;
-    parse_box(b).map_err(|e| format!("bbox_2d: {e}"))
+    crate::dialect::read::parse_call(crate::dialect::Dialect::Virl, body)
+        .map(|c| BBox::from(c.coords))
 }
 
 /// What one assistant turn of generated text asks for.
@@ -421,7 +419,10 @@ mod tests {
         let closes = format!("{}{}", "</tool_call>".repeat(n), call([1.0, 2.0, 3.0, 4.0]));
         let p = parse_model_output(&closes);
         assert_eq!(p.zooms, vec![BBox::new(1.0, 2.0, 3.0, 4.0)]);
-        assert_eq!(p.errors[0], format!("{STRAY_CLOSE} (×{n})"));
+        assert_eq!(
+            p.errors[0],
+            format!("a </tool_call> without its <tool_call> (×{n})")
+        );
         assert_eq!(p.errors.len(), 2, "{:?}", p.errors); // the strays, and no answer
 
         let opens = format!("{}7</answer>", "<answer>".repeat(n));
