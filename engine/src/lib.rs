@@ -15,6 +15,7 @@
 
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod checkpoint;
 pub mod config;
 pub mod credit;

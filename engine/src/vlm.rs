@@ -111,6 +111,32 @@ pub fn run_with(
     chooser: &mut dyn FnMut(usize, usize) -> Box<dyn TokenChooser>,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<(Vec<Trajectory>, Throughput), String> {
+    run_on(
+        model,
+        store,
+        samples,
+        cfg,
+        iteration,
+        chooser,
+        &mut |_, img| img,
+        progress,
+    )
+}
+
+/// [`run_with`] on images changed by `image(sample, original)` first (the
+/// audit's controls: the rationale masked out, or a blank image); the
+/// trajectories are still scored against the sample's ground truth.
+#[allow(clippy::too_many_arguments)]
+pub fn run_on(
+    model: &dyn VlmPolicy,
+    store: &ImageStore,
+    samples: &[usize],
+    cfg: &VlmRunConfig,
+    iteration: u64,
+    chooser: &mut dyn FnMut(usize, usize) -> Box<dyn TokenChooser>,
+    image: &mut dyn FnMut(&crate::dataset::Sample, image::RgbImage) -> image::RgbImage,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<(Vec<Trajectory>, Throughput), String> {
     cfg.rollout.validate()?;
     if cfg.group == 0 {
         return Err("group must be at least 1".into());
@@ -123,7 +149,10 @@ pub fn run_with(
             .samples()
             .get(idx)
             .ok_or_else(|| format!("no sample {idx} in {}", ds.root().display()))?;
-        let img = store.image(idx).map_err(|e| e.to_string())?;
+        let img = image(
+            sample,
+            (*store.image(idx).map_err(|e| e.to_string())?).clone(),
+        );
         let trajs = model
             .rollouts(
                 sample,

@@ -1,5 +1,6 @@
 //! The `virl` command line (DESIGN §10).
 
+mod audit;
 mod bench;
 mod experiment;
 /// `virl filter`.
@@ -92,8 +93,10 @@ enum Command {
     Suspects(suspects::SuspectArgs),
     /// Export a dataset (with its ground-truth corrections) as COCO or JSONL.
     Export(interchange::ExportArgs),
-    /// Score rollouts produced elsewhere (our JSONL, DeepEyes text, verl dumps) with the ViRL rewards and credit.
+    /// Score rollouts produced elsewhere (our JSONL, any model's dialect, verl dumps) with the ViRL rewards and credit.
     Score(score::ScoreArgs),
+    /// Audit a model's zooms: right/wrong answer x on/off/no looking, with intervals, and controls that mask the evidence.
+    Audit(audit::AuditArgs),
     /// Train ZoomNet with GRPO/PPO and ViRL credit, headless, into a session folder.
     Train(train::TrainArgs),
     /// Evaluate a session's checkpoint, or a Qwen3-VL checkpoint (--policy qwen-vl), greedily.
@@ -160,6 +163,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match command {
         Command::Synth(a) => synth::run(a),
         Command::Score(a) => score::run(a),
+        Command::Audit(a) => audit::run(a),
         Command::Import(a) => interchange::import(a),
         Command::Export(a) => interchange::export(a),
         Command::Suspects(a) => suspects::run(a),
