@@ -30,6 +30,7 @@
 //! the field.
 
 pub(crate) mod parse;
+pub use parse::parse_box;
 
 use crate::credit::ActionCredit;
 use crate::geometry::BBox;

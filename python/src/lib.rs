@@ -164,6 +164,61 @@ fn execute_box(bbox: [f64; 4], width: f64, height: f64, min_side: f64) -> PyResu
 /// always finite and well formed. A box that is not four finite numbers
 /// with `x2 > x1, y2 > y1`, or a size that is not positive, is a ValueError
 /// saying which.
+/// The engine's box validation (`trajectory::parse::parse_box`): a
+/// sequence of four finite numbers with x2 > x1 and y2 > y1, or
+/// `ValueError` saying what is wrong.
+#[pyfunction]
+fn check_box(bbox: &Bound<'_, PyAny>) -> PyResult<[f64; 4]> {
+    let value = if bbox.is_instance_of::<pyo3::types::PyString>()
+        || bbox.is_instance_of::<pyo3::types::PyDict>()
+    {
+        serde_json::Value::String(bbox.str()?.to_string())
+    } else {
+        match bbox.try_iter() {
+            Err(_) => serde_json::Value::String(bbox.str()?.to_string()),
+            Ok(items) => serde_json::Value::Array(
+                items
+                    .map(|x| -> PyResult<serde_json::Value> {
+                        let x = x?;
+                        Ok(match x.extract::<f64>() {
+                            Ok(f) => serde_json::Number::from_f64(f).map_or(
+                                serde_json::Value::String(f.to_string()),
+                                serde_json::Value::Number,
+                            ),
+                            Err(_) => serde_json::Value::String(x.str()?.to_string()),
+                        })
+                    })
+                    .collect::<PyResult<_>>()?,
+            ),
+        }
+    };
+    trajectory::parse_box(&value)
+        .map(|b| b.to_array())
+        .map_err(|e| PyValueError::new_err(format!("bbox_2d: {e}")))
+}
+
+/// One prompt per dialect (the engine's `dialect::prompts::prompt`): a dict
+/// with `instruction` (the system turn before any tools block),
+/// `tool_schema` (JSON the chat template renders, or None), `system` (the
+/// whole system turn as the studio writes it) and `user` (the question's
+/// turn after the image).
+#[pyfunction]
+#[pyo3(signature = (dialect, question, options=Vec::new()))]
+fn dialect_prompt(
+    dialect: &str,
+    question: &str,
+    options: Vec<String>,
+) -> PyResult<HashMap<String, Option<String>>> {
+    let d: virl_engine::dialect::Dialect = dialect.parse().map_err(PyValueError::new_err)?;
+    let p = virl_engine::dialect::prompts::prompt(d, question, &options);
+    Ok(HashMap::from([
+        ("system".to_string(), Some(p.system())),
+        ("instruction".to_string(), Some(p.instruction)),
+        ("tool_schema".to_string(), p.tool_schema),
+        ("user".to_string(), Some(p.user)),
+    ]))
+}
+
 #[pyfunction]
 fn to_original(bbox: [f64; 4], shown: (f64, f64), size: (f64, f64)) -> PyResult<[f64; 4]> {
     let b = BBox::from(bbox);
@@ -506,6 +561,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parse_model_output, m)?)?;
     m.add_function(wrap_pyfunction!(execute_box, m)?)?;
     m.add_function(wrap_pyfunction!(to_original, m)?)?;
+    m.add_function(wrap_pyfunction!(check_box, m)?)?;
+    m.add_function(wrap_pyfunction!(dialect_prompt, m)?)?;
     m.add_function(wrap_pyfunction!(smart_resize, m)?)?;
     m.add_function(wrap_pyfunction!(token_advantages, m)?)?;
     m.add_function(wrap_pyfunction!(mask_runs, m)?)?;

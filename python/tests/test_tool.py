@@ -62,10 +62,12 @@ def test_a_box_past_the_edge_is_clipped(tool, dataset):
 
 
 @pytest.mark.parametrize("params, says", [
-    ({"bbox_2d": [1, 2, 3]}, "must be [x1, y1, x2, y2]"),
-    ({"bbox_2d": [1, 2, "x", 4]}, "four numbers"),
-    ({"bbox_2d": [1, 2, float("nan"), 4]}, "finite"),
-    ({"bbox_2d": [50, 50, 10, 10]}, "empty"),
+    # The engine's wording (trajectory::parse::parse_box, through the binding).
+    ({"bbox_2d": [1, 2, 3]}, "expected 4 numbers"),
+    ({"bbox_2d": [1, 2, "x", 4]}, "not a finite number"),
+    ({"bbox_2d": [1, 2, float("nan"), 4]}, "not a finite number"),
+    ({"bbox_2d": "1, 2, 3, 4"}, "expected [x1, y1, x2, y2]"),
+    ({"bbox_2d": [50, 50, 10, 10]}, "degenerate"),
     ({"box": [1, 2, 3, 4]}, "no bbox_2d"),
     ("not a dict", "no bbox_2d"),
 ])

@@ -33,12 +33,11 @@ from typing import Optional
 from .. import _core
 from .tool import TOOL_NAME
 
-SYSTEM_PROMPT = (
-    "You answer questions about an image. You can look closer: call image_zoom_in_tool with "
-    "bbox_2d = [x1, y1, x2, y2], a region in pixels of the image as you see it, and you get that "
-    "region at full resolution. Zoom as often as you need, one call per turn, inside "
-    "<tool_call></tool_call>. When you know, give the final answer inside <answer></answer>."
-)
+#: Our dialect's system instruction, from the engine (``dialect::prompts``):
+#: verl's chat template appends the tools block from the tool's schema, as
+#: the studio does, so a model sees one prompt in both.
+SYSTEM_PROMPT = _core.dialect_prompt("virl", "")["instruction"]
+
 
 #: Qwen2.5-VL's defaults (qwen_vl_utils): 28-px patches, 4 to 16384 tokens.
 FACTOR = 28
@@ -56,11 +55,8 @@ def smart_resize(width: int, height: int, min_pixels: int = MIN_PIXELS, max_pixe
 
 
 def question_text(sample: dict) -> str:
-    q = sample["question"]
-    opts = sample.get("options") or []
-    if opts:
-        q += "\nOptions:\n" + "\n".join(f"({chr(65 + i)}) {o}" for i, o in enumerate(opts))
-    return q
+    """The question's turn, as the engine writes it for our dialect."""
+    return _core.dialect_prompt("virl", sample["question"], list(sample.get("options") or []))["user"]
 
 
 def rows(dataset: str, split: str = "train", data_source: Optional[str] = None,

@@ -28,6 +28,7 @@ a rejected call is a format error and never a zoom.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import threading
@@ -51,28 +52,9 @@ logger = logging.getLogger(__name__)
 
 TOOL_NAME = "image_zoom_in_tool"
 
-SCHEMA = {
-    "type": "function",
-    "function": {
-        "name": TOOL_NAME,
-        "description": (
-            "Zoom in on a region of the image: returns that region at full resolution. "
-            "bbox_2d is [x1, y1, x2, y2] in pixels of the image as you see it."
-        ),
-        "parameters": {
-            "type": "object",
-            "properties": {
-                "bbox_2d": {
-                    "type": "array",
-                    "items": {"type": "number"},
-                    "description": "[x1, y1, x2, y2]: left, top, right, bottom, in pixels",
-                },
-                "label": {"type": "string", "description": "what you are looking for (optional)"},
-            },
-            "required": ["bbox_2d"],
-        },
-    },
-}
+#: The tool's schema: the engine's (``dialect::prompts::VIRL_TOOL_SCHEMA``),
+#: the one the studio renders into its system prompt.
+SCHEMA = json.loads(_core.dialect_prompt("virl", "")["tool_schema"])
 
 
 class _Images:
@@ -108,18 +90,8 @@ def read_box(parameters: Any) -> list:
     """The ``bbox_2d`` of a call's arguments, or ``ValueError`` saying what is wrong."""
     if not isinstance(parameters, dict) or "bbox_2d" not in parameters:
         raise ValueError("the call has no bbox_2d; call image_zoom_in_tool with {\"bbox_2d\": [x1, y1, x2, y2]}")
-    b = parameters["bbox_2d"]
-    if not isinstance(b, (list, tuple)) or len(b) != 4:
-        raise ValueError(f"bbox_2d must be [x1, y1, x2, y2], got {str(b)[:100]}")
-    try:
-        b = [float(x) for x in b]
-    except (TypeError, ValueError, OverflowError):
-        raise ValueError(f"bbox_2d must hold four numbers, got {str(parameters['bbox_2d'])[:100]}") from None
-    if not all(math.isfinite(x) for x in b):
-        raise ValueError(f"bbox_2d must hold finite numbers, got {b!r}")
-    if b[2] <= b[0] or b[3] <= b[1]:
-        raise ValueError(f"bbox_2d {b!r} is empty: x2 must be greater than x1 and y2 greater than y1")
-    return b
+    # The engine's rule (trajectory::parse::parse_box), not a copy of it.
+    return list(_core.check_box(parameters["bbox_2d"]))
 
 
 class _SetupError(Exception):

@@ -5,12 +5,11 @@
 
 use super::image::{PreparedImage, prepare};
 use super::model::{LogitsOf, Piece, QwenVl};
-use super::protocol::{
-    CoordFrame, NO_TOOL_PROMPT, RolloutConfig, SYSTEM_PROMPT, TurnOutcome, read_turn,
-};
+use super::protocol::{CoordFrame, NO_TOOL_PROMPT, RolloutConfig, TurnOutcome, read_turn};
 use super::text::KvCache;
 use super::transcript::{SeqPiece, VlmTrajectory};
 use crate::dataset::Sample;
+use crate::dialect::{Dialect, prompts};
 use crate::env::execute_box;
 use crate::geometry::BBox;
 use crate::trajectory::{Turn, ZoomAction};
@@ -90,33 +89,25 @@ pub(crate) fn prefix(
 ) -> Result<(Vec<SeqPiece>, PreparedImage, Vec<Turn>), String> {
     let tok = &model.tokenizer;
     let img = prepare(image, &model.image_config, Some(cfg.max_pixels))?;
+    // One prompt per dialect, the one `virl export --format verl` writes
+    // (verl's chat template adds the same tools block from the schema).
+    let dialect = match cfg.coords {
+        CoordFrame::Shown => Dialect::Virl,
+        CoordFrame::Norm1000 => Dialect::Qwen3Vl,
+    };
+    let p = prompts::prompt(dialect, &sample.question, &sample.options);
     let sys = if no_zoom {
-        NO_TOOL_PROMPT
+        NO_TOOL_PROMPT.to_string()
     } else {
-        cfg.system_prompt.as_deref().unwrap_or(SYSTEM_PROMPT)
+        cfg.system_prompt.clone().unwrap_or_else(|| p.system())
     };
-    let frame = match cfg.coords {
-        CoordFrame::Shown => format!(
-            "The image is {}x{} pixels; give zoom boxes in these pixels.",
-            img.shown.0, img.shown.1
-        ),
-        CoordFrame::Norm1000 => {
-            "Give zoom boxes in relative coordinates from 0 to 1000.".to_string()
-        }
-    };
-    let mut question = sample.question.clone();
-    if !sample.options.is_empty() {
-        question.push_str("\nOptions: ");
-        question.push_str(&sample.options.join("; "));
-    }
     let user = if no_zoom {
         format!(
-            "{question}\nThink in <think></think> first, then give the final answer as <answer>...</answer>."
+            "{}\nThink in <think></think> first, then give the final answer as <answer>...</answer>.",
+            prompts::question_text(&sample.question, &sample.options)
         )
     } else {
-        format!(
-            "{question}\n{frame} Think in <think></think> first, then either call image_zoom_in_tool to look closer or give the final answer as <answer>...</answer>."
-        )
+        p.user
     };
     let enc = |s: &str| tok.encode(s);
     let mut a = enc(&format!(
@@ -126,7 +117,7 @@ pub(crate) fn prefix(
     let mut b = vec![tok.vision_end];
     b.extend(enc(&format!("{user}<|im_end|>\n<|im_start|>assistant\n"))?);
     let turns = vec![
-        Turn::new("system", sys),
+        Turn::new("system", sys.as_str()),
         Turn::new("user", format!("{}{user}", placeholder(&img))),
     ];
     Ok((

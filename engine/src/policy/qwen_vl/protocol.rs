@@ -4,7 +4,7 @@
 //! The conversation, in Qwen's chat template:
 //!
 //! ```text
-//! <|im_start|>system\n{SYSTEM_PROMPT: declares image_zoom_in_tool}<|im_end|>\n
+//! <|im_start|>system\n{the dialect's instruction and tools block}<|im_end|>\n
 //! <|im_start|>user\n<|vision_start|>{image}<|vision_end|>{question}\n{instructions}<|im_end|>\n
 //! <|im_start|>assistant\n<think>…</think><tool_call>{"name": "image_zoom_in_tool", "arguments": {"bbox_2d": [x1, y1, x2, y2]}}</tool_call><|im_end|>\n
 //! <|im_start|>user\n<tool_response>\n<|vision_start|>{crop}<|vision_end|>\n</tool_response>\n…<|im_end|>\n
@@ -78,7 +78,7 @@ pub struct RolloutConfig {
     pub min_zoom_side: f64,
     /// The frame of `bbox_2d`.
     pub coords: CoordFrame,
-    /// Replaces [`SYSTEM_PROMPT`].
+    /// Replaces the dialect's system prompt (`dialect::prompts`).
     pub system_prompt: Option<String>,
     /// Most rollouts of a group decoded in one batched step (memory bound:
     /// each keeps its own KV cache). Default 8.
@@ -149,24 +149,6 @@ pub enum Forced {
 
 /// The system prompt of [`Forced::NoZoom`].
 pub const NO_TOOL_PROMPT: &str = "You are a helpful assistant that looks closely at images.";
-
-/// The system prompt declaring the zoom tool (Qwen's function-calling
-/// format, the tool DeepEyes and ViRL train with).
-pub const SYSTEM_PROMPT: &str = r#"You are a helpful assistant that looks closely at images. You can zoom in on a region of the image to see details before you answer.
-
-# Tools
-
-You may call one or more functions to assist with the user query.
-
-You are provided with function signatures within <tools></tools> XML tags:
-<tools>
-{"type": "function", "function": {"name": "image_zoom_in_tool", "description": "Zoom in on a region of the image by cropping it to a bounding box. The box is [x1, y1, x2, y2]: (x1, y1) is the top-left corner and (x2, y2) the bottom-right corner.", "parameters": {"type": "object", "properties": {"bbox_2d": {"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 4, "description": "The region to zoom in on, as [x1, y1, x2, y2]."}, "label": {"type": "string", "description": "What is in the region (optional)."}}, "required": ["bbox_2d"]}}}
-</tools>
-
-For each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:
-<tool_call>
-{"name": <function-name>, "arguments": <args-json-object>}
-</tool_call>"#;
 
 /// What can go wrong in a rollout (not the model's mistakes: those are
 /// format errors in the trajectory).
