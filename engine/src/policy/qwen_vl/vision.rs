@@ -6,6 +6,7 @@ use super::config::VisionConfig;
 use super::image::PreparedImage;
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
+use std::collections::BTreeMap;
 
 pub(super) fn activation(name: &str, x: &Tensor) -> Result<Tensor> {
     match name {
@@ -227,36 +228,8 @@ impl VisionModel {
         let hd = self.cfg.hidden_size / heads;
         let n = x.dim(0)?;
         let h = b.norm1.forward(x)?;
-        let qkv = b
-            .qkv
-            .forward(&h)?
-            .reshape((n, 3, heads, hd))?
-            .to_dtype(DType::F32)?;
-        // [1, heads, n, hd] for rope (rotate-half form, f32 as transformers).
-        let part = |i: usize| -> Result<Tensor> {
-            qkv.narrow(1, i, 1)?
-                .squeeze(1)?
-                .transpose(0, 1)?
-                .unsqueeze(0)?
-                .contiguous()
-        };
-        let q = candle_nn::rotary_emb::rope(&part(0)?, cos, sin)?;
-        let k = candle_nn::rotary_emb::rope(&part(1)?, cos, sin)?;
-        let v = part(2)?;
-        let scale = (hd as f64).powf(-0.5);
-        let mut outs = Vec::with_capacity(spans.len());
-        for &(s, len) in spans {
-            let (q, k, v) = (
-                q.narrow(2, s, len)?,
-                k.narrow(2, s, len)?,
-                v.narrow(2, s, len)?,
-            );
-            let att = (q.matmul(&k.t()?)? * scale)?;
-            let att = candle_nn::ops::softmax_last_dim(&att)?;
-            outs.push(att.matmul(&v)?);
-        }
-        let o = Tensor::cat(&outs, 2)?
-            .squeeze(0)?
+        let (q, k, v) = rotated_qkv(&b.qkv.forward(&h)?, heads, cos, sin)?;
+        let o = attend_spans(&q, &k, &v, spans, (hd as f64).powf(-0.5))?
             .transpose(0, 1)?
             .reshape((n, heads * hd))?
             .to_dtype(self.dtype)?;
@@ -374,4 +347,83 @@ pub(super) fn patch_rows(
         px.extend_from_slice(&i.pixel_values);
     }
     Tensor::from_vec(px, (rows, dim), device)?.to_dtype(dtype)
+}
+
+/// Splits a vision block's `qkv` output (`[n, 3 · width]`) into q, k and v
+/// (`[heads, n, head_dim]`, f32) and rotates q and k (rotate-half form, in
+/// f32 as transformers' `apply_rotary_pos_emb_vision`).
+pub(super) fn rotated_qkv(
+    qkv: &Tensor,
+    heads: usize,
+    cos: &Tensor,
+    sin: &Tensor,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let (n, w3) = qkv.dims2()?;
+    let hd = w3 / 3 / heads;
+    let qkv = qkv.reshape((n, 3, heads, hd))?.to_dtype(DType::F32)?;
+    let part = |i: usize| -> Result<Tensor> {
+        qkv.narrow(1, i, 1)?
+            .squeeze(1)?
+            .transpose(0, 1)?
+            .unsqueeze(0)?
+            .contiguous()
+    };
+    Ok((
+        candle_nn::rotary_emb::rope(&part(0)?, cos, sin)?.squeeze(0)?,
+        candle_nn::rotary_emb::rope(&part(1)?, cos, sin)?.squeeze(0)?,
+        part(2)?.squeeze(0)?,
+    ))
+}
+
+/// Non-causal attention of `q`, `k`, `v` (`[heads, n, head_dim]`) within
+/// each span: spans of equal length are gathered and attended as one
+/// batch, and the outputs put back in place. Returns `[heads, n, head_dim]`.
+pub(super) fn attend_spans(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    spans: &[(usize, usize)],
+    scale: f64,
+) -> Result<Tensor> {
+    let (heads, n, hd) = q.dims3()?;
+    let attend = |q: &Tensor, k: &Tensor, v: &Tensor| -> Result<Tensor> {
+        let att = (q.matmul(&k.t()?)? * scale)?;
+        candle_nn::ops::softmax_last_dim(&att)?.matmul(v)
+    };
+    if let [(0, len)] = spans
+        && *len == n
+    {
+        return attend(q, k, v);
+    }
+    let mut by_len: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for &(s, len) in spans {
+        by_len.entry(len).or_default().push(s);
+    }
+    let dev = q.device();
+    let mut order: Vec<u32> = Vec::with_capacity(n);
+    let mut outs = Vec::with_capacity(by_len.len());
+    for (len, starts) in by_len {
+        let w = starts.len();
+        let idx: Vec<u32> = starts
+            .iter()
+            .flat_map(|&s| (s..s + len).map(|i| i as u32))
+            .collect();
+        let idx_t = Tensor::new(idx.as_slice(), dev)?;
+        let take = |x: &Tensor| -> Result<Tensor> {
+            x.index_select(&idx_t, 1)?
+                .reshape((heads * w, len, hd))?
+                .contiguous()
+        };
+        let o = attend(&take(q)?, &take(k)?, &take(v)?)?;
+        outs.push(o.reshape((heads, w * len, hd))?);
+        order.extend(idx);
+    }
+    if order.len() != n {
+        candle_core::bail!("attention spans cover {} of {n} patches", order.len());
+    }
+    let mut back = vec![0u32; n];
+    for (place, &row) in order.iter().enumerate() {
+        back[row as usize] = place as u32;
+    }
+    Tensor::cat(&outs, 1)?.index_select(&Tensor::new(back.as_slice(), dev)?, 1)
 }

@@ -18,10 +18,11 @@
 
 use super::config::VisionConfig;
 use super::image::PreparedImage;
-use super::vision::{VisionTower, activation, patch_rows, rotary_tables};
+use super::vision::{
+    VisionTower, activation, attend_spans, patch_rows, rotary_tables, rotated_qkv,
+};
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{Linear, RmsNorm, VarBuilder};
-use std::collections::BTreeMap;
 
 struct Block {
     norm1: RmsNorm,
@@ -97,59 +98,6 @@ pub fn window_plan(grids: &[[usize; 3]], merge: usize, window_units: usize) -> W
     }
 }
 
-/// Non-causal attention of `q`, `k`, `v` (`[heads, n, head_dim]`) within
-/// each span: spans of equal length are gathered and attended as one
-/// batch, and the outputs put back in place. Returns `[heads, n, head_dim]`.
-pub(super) fn attend_spans(
-    q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
-    spans: &[(usize, usize)],
-    scale: f64,
-) -> Result<Tensor> {
-    let (heads, n, hd) = q.dims3()?;
-    let attend = |q: &Tensor, k: &Tensor, v: &Tensor| -> Result<Tensor> {
-        let att = (q.matmul(&k.t()?)? * scale)?;
-        candle_nn::ops::softmax_last_dim(&att)?.matmul(v)
-    };
-    if let [(0, len)] = spans
-        && *len == n
-    {
-        return attend(q, k, v);
-    }
-    let mut by_len: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for &(s, len) in spans {
-        by_len.entry(len).or_default().push(s);
-    }
-    let dev = q.device();
-    let mut order: Vec<u32> = Vec::with_capacity(n);
-    let mut outs = Vec::with_capacity(by_len.len());
-    for (len, starts) in by_len {
-        let w = starts.len();
-        let idx: Vec<u32> = starts
-            .iter()
-            .flat_map(|&s| (s..s + len).map(|i| i as u32))
-            .collect();
-        let idx_t = Tensor::new(idx.as_slice(), dev)?;
-        let take = |x: &Tensor| -> Result<Tensor> {
-            x.index_select(&idx_t, 1)?
-                .reshape((heads * w, len, hd))?
-                .contiguous()
-        };
-        let o = attend(&take(q)?, &take(k)?, &take(v)?)?;
-        outs.push(o.reshape((heads, w * len, hd))?);
-        order.extend(idx);
-    }
-    if order.len() != n {
-        candle_core::bail!("attention spans cover {} of {n} patches", order.len());
-    }
-    let mut back = vec![0u32; n];
-    for (place, &row) in order.iter().enumerate() {
-        back[row as usize] = place as u32;
-    }
-    Tensor::cat(&outs, 1)?.index_select(&Tensor::new(back.as_slice(), dev)?, 1)
-}
-
 impl Vision25 {
     /// Builds the tower from `visual.*` (or `model.visual.*`): `vb` is that
     /// prefix.
@@ -201,23 +149,7 @@ impl Vision25 {
         let heads = self.cfg.num_heads;
         let hd = self.cfg.hidden_size / heads;
         let n = x.dim(0)?;
-        let qkv = b
-            .qkv
-            .forward(&b.norm1.forward(x)?)?
-            .reshape((n, 3, heads, hd))?
-            .to_dtype(DType::F32)?;
-        // [1, heads, n, hd] for rope (rotate-half form, in f32 as
-        // transformers' `apply_rotary_pos_emb_vision`).
-        let part = |i: usize| -> Result<Tensor> {
-            qkv.narrow(1, i, 1)?
-                .squeeze(1)?
-                .transpose(0, 1)?
-                .unsqueeze(0)?
-                .contiguous()
-        };
-        let q = candle_nn::rotary_emb::rope(&part(0)?, cos, sin)?.squeeze(0)?;
-        let k = candle_nn::rotary_emb::rope(&part(1)?, cos, sin)?.squeeze(0)?;
-        let v = part(2)?.squeeze(0)?;
+        let (q, k, v) = rotated_qkv(&b.qkv.forward(&b.norm1.forward(x)?)?, heads, cos, sin)?;
         let o = attend_spans(&q, &k, &v, spans, (hd as f64).powf(-0.5))?
             .transpose(0, 1)?
             .reshape((n, heads * hd))?
@@ -288,6 +220,7 @@ impl VisionTower for Vision25 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::Device;
 
     #[test]
     fn windows_tile_each_frame_and_clip_at_the_edge() {
