@@ -21,7 +21,6 @@ model on the same files and reports the error.
 Needs torch, transformers 5.10.4, safetensors, pillow: python/requirements.txt.
 """
 import argparse
-import inspect
 import json
 import os
 import sys
@@ -29,12 +28,11 @@ import sys
 import numpy as np
 import torch
 from PIL import Image
-from safetensors.torch import save_file
 from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from qwen3vl_reference import SID, text_ids, tokenizer_json  # noqa: E402
+from qwen3vl_reference import SID, conversation, save_references, tokenizer_json  # noqa: E402
 
 CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
@@ -139,35 +137,8 @@ def main():
     grid = px["image_grid_thw"]
     n1, n2 = [int(g.prod()) // 4 for g in grid]
 
-    ids = ([SID["<|im_start|>"]] + text_ids("system\nYou zoom.") + [SID["<|im_end|>"]] + text_ids("\n")
-           + [SID["<|im_start|>"]] + text_ids("user\n") + [SID["<|vision_start|>"]]
-           + [SID["<|image_pad|>"]] * n1 + [SID["<|vision_end|>"]] + text_ids("What is red?")
-           + [SID["<|im_end|>"]] + text_ids("\n") + [SID["<|im_start|>"]] + text_ids("assistant\n")
-           + [SID["<tool_call>"]] + text_ids('{"name": "image_zoom_in_tool"}') + [SID["</tool_call>"]])
-    split = len(ids)
-    ids += ([SID["<|im_end|>"]] + text_ids("\n") + [SID["<|im_start|>"]] + text_ids("user\n")
-            + [SID["<tool_response>"]] + [SID["<|vision_start|>"]] + [SID["<|image_pad|>"]] * n2
-            + [SID["<|vision_end|>"]] + [SID["</tool_response>"]] + [SID["<|im_end|>"]] + text_ids("\n")
-            + [SID["<|im_start|>"]] + text_ids("assistant\n<answer>7</answer>"))
-    input_ids = torch.tensor([ids])
-    extra = {}
-    if "mm_token_type_ids" in inspect.signature(model.forward).parameters:
-        extra["mm_token_type_ids"] = (input_ids == SID["<|image_pad|>"]).to(torch.int32)
-    meta = {"images": paths, "split": split, "preset": "qwen2.5-" + args.preset, "seed": args.seed,
-            "transformers": __import__("transformers").__version__, "torch": torch.__version__}
-    for dtype, name in ((torch.float32, "reference.safetensors"), (torch.bfloat16, "reference-bf16.safetensors")):
-        m = model.to(dtype)
-        with torch.no_grad():
-            out = m(input_ids=input_ids, pixel_values=px["pixel_values"].to(dtype), image_grid_thw=grid, **extra)
-        logits = out.logits[0].float().contiguous()
-        save_file({"input_ids": input_ids[0].to(torch.int64).contiguous(), "logits": logits,
-                   "pixel_values": px["pixel_values"].float().contiguous(),
-                   "image_grid_thw": grid.to(torch.int64).contiguous()},
-                  os.path.join(args.out, name), metadata={k: json.dumps(v) for k, v in meta.items()})
-        print(f"{name}: {len(ids)} tokens, images {grid.tolist()}, logits {tuple(logits.shape)}, "
-              f"max |logit| {logits.abs().max().item():.3f}")
-    model.to(torch.float32)
-
+    meta = {"images": paths, "preset": "qwen2.5-" + args.preset, "seed": args.seed}
+    save_references(model, conversation(n1, n2), px, args.out, meta)
 
 if __name__ == "__main__":
     main()

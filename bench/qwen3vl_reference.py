@@ -132,6 +132,52 @@ def test_images():
     return Image.fromarray(a), Image.fromarray(b)
 
 
+def conversation(n1, n2):
+    """Turn 1: system, the image (`n1` tokens) and the question; turn 2
+    (after the assistant's tool call): the crop (`n2` tokens) in a tool
+    response. Returns the ids and `split`: the first `split` tokens are one
+    chunk, the rest another (exercises the KV cache)."""
+    ids = ([SID["<|im_start|>"]] + text_ids("system\nYou zoom.") + [SID["<|im_end|>"]] + text_ids("\n")
+           + [SID["<|im_start|>"]] + text_ids("user\n") + [SID["<|vision_start|>"]]
+           + [SID["<|image_pad|>"]] * n1 + [SID["<|vision_end|>"]] + text_ids("What is red?")
+           + [SID["<|im_end|>"]] + text_ids("\n") + [SID["<|im_start|>"]] + text_ids("assistant\n")
+           + [SID["<think>"]] + text_ids("look") + [SID["</think>"]] + [SID["<tool_call>"]]
+           + text_ids('{"name": "image_zoom_in_tool"}') + [SID["</tool_call>"]])
+    split = len(ids)
+    ids += ([SID["<|im_end|>"]] + text_ids("\n") + [SID["<|im_start|>"]] + text_ids("user\n")
+            + [SID["<tool_response>"]] + [SID["<|vision_start|>"]] + [SID["<|image_pad|>"]] * n2
+            + [SID["<|vision_end|>"]] + [SID["</tool_response>"]] + [SID["<|im_end|>"]] + text_ids("\n")
+            + [SID["<|im_start|>"]] + text_ids("assistant\n<answer>7</answer>"))
+    return ids, split
+
+
+def save_references(model, conv, px, out_dir, meta):
+    """Runs `model` on the conversation in f32 and bf16 and saves the inputs
+    and every position's logits for `virl vlm compare`."""
+    ids, split = conv
+    grid = px["image_grid_thw"]
+    input_ids = torch.tensor([ids])
+    # transformers 5.x builds M-RoPE positions from the token types the
+    # processor returns (1 = image token, 0 = text); older versions took
+    # them from input_ids alone and have no such argument.
+    extra = {}
+    if "mm_token_type_ids" in inspect.signature(model.forward).parameters:
+        extra["mm_token_type_ids"] = (input_ids == SID["<|image_pad|>"]).to(torch.int32)
+    meta = dict(meta, split=split, transformers=__import__("transformers").__version__, torch=torch.__version__)
+    for dtype, name in ((torch.float32, "reference.safetensors"), (torch.bfloat16, "reference-bf16.safetensors")):
+        m = model.to(dtype)
+        with torch.no_grad():
+            out = m(input_ids=input_ids, pixel_values=px["pixel_values"].to(dtype), image_grid_thw=grid, **extra)
+        logits = out.logits[0].float().contiguous()
+        save_file({"input_ids": input_ids[0].to(torch.int64).contiguous(), "logits": logits,
+                   "pixel_values": px["pixel_values"].float().contiguous(),
+                   "image_grid_thw": grid.to(torch.int64).contiguous()},
+                  os.path.join(out_dir, name), metadata={k: json.dumps(v) for k, v in meta.items()})
+        print(f"{name}: {len(ids)} tokens, images {grid.tolist()}, logits {tuple(logits.shape)}, "
+              f"max |logit| {logits.abs().max().item():.3f}")
+    model.to(torch.float32)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
@@ -160,40 +206,8 @@ def main():
     grid = px["image_grid_thw"]
     n1, n2 = [int(g.prod()) // 4 for g in grid]
 
-    # Turn 1: system, the image and the question; turn 2 (after the
-    # assistant's tool call): the crop in a tool response. The first `split`
-    # tokens are one chunk, the rest another (exercises the KV cache).
-    ids = ([SID["<|im_start|>"]] + text_ids("system\nYou zoom.") + [SID["<|im_end|>"]] + text_ids("\n")
-           + [SID["<|im_start|>"]] + text_ids("user\n") + [SID["<|vision_start|>"]]
-           + [SID["<|image_pad|>"]] * n1 + [SID["<|vision_end|>"]] + text_ids("What is red?")
-           + [SID["<|im_end|>"]] + text_ids("\n") + [SID["<|im_start|>"]] + text_ids("assistant\n")
-           + [SID["<think>"]] + text_ids("look") + [SID["</think>"]] + [SID["<tool_call>"]]
-           + text_ids('{"name": "image_zoom_in_tool"}') + [SID["</tool_call>"]])
-    split = len(ids)
-    ids += ([SID["<|im_end|>"]] + text_ids("\n") + [SID["<|im_start|>"]] + text_ids("user\n")
-            + [SID["<tool_response>"]] + [SID["<|vision_start|>"]] + [SID["<|image_pad|>"]] * n2
-            + [SID["<|vision_end|>"]] + [SID["</tool_response>"]] + [SID["<|im_end|>"]] + text_ids("\n")
-            + [SID["<|im_start|>"]] + text_ids("assistant\n<answer>7</answer>"))
-    input_ids = torch.tensor([ids])
-    # transformers 5.x builds M-RoPE positions from the token types the
-    # processor returns (1 = image token, 0 = text); older versions took
-    # them from input_ids alone and have no such argument.
-    extra = {}
-    if "mm_token_type_ids" in inspect.signature(model.forward).parameters:
-        extra["mm_token_type_ids"] = (input_ids == SID["<|image_pad|>"]).to(torch.int32)
-    meta = {"images": paths, "split": split, "preset": args.preset, "seed": args.seed,
-            "transformers": __import__("transformers").__version__, "torch": torch.__version__}
-    for dtype, name in ((torch.float32, "reference.safetensors"), (torch.bfloat16, "reference-bf16.safetensors")):
-        m = model.to(dtype)
-        with torch.no_grad():
-            out = m(input_ids=input_ids, pixel_values=px["pixel_values"].to(dtype), image_grid_thw=grid, **extra)
-        logits = out.logits[0].float().contiguous()
-        save_file({"input_ids": input_ids[0].to(torch.int64).contiguous(), "logits": logits,
-                   "pixel_values": px["pixel_values"].float().contiguous(),
-                   "image_grid_thw": grid.to(torch.int64).contiguous()},
-                  os.path.join(args.out, name), metadata={k: json.dumps(v) for k, v in meta.items()})
-        print(f"{name}: {len(ids)} tokens, images {grid.tolist()}, logits {tuple(logits.shape)}, "
-              f"max |logit| {logits.abs().max().item():.3f}")
+    meta = {"images": paths, "preset": args.preset, "seed": args.seed}
+    save_references(model, conversation(n1, n2), px, args.out, meta)
     model.to(torch.float32)
 
 

@@ -66,6 +66,10 @@ impl Throughput {
     }
 }
 
+/// Changes a sample's image before it is rolled out (the audit's
+/// controls: the rationale masked out, or a blank image).
+pub type ImageFn<'a> = dyn FnMut(&crate::dataset::Sample, &image::RgbImage) -> image::RgbImage + 'a;
+
 /// Rolls out `cfg.group` trajectories for each listed sample of `store`
 /// with seeded temperature / top-p sampling, scores each group.
 /// `progress(done, total)` is called after each sample.
@@ -77,25 +81,42 @@ pub fn run(
     iteration: u64,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<(Vec<Trajectory>, Throughput), String> {
+    run_on(model, store, samples, cfg, iteration, None, progress)
+}
+
+/// [`run`] on images changed by `image(sample, original)` first, when
+/// given; the trajectories are still scored against the sample's ground
+/// truth.
+pub fn run_on(
+    model: &dyn VlmPolicy,
+    store: &ImageStore,
+    samples: &[usize],
+    cfg: &VlmRunConfig,
+    iteration: u64,
+    image: Option<&mut ImageFn>,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<(Vec<Trajectory>, Throughput), String> {
     let (t, p, seed, g) = (
         cfg.rollout.temperature,
         cfg.rollout.top_p,
         cfg.seed,
         cfg.group,
     );
-    run_with(
+    let mut chooser = |k: usize, i: usize| -> Box<dyn TokenChooser> {
+        Box::new(Sampler {
+            temperature: t,
+            top_p: p,
+            rng: SplitMix64::for_item(seed, (k * g + i) as u64),
+        })
+    };
+    rollouts(
         model,
         store,
         samples,
         cfg,
         iteration,
-        &mut |k, i| {
-            Box::new(Sampler {
-                temperature: t,
-                top_p: p,
-                rng: SplitMix64::for_item(seed, (k * g + i) as u64),
-            })
-        },
+        &mut chooser,
+        image,
         progress,
     )
 }
@@ -111,30 +132,20 @@ pub fn run_with(
     chooser: &mut dyn FnMut(usize, usize) -> Box<dyn TokenChooser>,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<(Vec<Trajectory>, Throughput), String> {
-    run_on(
-        model,
-        store,
-        samples,
-        cfg,
-        iteration,
-        chooser,
-        &mut |_, img| img,
-        progress,
+    rollouts(
+        model, store, samples, cfg, iteration, chooser, None, progress,
     )
 }
 
-/// [`run_with`] on images changed by `image(sample, original)` first (the
-/// audit's controls: the rationale masked out, or a blank image); the
-/// trajectories are still scored against the sample's ground truth.
 #[allow(clippy::too_many_arguments)]
-pub fn run_on(
+fn rollouts(
     model: &dyn VlmPolicy,
     store: &ImageStore,
     samples: &[usize],
     cfg: &VlmRunConfig,
     iteration: u64,
     chooser: &mut dyn FnMut(usize, usize) -> Box<dyn TokenChooser>,
-    image: &mut dyn FnMut(&crate::dataset::Sample, image::RgbImage) -> image::RgbImage,
+    mut image: Option<&mut ImageFn>,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<(Vec<Trajectory>, Throughput), String> {
     cfg.rollout.validate()?;
@@ -149,14 +160,13 @@ pub fn run_on(
             .samples()
             .get(idx)
             .ok_or_else(|| format!("no sample {idx} in {}", ds.root().display()))?;
-        let img = image(
-            sample,
-            (*store.image(idx).map_err(|e| e.to_string())?).clone(),
-        );
+        let original = store.image(idx).map_err(|e| e.to_string())?;
+        // The original is only copied when a control changes it.
+        let changed = image.as_mut().map(|f| f(sample, &original));
         let trajs = model
             .rollouts(
                 sample,
-                &img,
+                changed.as_ref().unwrap_or(&original),
                 &cfg.rollout,
                 cfg.group,
                 &Forced::Nothing,

@@ -14,7 +14,6 @@ use virl_engine::fsutil::atomic_write;
 use virl_engine::policy::qwen_vl::protocol::{CoordFrame, RolloutConfig};
 use virl_engine::policy::qwen_vl::{Precision, QwenVl};
 use virl_engine::policy::{DeviceKind, device};
-use virl_engine::rng::SplitMix64;
 use virl_engine::score::{RolloutFormat, score_rollouts};
 use virl_engine::trajectory::Trajectory;
 use virl_engine::vlm::{self, VlmRunConfig};
@@ -46,8 +45,8 @@ pub struct AuditArgs {
     /// Samples per question: 1 is greedy; K > 1 samples at temperature 1 and reports pass@K.
     #[arg(long, default_value_t = 1)]
     samples: usize,
-    /// Questions to audit (default: all).
-    #[arg(long)]
+    /// With --model: audit the first N questions (default: all).
+    #[arg(long, requires = "model")]
     n: Option<usize>,
     /// Output folder.
     #[arg(long)]
@@ -140,41 +139,31 @@ fn run_model(a: &AuditArgs, dir: &Path, dialect: Dialect) -> Result<(Runs, Sessi
     }
     let mut out = Vec::new();
     for (name, idx) in runs {
-        let (ctl_k, ctl_cfg) = if name == "real" {
-            (k, cfg.clone())
+        // Controls: one greedy answer per question.
+        let ctl_cfg = if name == "real" {
+            cfg.clone()
         } else {
-            (
-                1,
-                VlmRunConfig {
-                    group: 1,
-                    rollout: RolloutConfig {
-                        temperature: 0.0,
-                        ..cfg.rollout.clone()
-                    },
-                    ..cfg.clone()
+            VlmRunConfig {
+                group: 1,
+                rollout: RolloutConfig {
+                    temperature: 0.0,
+                    ..cfg.rollout.clone()
                 },
-            )
+                ..cfg.clone()
+            }
         };
         let pb = super::progress_bar(idx.len() as u64, name);
-        let t = ctl_cfg.rollout.temperature;
+        let mut control = |s: &virl_engine::dataset::Sample, img: &image::RgbImage| match name {
+            "masked" => mask_rationale(img, &s.gt_boxes()),
+            _ => blank(img),
+        };
         let (recs, _) = vlm::run_on(
             &model,
             &store,
             idx,
             &ctl_cfg,
             0,
-            &mut |s, i| {
-                Box::new(virl_engine::policy::qwen_vl::sampling::Sampler {
-                    temperature: t,
-                    top_p: 1.0,
-                    rng: SplitMix64::for_item(0, (s * ctl_k + i) as u64),
-                })
-            },
-            &mut |s, img| match name {
-                "masked" => mask_rationale(&img, &s.gt_boxes()),
-                "blank" => blank(&img),
-                _ => img,
-            },
+            (name != "real").then_some(&mut control as &mut vlm::ImageFn),
             &mut |d, _| pb.set_position(d as u64),
         )
         .map_err(anyhow::Error::msg)?;

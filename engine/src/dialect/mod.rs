@@ -152,7 +152,6 @@ impl Dialect {
             ("pixelreasoner", Self::PixelReasoner),
             ("pixel-reasoner", Self::PixelReasoner),
             ("chain-of-focus", Self::ChainOfFocus),
-            ("cof", Self::ChainOfFocus),
             ("virl", Self::Virl),
         ]
         .into_iter()
