@@ -46,7 +46,7 @@ pub struct AuditArgs {
     #[arg(long, default_value_t = 1)]
     samples: usize,
     /// With --model: audit the first N questions (default: all).
-    #[arg(long, requires = "model")]
+    #[arg(long)]
     n: Option<usize>,
     /// Output folder.
     #[arg(long)]
@@ -301,9 +301,12 @@ pub fn svg(r: &AuditReport) -> String {
 
 /// Runs `virl audit`.
 pub fn run(a: AuditArgs) -> Result<()> {
+    if a.n.is_some() && a.model.is_none() {
+        bail!(
+            "--n chooses how many questions the engine runs (with --model); a rollout file is audited whole"
+        );
+    }
     let ds = Dataset::load(&a.dataset)?;
-    std::fs::create_dir_all(&a.out)
-        .with_context(|| format!("cannot create {}", a.out.display()))?;
     let session = a.out.join("session");
     if session.join("session.toml").exists() {
         bail!(
@@ -343,6 +346,8 @@ pub fn run(a: AuditArgs) -> Result<()> {
         .collect();
     let mut report = audit(&source, dialect.name(), &runs[0].1, &ds, &controls);
     report.skipped = skipped;
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("cannot create {}", a.out.display()))?;
     let json = serde_json::to_string_pretty(&report)?;
     atomic_write(&a.out.join("audit.json"), json.as_bytes())?;
     atomic_write(&a.out.join("audit.md"), markdown(&report).as_bytes())?;
