@@ -202,7 +202,7 @@ pub fn ui(
                             ui.add_sized([crop_side, crop_side], egui::Spinner::new());
                         }
                     }
-                    if t.transcript.is_empty() {
+                    if t.transcript.is_empty() && r.vlm_model.is_none() {
                         ui.weak(format!("the {0}×{0} crop the policy saw", r.cfg.env.view));
                     } else {
                         ui.weak("the executed region (the VLM saw it at its own resolution)");

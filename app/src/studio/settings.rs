@@ -271,7 +271,7 @@ impl SettingsState {
         match &r.vlm_model {
             Some(m) => {
                 ui.weak(format!(
-                    "Qwen3-VL rollouts of {m}: {} samples × {} rollouts, no training",
+                    "VLM rollouts of {m}: {} samples × {} rollouts, no training",
                     r.cfg.trainer.samples_per_iter, r.cfg.trainer.group
                 ));
             }

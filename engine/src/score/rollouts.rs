@@ -191,6 +191,9 @@ fn parse_line(
             let mut t = Trajectory::new(&sample, &group, 0, "");
             t.answer = p.answer;
             t.format_errors = p.errors;
+            // The model's text, so that a session of these (`virl audit`)
+            // shows what the model wrote next to its zooms.
+            t.transcript = vec![crate::trajectory::Turn::new("assistant", text)];
             Ok(ParsedLine {
                 trajectory: t,
                 calls: Some((dialect, p.calls)),
@@ -267,7 +270,7 @@ pub fn score_rollouts(
                             Ok((zooms, problems)) => {
                                 t.actions = zooms
                                     .into_iter()
-                                    .map(|z| ZoomAction::new(z.proposed, z.executed, None, None))
+                                    .map(|z| ZoomAction::new(z.proposed, z.executed, None, Some(0)))
                                     .collect();
                                 t.format_errors.extend(problems);
                             }
@@ -419,6 +422,33 @@ mod tests {
             r.skipped[0]
                 .reason
                 .contains("`shown` must be [width, height]")
+        );
+    }
+
+    #[test]
+    fn a_text_line_keeps_the_models_text_for_the_studio() {
+        let g = BBox::new(10.0, 10.0, 20.0, 20.0);
+        let ds = Dataset::new("/nowhere", vec![sample("a", &[g])]);
+        let text = "<tool_call>{\"name\": \"image_zoom_in_tool\", \"arguments\": {\"bbox_2d\": [5, 5, 10, 10]}}</tool_call><answer>7</answer>";
+        let line =
+            serde_json::json!({"sample": "a", "output": text, "shown": [50, 50]}).to_string();
+        let r = score_rollouts(
+            line.as_bytes(),
+            RolloutFormat::Text(Dialect::Deepeyes),
+            None,
+            &ds,
+            &RewardConfig::default(),
+        );
+        let t = &r.trajectories[0];
+        assert_eq!(t.transcript.len(), 1);
+        assert_eq!(
+            (t.transcript[0].role.as_str(), t.transcript[0].text.as_str()),
+            ("assistant", text)
+        );
+        assert_eq!(t.actions[0].turn, Some(0));
+        assert_eq!(
+            t.actions[0].proposed, g,
+            "[5, 5, 10, 10] shown at 50 x 50 of a 100 x 100 image"
         );
     }
 }
